@@ -1,0 +1,281 @@
+"""The run configuration: a typed schema, YAML loading, `a.b=c` overrides, and errors with did-you-mean.
+
+The schema is the documentation: every field has a default a new user can live with, and unknown keys are
+errors (a typo such as `lrr: 1e-3` silently ignored is a wasted run).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunesmith.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSpec(_Strict):
+    """Which base model to tune and how to load it. A bare string in YAML is shorthand for `name`."""
+
+    name: str = "smollm2-135m"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attention: Literal["sdpa", "eager"] = "sdpa"
+    trust_remote_code: bool = False
+
+
+class DataSpec(_Strict):
+    """Where examples come from and how they are turned into training tokens."""
+
+    train: str
+    eval: str | None = None
+    eval_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
+    columns: dict[str, str] | None = None
+    system_prompt: str | None = None
+    train_on_prompt: bool = False
+
+    @model_validator(mode="after")
+    def _one_eval_source(self) -> DataSpec:
+        if self.eval is not None and self.eval_fraction is not None:
+            raise ValueError("give either 'eval' (a file) or 'eval_fraction' (a split of train), not both")
+        return self
+
+
+class LoraSpec(_Strict):
+    """LoRA hyper-parameters (also used by DoRA)."""
+
+    r: int = Field(default=16, ge=1)
+    alpha: float = Field(default=32.0, gt=0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    targets: str | list[str] = "all-linear"
+    rslora: bool = False
+
+
+class TrainSpec(_Strict):
+    """Optimisation settings. One optimizer step sees batch_size x grad_accum rows (x world size)."""
+
+    epochs: int = Field(default=1, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=2.0e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    max_length: int = Field(default=512, ge=8)
+    seed: int = 0
+    save_every: int = Field(default=50, ge=1)
+    eval_every: int = Field(default=50, ge=1)
+    log_every: int = Field(default=1, ge=1)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    packing: bool = False
+    group_by_length: bool = True
+    threads: int | None = Field(default=None, ge=1)
+
+
+class EvalSpec(_Strict):
+    """Held-out evaluation run before and after training: loss, and task accuracy from generation."""
+
+    enabled: bool = True
+    max_samples: int = Field(default=100, ge=1)
+    max_new_tokens: int = Field(default=64, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    answer_regex: str | None = None
+
+    @field_validator("answer_regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            import re
+
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
+
+
+class Config(_Strict):
+    """A whole run."""
+
+    model: ModelSpec = ModelSpec()
+    data: DataSpec
+    method: Literal["lora", "dora", "full"] = "lora"
+    lora: LoraSpec = LoraSpec()
+    train: TrainSpec = TrainSpec()
+    eval: EvalSpec = EvalSpec()
+    output_dir: str = "runs/run"
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_shorthand(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
+
+
+# ---------------------------------------------------------------------------------------------------------
+# loading
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML mapping to its 1-based line, so errors can point at the line."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = prefix + (str(key.value),)
+                lines[path] = key.start_mark.line + 1
+                walk(value, path)
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _unknown_key_error(path: tuple[str, ...], allowed: list[str], where: str) -> ConfigError:
+    key = path[-1]
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(allowed))})"
+    return ConfigError(f"unknown key{hint}", origin=where, field=".".join(path))
+
+
+def _check_keys(raw: dict, schema: type[BaseModel], prefix: tuple[str, ...], locate) -> None:
+    """Raise a did-you-mean error for the first unknown key, walking nested sections."""
+    for key, value in raw.items():
+        path = prefix + (str(key),)
+        field = schema.model_fields.get(str(key))
+        if field is None:
+            raise _unknown_key_error(path, list(schema.model_fields), locate(path))
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(value, dict):
+            _check_keys(value, sub, path, locate)
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """Turn `["train.lr=1e-3", "method=full"]` into a nested dict; values are parsed as YAML scalars."""
+    out: dict = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"override '{item}' is not of the form key.sub=value")
+        node = out
+        parts = key.split(".")
+        if len(parts) > 1 and isinstance(out.get("model"), str) and parts[0] == "model":
+            out["model"] = {"name": out["model"]}  # `model=path` shorthand, then `model.dtype=...`
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override")
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            parsed = value
+        if key == "model" and isinstance(parsed, str) and isinstance(out.get("model"), dict):
+            out["model"] = {**out["model"], "name": parsed}  # `model.dtype=...`, then `model=path`
+        else:
+            node[parts[-1]] = parsed
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        elif k == "model" and isinstance(out.get(k), dict) and isinstance(v, str):
+            out[k] = {**out[k], "name": v}
+        elif isinstance(v, dict) and k == "model" and isinstance(out.get(k), str):
+            out[k] = {"name": out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def build_config(raw: dict, overrides: list[str] | None = None, *, source: str = "<config>",
+                 text: str | None = None) -> Config:
+    """Validate a raw mapping (plus overrides) into a `Config`, with errors that name file, line and field."""
+    lines = _line_index(text) if text else {}
+
+    def locate(path: tuple[str, ...]) -> str:
+        line = lines.get(path)
+        return f"{source}:{line}" if line else source
+
+    if not isinstance(raw, dict):
+        raise ConfigError("the config must be a YAML mapping (key: value lines)", origin=source)
+    over = parse_overrides(overrides or [])
+    _check_keys(raw, Config, (), locate)
+    _check_keys(over, Config, (), lambda p: "override")
+    merged = _merge(raw, over)
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [p for p in err["loc"] if not str(p).startswith("function-")]
+        if err["type"] != "missing":
+            loc = _given(merged, loc)  # drop union-member tags, e.g. 'str' in ('lora', 'targets', 'str')
+        path = tuple(str(p) for p in loc)
+        if path and path[0] == "model" and len(path) > 1 and path[1] not in ModelSpec.model_fields:
+            path = ("model",)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "is required"
+        return_field = ".".join(path) or None
+        given = _given(over, loc)
+        from_override = bool(loc) and given == loc and not isinstance(_at(over, loc), dict)
+        raise ConfigError(msg, origin="override" if from_override else locate(path), field=return_field) from None
+
+
+def _given(data, loc: list) -> list:
+    """The leading part of a validation-error location that addresses values present in `data`."""
+    out, node = [], data
+    for p in loc:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+            node = node[p]
+        else:
+            break
+        out.append(p)
+    return out
+
+
+def _at(data, loc: list):
+    for p in loc:
+        data = data[p]
+    return data
+
+
+def load_config(source: str | Path | dict | Config, overrides: list[str] | None = None) -> Config:
+    """Load a config from a YAML file, a dict, or pass a `Config` through (applying overrides)."""
+    if isinstance(source, Config):
+        if not overrides:
+            return source
+        return build_config(source.model_dump(), overrides)
+    if isinstance(source, dict):
+        return build_config(source, overrides)
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError("no such config file", origin=str(path))
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"invalid YAML: {problem}", origin=where) from None
+    return build_config(raw if raw is not None else {}, overrides, source=str(path), text=text)
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML, as saved in the run folder."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,20 @@
+"""Data loading: read records from files, normalise them to conversations, and split off an eval set."""
+
+from tunesmith.data.formats import FORMATS, check_columns, detect_format, normalise
+from tunesmith.data.loader import find_problems, load_conversations, split_eval
+from tunesmith.data.sources import read_records, scan_records
+from tunesmith.data.types import Conversation, Message
+
+__all__ = [
+    "FORMATS",
+    "Conversation",
+    "Message",
+    "check_columns",
+    "detect_format",
+    "find_problems",
+    "load_conversations",
+    "normalise",
+    "read_records",
+    "scan_records",
+    "split_eval",
+]

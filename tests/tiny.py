@@ -1,0 +1,70 @@
+"""Tiny models and tokenizers built in-process: hermetic (no network, no cache), seeded, fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CHATML = ("{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+          "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+          "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.", "Hello! How can I help you today?",
+    "category: billing\nreply: We will refund the double charge.", "What is the capital of France? Paris.",
+    "My order VC-123456 has not arrived yet, where is it?", "Please reset my password, I am locked out.",
+    "user assistant system", "The model answers short questions with short answers.",
+]
+
+
+def _bpe(specials: list[str]) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    return tok
+
+
+def chatml_tokenizer() -> PreTrainedTokenizerFast:
+    """SmolLM2-like: bos <|im_start|>, eos = pad = <|im_end|>, a ChatML template with a default system prompt."""
+    tok = PreTrainedTokenizerFast(tokenizer_object=_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>"]),
+                                  bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                  unk_token="<|endoftext|>")
+    tok.chat_template = CHATML
+    return tok
+
+
+def base_tokenizer() -> PreTrainedTokenizerFast:
+    """GPT-2-like base model tokenizer: no chat template, bos = eos = <|endoftext|>, no pad token."""
+    return PreTrainedTokenizerFast(tokenizer_object=_bpe(["<|endoftext|>"]), bos_token="<|endoftext|>",
+                                   eos_token="<|endoftext|>")
+
+
+def llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def gpt2(tokenizer, seed: int = 0) -> GPT2LMHeadModel:
+    torch.manual_seed(seed)
+    cfg = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return GPT2LMHeadModel(cfg).eval()
+
+
+def save_model_folder(folder: Path, kind: str = "llama") -> Path:
+    """A complete HF model folder (config, safetensors, tokenizer) that tunesmith can load by path."""
+    tok = chatml_tokenizer() if kind == "llama" else base_tokenizer()
+    model = llama(tok) if kind == "llama" else gpt2(tok)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
