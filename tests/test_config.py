@@ -35,7 +35,7 @@ def test_minimal_yaml_gets_documented_defaults(tmp_path):
     assert cfg.data.train == "train.jsonl"
     assert cfg.data.eval is None and cfg.data.eval_fraction is None and cfg.data.columns is None
     assert cfg.data.system_prompt is None and cfg.data.train_on_prompt is False
-    assert cfg.model.name == "smollm2-135m" and cfg.model.dtype == "float32" and cfg.model.attention == "sdpa"
+    assert cfg.model.name == "smollm2-135m" and cfg.model.dtype == "auto" and cfg.model.attention == "sdpa"
     assert cfg.model.trust_remote_code is False
     assert cfg.method == "lora"
     assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.targets) == (16, 32.0, 0.05, "all-linear")
@@ -98,7 +98,7 @@ def test_exponent_without_dot_is_still_a_float(tmp_path):
 
 def test_model_string_is_shorthand_for_name(tmp_path):
     cfg = load_config(write(tmp_path, "model: my/model\n" + MINIMAL))
-    assert cfg.model.name == "my/model" and cfg.model.dtype == "float32"
+    assert cfg.model.name == "my/model" and cfg.model.dtype == "auto"
 
 
 def test_load_from_dict_and_config_passthrough():

@@ -31,7 +31,7 @@ def write_data(path, n=16):
 
 def config(tmp_path, model_dir, name, **train):
     data = write_data(tmp_path / "train.jsonl")
-    return {"model": str(model_dir), "data": {"train": data},
+    return {"model": {"name": str(model_dir), "dtype": "float32"}, "data": {"train": data},
             "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
             "train": {"max_steps": 4, "batch_size": 8, "grad_accum": 1, "lr": 1e-2, "max_length": 64,
                       "group_by_length": False, "save_every": 100, **train},

@@ -24,7 +24,7 @@ class ModelSpec(_Strict):
     """Which base model to tune and how to load it. A bare string in YAML is shorthand for `name`."""
 
     name: str = "smollm2-135m"
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     attention: Literal["sdpa", "eager"] = "sdpa"
     trust_remote_code: bool = False
 
@@ -86,6 +86,12 @@ class EvalSpec(_Strict):
     max_new_tokens: int = Field(default=64, ge=1)
     batch_size: int = Field(default=16, ge=1)
     answer_regex: str | None = None
+    report: bool = True  # after training: base zero-/few-shot vs tuned -> eval.json, predictions.jsonl, report.html
+    few_shot: int = Field(default=3, ge=0)  # training examples shown to the base model in the few-shot system
+    generate_every: int | None = Field(default=None, ge=1)  # during training: task metric on generated answers
+    generate_samples: int = Field(default=16, ge=1)  # held-out rows for that periodic generation eval
+    select_best: bool = False  # keep the weights of the step with the best periodic task metric
+    patience: int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
 
     @field_validator("answer_regex")
     @classmethod

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from tunesmith.errors import ModelError
+from tunesmith.hardware import resolve_dtype
 
 log = logging.getLogger("tunesmith")
 
@@ -122,14 +123,14 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(source: ModelSource, *, dtype: str = "float32", attention: str = "sdpa",
+def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "sdpa",
                trust_remote_code: bool = False):
-    """Load the causal LM with an explicit dtype and attention backend."""
+    """Load the causal LM with an explicit dtype (`auto`: bf16 where the hardware is fast at it) and attention."""
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source.load_path, dtype=DTYPES[dtype], attn_implementation=attention,
+            source.load_path, dtype=DTYPES[resolve_dtype(dtype)], attn_implementation=attention,
             trust_remote_code=trust_remote_code)
     except OSError as e:
         raise _load_error(source, e) from None

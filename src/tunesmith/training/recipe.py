@@ -19,6 +19,7 @@ import torch
 
 from tunesmith import checkpoint, distributed
 from tunesmith.adapters import apply_method, count_parameters
+from tunesmith.check.contract import refuse_contract_errors
 from tunesmith.checkpoint import LoopState, atomic_folder, atomic_write_text
 from tunesmith.config import Config, dump_config, load_config
 from tunesmith.data import load_conversations, split_eval
@@ -26,6 +27,7 @@ from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.generation import generate_answers
+from tunesmith.hardware import choose_threads
 from tunesmith.models import load_model, load_tokenizer, resolve_model
 from tunesmith.pack import collate, collate_padded, plan_batches
 from tunesmith.progress import TrainProgress
@@ -71,17 +73,6 @@ class Prepared:
     dropped: list[Rendered]
 
 
-def set_threads(requested: int | None, dist: distributed.DistInfo) -> int:
-    """Use the cores we may run on, split between local ranks, unless told otherwise: never oversubscribe."""
-    if requested is None:
-        env = os.environ.get("OMP_NUM_THREADS")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        requested = int(env) if env and env.isdigit() else max(1, cores // max(1, int(
-            os.environ.get("LOCAL_WORLD_SIZE", 1))))
-    torch.set_num_threads(requested)
-    return requested
-
-
 def prepare(config: Config) -> Prepared:
     """Read and render the data and load the tokenizer; raise a clear error on any bad input."""
     d = config.data
@@ -98,6 +89,9 @@ def prepare(config: Config) -> Prepared:
     opts = dict(max_length=config.train.max_length, system_prompt=d.system_prompt, train_on_prompt=d.train_on_prompt)
     train_rows, dropped = render_all(train_convs, tokenizer, **opts)
     eval_rows, eval_dropped = render_all(eval_convs, tokenizer, **opts)
+    # the fast checks of `tunesmith check`: refuse rows that would teach the wrong thing (masked eos, ...)
+    refuse_contract_errors(train_convs + eval_convs, train_rows + dropped + eval_rows + eval_dropped, tokenizer,
+                           d.system_prompt)
     if not train_rows:
         raise DataError(f"no training row keeps a trained token within max_length={config.train.max_length} "
                         f"(first: {dropped[0].origin})", origin=d.train)
@@ -166,7 +160,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one."""
     config = load_config(config, overrides)
     dist = distributed.init()
-    threads = set_threads(config.train.threads, dist)
+    threads = choose_threads(config.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     prep = prepare(config)
     run_dir, latest = open_run_dir(config, resume)
     summary_path = run_dir / "summary.json"
@@ -199,7 +193,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     if latest is not None:
         state = checkpoint.load(latest, model, optimizer, scheduler)
         log.info("resuming from %s (step %d)", latest, state.step)
-    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    if dist.is_main:
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
     if dist.is_main and eval_batches and config.eval.enabled and not (run_dir / "eval_before.json").is_file():
         log.info("evaluating the base model on %d held-out rows", len(prep.eval_rows))
         write_json(run_dir / "eval_before.json", evaluate(model, prep, eval_batches))
@@ -223,7 +218,11 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     bar = TrainProgress(total_steps, state.step, enabled=dist.is_main and show_progress)
     ckpt_root = run_dir / "checkpoints"
 
+    probe = _generation_probe(model, prep) if dist.world_size == 1 and config.eval.generate_every else None
+
     def log_step(record: dict) -> None:
+        if probe is not None and record["step"] % config.eval.generate_every == 0:
+            record[probe.key] = probe(record["step"])
         writer(record)
         bar.update(record)
 
@@ -233,7 +232,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
 
     hooks = LoopHooks(plan=plan, total_steps=total_steps, log=log_step, save=save,
                       evaluate=(lambda: mean_loss(model, eval_batches)) if eval_batches else None,
-                      should_stop=lambda: stop["flag"])
+                      should_stop=lambda: stop["flag"] or (probe is not None and probe.should_stop))
     started, start_step, start_tokens = time.perf_counter(), state.step, state.tokens
     try:
         state = train_loop(distributed.wrap(model, dist), optimizer, scheduler, t, hooks, state, dist)
@@ -251,6 +250,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     if not dist.is_main:
         return RunResult(run_dir)
 
+    if probe is not None:
+        probe.restore_best()  # only when eval.select_best: the final weights are the best step's
     save_final(model, prep.tokenizer, run_dir, config.method)
     after = evaluate(model, prep, eval_batches) if eval_batches and config.eval.enabled else None
     before = read_json(run_dir / "eval_before.json") if (run_dir / "eval_before.json").is_file() else None
@@ -264,8 +265,33 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "before": before, "after": after,
     }
+    if probe is not None and probe.summary() is not None:
+        summary["best"] = probe.summary()
+    if after is not None and config.eval.report and any(not c.is_text for c in prep.eval_convs):
+        from tunesmith.evaluate import evaluate_run
+
+        log.info("comparing base zero-shot, base %d-shot and tuned on the held-out data", config.eval.few_shot)
+        report = evaluate_run(run_dir, model=model, tokenizer=prep.tokenizer, config=config,
+                              few_shot=config.eval.few_shot, max_samples=config.eval.max_samples)
+        summary["comparison"] = {"report": str(run_dir / "report.html"), "metric": report["task"]["primary"],
+                                 **{k: s["metrics"][report["task"]["primary"]]["value"]
+                                    for k, s in report["systems"].items()}}
     write_json(summary_path, summary)
     return RunResult(run_dir, summary)
+
+
+def _generation_probe(model, prep: Prepared):
+    """The periodic generation eval (eval.generate_every) on the first eval.generate_samples held-out rows."""
+    from tunesmith.evaluate.periodic import GenerationProbe
+
+    e = prep.config.eval
+    if not any(not c.is_text for c in prep.eval_convs):
+        log.warning("eval.generate_every needs chat eval data with answers: no periodic generation eval")
+        return None
+    return GenerationProbe(model, prep.tokenizer, prep.eval_convs, samples=e.generate_samples,
+                           system_prompt=prep.config.data.system_prompt, answer_regex=e.answer_regex,
+                           max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, select_best=e.select_best,
+                           patience=e.patience)
 
 
 def save_final(model, tokenizer, run_dir: Path, method: str) -> Path:

@@ -1,0 +1,71 @@
+"""What this machine can do, measured rather than assumed: free cores, bf16 support, a compiler for torch.compile."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+
+import torch
+
+log = logging.getLogger("tunesmith")
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def fast_bf16() -> bool:
+    """True where bf16 matmuls are fast: a CUDA GPU with bf16, or a CPU with AMX-BF16 / AVX-512 BF16."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def resolve_dtype(requested: str) -> str:
+    """`auto` -> bfloat16 where the hardware runs it fast, else float32; anything else passes through."""
+    if requested != "auto":
+        return requested
+    return "bfloat16" if fast_bf16() else "float32"
+
+
+def can_compile() -> bool:
+    """torch.compile needs a C++ compiler for the CPU backend (inductor); on CUDA, triton ships with torch."""
+    return torch.cuda.is_available() or bool(shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++"))
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def free_cores(sample_s: float = 0.3) -> int:
+    """Cores not busy with other work right now (busy = over half used during a short sample)."""
+    try:
+        import psutil
+
+        busy = psutil.cpu_percent(interval=sample_s, percpu=True)
+    except Exception:  # noqa: BLE001 - no measurement: assume every usable core is free
+        return usable_cores()
+    return max(1, min(usable_cores(), sum(1 for b in busy if b < 50.0)))
+
+
+def choose_threads(requested: int | None, local_world_size: int = 1) -> int:
+    """Torch threads: as requested, else OMP_NUM_THREADS, else the free cores split between local ranks.
+
+    Oversubscribing matters: with another process busy on a 2-core machine, 2 threads ran 5-30x slower
+    than 1 (ENVIRONMENT.md), so only cores that are free at start are used.
+    """
+    if requested is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        requested = int(env) if env.isdigit() and int(env) > 0 else max(1, free_cores() // max(1, local_world_size))
+    torch.set_num_threads(requested)
+    return requested
