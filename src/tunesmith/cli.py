@@ -93,7 +93,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from tunesmith.evaluate import evaluate_run
+    from tunesmith.hardware import choose_threads
 
+    choose_threads(args.threads)
     schema = json.loads(open(args.schema, encoding="utf-8").read()) if args.schema else None
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
     s = evaluate_run(args.run_dir, data=args.data, out_dir=args.out, compare=args.compare or [],
@@ -188,7 +190,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from tunesmith.serve import parse_adapters, serve
 
-    key = Path(args.api_key_file).read_text().strip() if args.api_key_file else args.api_key
+    from tunesmith.errors import ConfigError
+
+    try:
+        key = Path(args.api_key_file).read_text().strip() if args.api_key_file else args.api_key
+    except OSError as e:
+        raise ConfigError(f"cannot read the API key file: {e.strerror}", origin=args.api_key_file) from None
     serve(args.run_dir, adapters=parse_adapters(args.adapter), host=args.host, port=args.port, api_key=key,
           max_tokens=args.max_tokens)
     return 0
@@ -243,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for few-shot draws and the bootstrap")
     p.add_argument("--no-base", action="store_true", help="skip the base-model systems")
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: the free cores)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)

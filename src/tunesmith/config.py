@@ -76,6 +76,7 @@ class TrainSpec(_Strict):
     packing: bool = False
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
+    compile: bool = False
 
 
 class EvalSpec(_Strict):

@@ -66,3 +66,62 @@ def stream_answer(model, tokenizer, messages: list[Message], *, system_prompt: s
     thread.start()
     yield from streamer
     thread.join()
+
+
+@torch.no_grad()
+def generate_tokens(model, prompt: list[int], *, max_new_tokens: int, stop_ids: list[int],
+                    temperature: float = 0.0, top_p: float = 1.0,
+                    generator: torch.Generator | None = None) -> Iterator[int]:
+    """Yield new token ids one at a time (KV cache, one sequence); a stop token ends it and is not yielded.
+
+    Greedy (argmax) unless `temperature > 0`; then nucleus sampling with `top_p`, drawn from `generator`.
+    The caller may stop iterating at any point (a client went away, a stop string appeared).
+    """
+    from transformers import DynamicCache
+
+    model.eval()
+    ids = torch.tensor([prompt], dtype=torch.long)
+    cache = {_cache_argument(model): DynamicCache()}  # filled in place, step by step
+    stops = set(stop_ids)
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache).logits[0, -1].float()
+        token = int(logits.argmax()) if temperature <= 0 else _sample(logits, temperature, top_p, generator)
+        if token in stops:
+            return
+        yield token
+        ids = torch.tensor([[token]], dtype=torch.long)
+
+
+def _cache_argument(model) -> str:
+    """The name the model's forward takes its KV cache by: `cache` (transformers >= 5.2x) or `past_key_values`."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = probs.sort(descending=True)
+        keep = sorted_probs.cumsum(0) - sorted_probs < top_p  # always keeps the most likely token
+        probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+class TextStream:
+    """Turn generated token ids into text pieces as they arrive, never splitting a multi-byte character."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.sent = 0  # characters of the decoded text already returned
+
+    def push(self, token: int) -> str:
+        """Add one token; return the text it completes ('' while a character is still incomplete)."""
+        self.ids.append(token)
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        if text.endswith("\ufffd"):
+            return ""
+        piece, self.sent = text[self.sent:], len(text)
+        return piece

@@ -144,3 +144,24 @@ def _load_error(source: ModelSource, e: Exception) -> ModelError:
         return ModelError(f"could not load '{source.hub_id}' from the Hugging Face hub (offline, or no such "
                           f"model?): {str(e).splitlines()[0]}")
     return ModelError(f"could not load '{source.name}': {str(e).splitlines()[0]}")
+
+
+def decoder_blocks(model) -> list[torch.nn.Module]:
+    """The repeated transformer blocks: the longest ModuleList whose entries share one class."""
+    best: list[torch.nn.Module] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > len(best) and \
+                len({type(m) for m in module}) == 1:
+            best = list(module)
+    return best
+
+
+def compile_blocks(model) -> int:
+    """Compile every decoder block in place with torch.compile (parameter names unchanged); return how many.
+
+    Blocks share one code path, so one compiled graph (dynamic sequence length) serves them all.
+    """
+    blocks = decoder_blocks(model)
+    for block in blocks:
+        block.compile(dynamic=True)
+    return len(blocks)

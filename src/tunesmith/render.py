@@ -65,10 +65,14 @@ def _apply(tokenizer, messages: list[Message], *, generation_prompt: bool) -> st
         chat_template=template_of(tokenizer), tokenize=False, add_generation_prompt=generation_prompt)
 
 
+def _token_id(tokenizer, token: str) -> int | None:
+    """The id of one token string, or None when the vocabulary lacks it (no full vocabulary copy: fast)."""
+    return tokenizer.backend_tokenizer.token_to_id(token)
+
+
 def _end_tokens(tokenizer) -> list[str]:
     names = [tokenizer.eos_token] if tokenizer.eos_token else []
-    vocab = tokenizer.get_vocab()
-    return names + [t for t in END_OF_TURN_TOKENS if t in vocab and t not in names]
+    return names + [t for t in END_OF_TURN_TOKENS if t not in names and _token_id(tokenizer, t) is not None]
 
 
 def _trained_spans(tokenizer, messages: list[Message], full: str, origin: Origin,
@@ -139,8 +143,7 @@ def render_prompt(messages: tuple[Message, ...] | list[Message], tokenizer, *,
 
 def stop_token_ids(tokenizer) -> list[int]:
     """Tokens that end a generated answer: eos and the template's end-of-turn token(s)."""
-    vocab = tokenizer.get_vocab()
-    ids = [vocab[t] for t in _end_tokens(tokenizer) if t in vocab]
+    ids = [i for i in (_token_id(tokenizer, t) for t in _end_tokens(tokenizer)) if i is not None]
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.insert(0, tokenizer.eos_token_id)
     return ids

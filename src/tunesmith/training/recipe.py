@@ -6,6 +6,7 @@ run folder, evaluate the base model, train, save the final adapter, evaluate aga
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.generation import generate_answers
 from tunesmith.hardware import choose_threads
-from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.models import compile_blocks, load_model, load_tokenizer, resolve_model
 from tunesmith.pack import collate, collate_padded, plan_batches
 from tunesmith.progress import TrainProgress
 from tunesmith.render import Rendered, check_max_length, render_all
@@ -222,7 +223,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
 
     def log_step(record: dict) -> None:
         if probe is not None and record["step"] % config.eval.generate_every == 0:
-            record[probe.key] = probe(record["step"])
+            with eager(t.compile):
+                record[probe.key] = probe(record["step"])
         writer(record)
         bar.update(record)
 
@@ -230,8 +232,14 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         if dist.is_main:
             checkpoint.save(ckpt_root, model, optimizer, scheduler, s, t.keep_checkpoints)
 
+    def eval_loss() -> float:
+        with eager(t.compile):
+            return mean_loss(model, eval_batches)
+
+    if t.compile:
+        log.info("compiling %d decoder blocks with torch.compile (the first steps are slow)", compile_blocks(model))
     hooks = LoopHooks(plan=plan, total_steps=total_steps, log=log_step, save=save,
-                      evaluate=(lambda: mean_loss(model, eval_batches)) if eval_batches else None,
+                      evaluate=eval_loss if eval_batches else None,
                       should_stop=lambda: stop["flag"] or (probe is not None and probe.should_stop))
     started, start_step, start_tokens = time.perf_counter(), state.step, state.tokens
     try:
@@ -253,7 +261,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     if probe is not None:
         probe.restore_best()  # only when eval.select_best: the final weights are the best step's
     save_final(model, prep.tokenizer, run_dir, config.method)
-    after = evaluate(model, prep, eval_batches) if eval_batches and config.eval.enabled else None
+    with eager(t.compile):
+        after = evaluate(model, prep, eval_batches) if eval_batches and config.eval.enabled else None
     before = read_json(run_dir / "eval_before.json") if (run_dir / "eval_before.json").is_file() else None
     summary = {
         "run_dir": str(run_dir), "model": config.model.name, "method": config.method, "steps": state.step,
@@ -271,8 +280,9 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         from tunesmith.evaluate import evaluate_run
 
         log.info("comparing base zero-shot, base %d-shot and tuned on the held-out data", config.eval.few_shot)
-        report = evaluate_run(run_dir, model=model, tokenizer=prep.tokenizer, config=config,
-                              few_shot=config.eval.few_shot, max_samples=config.eval.max_samples)
+        with eager(t.compile):
+            report = evaluate_run(run_dir, model=model, tokenizer=prep.tokenizer, config=config,
+                                  few_shot=config.eval.few_shot, max_samples=config.eval.max_samples)
         summary["comparison"] = {"report": str(run_dir / "report.html"), "metric": report["task"]["primary"],
                                  **{k: s["metrics"][report["task"]["primary"]]["value"]
                                     for k, s in report["systems"].items()}}
@@ -303,6 +313,11 @@ def save_final(model, tokenizer, run_dir: Path, method: str) -> Path:
         tokenizer.save_pretrained(tmp)
 
     return atomic_folder(run_dir / name, write)
+
+
+def eager(compiled: bool):
+    """Run compiled blocks eagerly (evaluation and generation: other shapes, no gradients, no recompiles)."""
+    return torch.compiler.set_stance("force_eager") if compiled else contextlib.nullcontext()
 
 
 def _main_thread() -> bool:

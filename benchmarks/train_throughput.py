@@ -1,0 +1,282 @@
+"""Side-by-side LoRA training throughput: naive HF+PEFT, TRL SFTTrainer (padded and packed), tunesmith.
+
+Same model shape (SmolLM2-135M), LoRA r=16 on all linear layers, the same variable-length chat rows
+(prompts 20-200 tokens, completions 5-100), the same effective batch, max_length and optimizer steps.
+Every variant runs in its own process (so peak RSS is its own); variants are interleaved over rounds so
+background load hits all alike; the table reports ratios against naive and TRL measured in this run.
+
+    python benchmarks/train_throughput.py [--steps 6] [--rounds 2] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ["naive", "trl", "trl_packed", "tunesmith"]
+LR, RANK, ALPHA, MAX_LENGTH = 2e-4, 16, 32, 512
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def make_rows(n: int, seed: int, tokenizer) -> list[dict]:
+    """Chat rows whose prompt and completion lengths follow the benchmark's ranges, from real English text."""
+    texts = []
+    for split in ("train", "eval", "test"):
+        for line in (ROOT / "examples/support" / f"{split}.jsonl").read_text().splitlines():
+            texts += [m["content"] for m in json.loads(line)["messages"]]
+    rng = random.Random(seed)
+
+    def text_of(n_tokens: int) -> str:
+        ids: list[int] = []
+        while len(ids) < n_tokens:
+            ids += tokenizer(" " + rng.choice(texts), add_special_tokens=False).input_ids
+        return tokenizer.decode(ids[:n_tokens]).strip()
+
+    return [{"messages": [{"role": "user", "content": text_of(rng.randint(20, 200))},
+                          {"role": "assistant", "content": text_of(rng.randint(5, 100))}]} for _ in range(n)]
+
+
+def setup(args):
+    """Tokenizer, rendered train/eval rows (tunesmith's renderer, so every variant trains the same tokens)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, str(ROOT / "src"))
+    from tunesmith.data.formats import normalise
+    from tunesmith.errors import Origin
+    from tunesmith.models import load_tokenizer, resolve_model
+    from tunesmith.render import render
+
+    source = resolve_model("smollm2-135m")
+    tok = load_tokenizer(source)
+    n_train = args.steps * args.batch
+    rows = make_rows(n_train + 32, 0, tok)
+    convs = [normalise(r, Origin("bench", i + 1)) for i, r in enumerate(rows)]
+    rendered = [render(c, tok, max_length=MAX_LENGTH) for c in convs]
+    return source, tok, rows[:n_train], rendered[:n_train], rendered[n_train:]
+
+
+def eval_loss(model, eval_rows, pad_id) -> float:
+    """Held-out completion loss in fp32, computed the same way for every variant."""
+    import torch
+
+    from tunesmith.pack import collate_padded
+    from tunesmith.training.loss import mean_loss
+
+    model = model.float()
+    with torch.autocast("cpu", enabled=False):
+        return mean_loss(model, [collate_padded(eval_rows[i:i + 8], pad_id) for i in range(0, len(eval_rows), 8)])
+
+
+def lora_model(source, dtype):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    import torch
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=dtype)
+    return get_peft_model(model, LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05,
+                                            target_modules="all-linear", task_type="CAUSAL_LM"))
+
+
+# ------------------------------------------------------------------------------------------- variants
+
+
+def run_naive(args) -> dict:
+    """transformers + peft, fp32, batches padded to the longest row, labels through the model, plain loop."""
+    import torch
+
+    from tunesmith.pack import collate_padded
+
+    source, tok, _, train_rows, eval_rows = setup(args)
+    model = lora_model(source, torch.float32)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR)
+    model.train()
+    times, tokens = [], 0
+    for i in range(args.steps):
+        batch = collate_padded(train_rows[i * args.batch:(i + 1) * args.batch], tok.pad_token_id)
+        t = time.perf_counter()
+        out = model(**batch)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - t)
+        tokens += int(batch["attention_mask"].sum()) if i else 0
+    return {"step_s": times, "tokens": tokens, "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id)}
+
+
+def run_trl(args, packed: bool) -> dict:
+    """TRL SFTTrainer + peft with its defaults; packed = its padding-free packing."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    source, tok, rows, _, eval_rows = setup(args)
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            times.append(time.perf_counter() - self.t)
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=torch.float32)
+    cfg = SFTConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch, max_steps=args.steps,
+                    learning_rate=LR, max_length=MAX_LENGTH, packing=packed, padding_free=packed,
+                    logging_steps=1000, save_strategy="no",
+                    report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, data_seed=0,
+                    lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, bf16=False)
+    # conversational prompt/completion rows: TRL then trains on the completion only, as the others do
+    pc = [{"prompt": r["messages"][:1], "completion": r["messages"][1:]} for r in rows]
+    trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(pc), processing_class=tok,
+                         peft_config=LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05,
+                                                target_modules="all-linear", task_type="CAUSAL_LM"),
+                         callbacks=[Timer()])
+    counted = 0
+    for i, batch in enumerate(trainer.get_train_dataloader()):
+        if i >= args.steps:
+            break
+        mask = batch.get("attention_mask")
+        counted += int(mask.sum()) if mask is not None and not packed else int(batch["input_ids"].numel())
+        if i == 0:
+            counted = 0
+    trainer.train()
+    return {"step_s": times, "tokens": counted, "eval_loss": eval_loss(trainer.model, eval_rows, tok.pad_token_id)}
+
+
+def run_tunesmith(args) -> dict:
+    """tunesmith's own defaults, through the public API."""
+    import tunesmith
+    from tunesmith.runfolder import load_tuned
+    from tunesmith.training.metrics import read_metrics
+
+    source, tok, rows, _, eval_rows = setup(args)
+    tmp = Path(tempfile.mkdtemp())
+    with open(tmp / "train.jsonl", "w") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    result = tunesmith.train({
+        "model": "smollm2-135m", "data": {"train": str(tmp / "train.jsonl")},
+        "lora": {"r": RANK, "alpha": ALPHA, "dropout": 0.05},
+        "train": {"max_steps": args.steps, "batch_size": args.batch, "lr": LR, "max_length": MAX_LENGTH,
+                  "threads": args.threads, "save_every": 10_000},
+        "output_dir": str(tmp / "run")}, show_progress=False)
+    metrics = read_metrics(result.run_dir / "metrics.jsonl")
+    times = [m["tokens"] / m["tokens_per_s"] if i == 0 else (m["tokens"] - metrics[i - 1]["tokens"]) / m["tokens_per_s"]
+             for i, m in enumerate(metrics)]
+    model, _, _ = load_tuned(result.run_dir)
+    return {"step_s": times, "tokens": metrics[-1]["tokens"] - metrics[0]["tokens"],
+            "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id)}
+
+
+def worker(args) -> None:
+    run = {"naive": run_naive, "trl": lambda a: run_trl(a, False), "trl_packed": lambda a: run_trl(a, True),
+           "tunesmith": run_tunesmith}[args.worker]
+    out = run(args)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steady = out["step_s"][1:]  # the first step (allocation, compilation) is not throughput
+    out["tokens_per_s"] = out["tokens"] / sum(steady)
+    out["step_s_median"] = statistics.median(steady)
+    Path(args.out).write_text(json.dumps(out))
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+def matmul_peak(threads: int) -> dict:
+    """Best bf16 and fp32 torch.mm throughput on this machine, in TFLOP/s (the ceiling for the fraction)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        best = 0.0
+        for _ in range(5):
+            t = time.perf_counter()
+            for _ in range(4):
+                torch.mm(a, b)
+            best = max(best, 4 * 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e12)
+        out[name] = best
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=6, help="optimizer steps per variant (the first is warm-up)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every variant")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    variants = args.variants.split(",")
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    peaks = []
+    for r in range(args.rounds):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for v in order:
+            out = Path(tempfile.mkstemp(suffix=".json")[1])
+            cmd = [sys.executable, __file__, "--worker", v, "--out", str(out), "--steps", str(args.steps),
+                   "--batch", str(args.batch), "--threads", str(args.threads)]
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"variant {v} failed:\n{done.stderr[-3000:]}")
+            runs[v].append(json.loads(out.read_text()))
+            print(f"round {r + 1} {v:11s} {runs[v][-1]['tokens_per_s']:8.1f} tok/s", file=sys.stderr)
+        peaks.append(matmul_peak(args.threads))
+
+    res = {v: {"tokens_per_s": statistics.median(x["tokens_per_s"] for x in rs),
+               "step_s": statistics.median(x["step_s_median"] for x in rs),
+               "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
+               "eval_loss": statistics.median(x["eval_loss"] for x in rs)} for v, rs in runs.items()}
+    peak = {k: max(p[k] for p in peaks) for k in ("bf16", "fp32")}
+    n_params = 134_515_008  # SmolLM2-135M; LoRA with frozen weights costs ~4 N FLOPs per token (fwd 2N + input grads 2N)
+    summary = {"variants": res, "matmul_peak_tflops": peak, "steps": args.steps, "batch": args.batch,
+               "threads": args.threads, "rounds": args.rounds}
+    if "tunesmith" in res:
+        ts = res["tunesmith"]
+        summary["peak_fraction"] = 4 * n_params * ts["tokens_per_s"] / (peak["bf16"] * 1e12)
+        if "naive" in res:
+            summary["speedup_vs_naive"] = ts["tokens_per_s"] / res["naive"]["tokens_per_s"]
+            summary["rss_ratio_vs_naive"] = ts["peak_rss_mb"] / res["naive"]["peak_rss_mb"]
+            summary["eval_loss_gap_vs_naive"] = ts["eval_loss"] / res["naive"]["eval_loss"] - 1
+        trl = [res[v]["tokens_per_s"] for v in ("trl", "trl_packed") if v in res]
+        if trl:
+            summary["speedup_vs_trl"] = ts["tokens_per_s"] / max(trl)
+    base = res.get("naive", next(iter(res.values())))
+    print(f"\n{'variant':12s} {'tokens/s':>9s} {'step s':>7s} {'peak RSS MB':>12s} {'eval loss':>10s} "
+          f"{'speed x naive':>14s} {'RSS x naive':>12s}")
+    for v, r in res.items():
+        print(f"{v:12s} {r['tokens_per_s']:9.1f} {r['step_s']:7.2f} {r['peak_rss_mb']:12.0f} {r['eval_loss']:10.4f} "
+              f"{r['tokens_per_s'] / base['tokens_per_s']:14.2f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f}")
+    print(f"\nmatmul peak: bf16 {peak['bf16']:.2f} TFLOP/s, fp32 {peak['fp32']:.2f} TFLOP/s; "
+          + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The training contract: format problems, and what each rendered row will teach the model.
+
+Format problems come from `data.find_problems` (every bad record, with `path:line` and field). The per-row
+checks look at the rows exactly as training builds them (`render.render`): is the end-of-turn/eos token
+trained, is BOS doubled, does any trained token survive truncation, and is the inference prompt
+(`render_prompt`) a token-exact prefix of the training row. `tunesmith train` runs the same checks
+(`refuse_contract_errors`) and refuses to start on an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from tunesmith.check.findings import Finding, from_error
+from tunesmith.data import find_problems, normalise, scan_records
+from tunesmith.data.types import Conversation
+from tunesmith.errors import DataError
+from tunesmith.render import IGNORE, Rendered, render_prompt, stop_token_ids, template_of, with_system
+
+PER_CHECK_LIMIT = 20  # per-row findings listed per check; the rest are counted
+
+
+@dataclass(frozen=True)
+class Row:
+    """One good record and its rendering: `full` before truncation, `row` as training sees it."""
+
+    conv: Conversation
+    full: Rendered
+    row: Rendered
+    split: str  # "train" or "eval"
+
+    @property
+    def kept(self) -> bool:
+        """Training drops a row with no trained token after position 0 (label 0 has no context)."""
+        return any(x != IGNORE for x in self.row.labels[1:])
+
+
+def format_findings(path: str | os.PathLike, columns: Mapping[str, str] | None,
+                    limit: int) -> tuple[list[Finding], int]:
+    """Every bad record of a data file (up to `limit`) as error findings, and how many there are in all."""
+    problems, total = find_problems(path, columns, limit)
+    return [from_error(p) for p in problems], total
+
+
+def load_good(path: str | os.PathLike, columns: Mapping[str, str] | None) -> list[Conversation]:
+    """The records of a file that normalise cleanly (bad ones are reported by `format_findings`)."""
+    good: list[Conversation] = []
+    try:
+        for origin, item in scan_records(path):
+            if isinstance(item, DataError):
+                continue
+            try:
+                conv = normalise(item, origin, columns)
+            except DataError:
+                continue
+            if good and conv.is_text != good[0].is_text:
+                continue
+            good.append(conv)
+    except DataError:
+        pass
+    return good
+
+
+def truncate(full: Rendered, max_length: int) -> Rendered:
+    """The row `render(..., max_length)` would return, from the un-truncated rendering."""
+    if len(full.input_ids) <= max_length:
+        return full
+    lost = sum(1 for x in full.labels[max_length:] if x != IGNORE)
+    return Rendered(full.input_ids[:max_length], full.labels[:max_length], full.origin, truncated=True,
+                    trained_tokens_lost=lost)
+
+
+def _text(tokenizer, messages, generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
+                                         chat_template=template_of(tokenizer), tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+def _piece(tokenizer, ids: Sequence[int]) -> str:
+    return repr(tokenizer.decode(list(ids)))
+
+
+def row_findings(conv: Conversation, row: Rendered, tokenizer, system_prompt: str | None,
+                 end_ids: set[int]) -> list[Finding]:
+    """Error-level contract problems of one training row (empty when the row is sound)."""
+    out: list[Finding] = []
+    where = str(conv.origin)
+    if not row.truncated and not any(x in end_ids for x in row.labels if x != IGNORE) and \
+            any(x != IGNORE for x in row.labels):
+        names = ", ".join(repr(tokenizer.convert_ids_to_tokens(i)) for i in sorted(end_ids))
+        out.append(Finding("error", "eos_not_trained", "no end-of-turn/eos token is trained in this row "
+                           f"(looked for {names}): the model would never learn to stop", origin=where))
+    bos = tokenizer.bos_token_id
+    ids = row.input_ids
+    if bos is not None and any(ids[i] == bos and ids[i + 1] == bos for i in range(len(ids) - 1)):
+        i = next(i for i in range(len(ids) - 1) if ids[i] == bos and ids[i + 1] == bos)
+        out.append(Finding("error", "double_bos", f"BOS token {tokenizer.bos_token!r} appears twice in a row at "
+                           f"token {i}: the model would train on a sequence start it never sees at inference",
+                           origin=where))
+    if not conv.is_text and conv.prompt_messages():
+        prompt_messages = with_system(conv.prompt_messages(), system_prompt)
+        full_messages = with_system(conv.messages, system_prompt)
+        text_prompt = _text(tokenizer, prompt_messages, True)
+        text_full = _text(tokenizer, full_messages, False)
+        if not text_full.startswith(text_prompt):
+            k = next((i for i, (a, b) in enumerate(zip(text_prompt, text_full)) if a != b), len(text_full))
+            out.append(Finding("error", "prompt_not_prefix", "the inference rendering (generation prompt) is not "
+                               f"a byte-exact prefix of the training rendering: they differ at character {k} "
+                               f"(inference {text_prompt[k:k + 20]!r}, training {text_full[k:k + 20]!r})",
+                               origin=where, field="messages"))
+        else:
+            prompt = render_prompt(conv.prompt_messages(), tokenizer, system_prompt=system_prompt)
+            n = min(len(prompt), len(ids))
+            if list(ids[:n]) != list(prompt[:n]):
+                k = next(i for i in range(n) if ids[i] != prompt[i])
+                out.append(Finding("error", "prompt_not_prefix", "the inference prompt tokenizes differently "
+                                   f"from the training row at token {k} (inference {_piece(tokenizer, prompt[k:k + 3])}"
+                                   f", training {_piece(tokenizer, ids[k:k + 3])}): the model would learn token "
+                                   "boundaries it never sees at inference", origin=where, field="messages"))
+    return out
+
+
+def contract_findings(rows: Sequence[Row], tokenizer, *, max_length: int, system_prompt: str | None,
+                      train_path: str) -> tuple[list[Finding], dict, dict[str, int]]:
+    """Contract findings over all rows, the counts behind them, and per-check findings left out."""
+    end_ids = set(stop_token_ids(tokenizer))
+    findings: list[Finding] = []
+    left_out: dict[str, int] = {}
+
+    def add(f: Finding) -> None:
+        if sum(1 for g in findings if g.check == f.check) < PER_CHECK_LIMIT:
+            findings.append(f)
+        else:
+            left_out[f.check] = left_out.get(f.check, 0) + 1
+
+    if not tokenizer.chat_template:
+        add(Finding("warning", "no_chat_template", "the tokenizer has no chat template (a base model): rows "
+                    "are rendered in tunesmith's plain '### User:/### Assistant:' format; tunesmith generate, "
+                    "chat and serve use the same, other inference stacks will not"))
+    errors: dict[str, int] = {}
+    for r in rows:
+        for f in row_findings(r.conv, r.row, tokenizer, system_prompt, end_ids):
+            errors[f.check] = errors.get(f.check, 0) + 1
+            add(f)
+    train = [r for r in rows if r.split == "train"]
+    for r in rows:
+        if not r.kept:
+            lost = "after truncation to max_length=%d " % max_length if r.row.truncated else ""
+            add(Finding("warning", "no_trained_tokens", f"no trained token left {lost}(the row is dropped)",
+                        origin=str(r.conv.origin)))
+    truncated = [r for r in train if r.row.truncated]
+    trained = sum(sum(1 for x in r.full.labels if x != IGNORE) for r in train)
+    lost = sum(r.row.trained_tokens_lost for r in train)
+    eos_lost = sum(1 for r in truncated if any(x in end_ids for x in r.full.labels[max_length:] if x != IGNORE))
+    if truncated:
+        first = ", ".join(str(r.conv.origin) for r in truncated[:3])
+        add(Finding("warning", "truncated", f"{len(truncated)} of {len(train)} training rows are longer than "
+                    f"max_length={max_length} and are truncated: {lost} of {trained} trained tokens "
+                    f"({100 * lost / max(trained, 1):.1f}%) lost, {eos_lost} rows lose their end-of-turn token "
+                    f"(first: {first})", origin=train_path, related=tuple(str(r.conv.origin) for r in truncated)))
+    pad_is_eos = tokenizer.pad_token_id is not None and tokenizer.pad_token_id == tokenizer.eos_token_id
+    if pad_is_eos:
+        with_eos = sum(1 for r in train if tokenizer.eos_token_id in [x for x in r.row.labels if x != IGNORE])
+        add(Finding("info", "pad_is_eos", f"pad = eos ({tokenizer.eos_token!r}): padding is masked by the "
+                    f"attention mask, not by id, so eos stays trained ({with_eos} training rows train it)"))
+    stats = {
+        "rows": len(rows), "train_rows": len(train), "kept": sum(r.kept for r in train),
+        "dropped": sum(not r.kept for r in rows), "truncated": len(truncated), "trained_tokens": trained,
+        "trained_tokens_lost": lost, "lost_share": lost / max(trained, 1), "eos_lost_to_truncation": eos_lost,
+        "eos_not_trained": errors.get("eos_not_trained", 0), "double_bos": errors.get("double_bos", 0),
+        "prompt_not_prefix": errors.get("prompt_not_prefix", 0), "pad_is_eos": pad_is_eos,
+        "chat_template": bool(tokenizer.chat_template),
+    }
+    return findings, stats, left_out
+
+
+def refuse_contract_errors(convs: Iterable[Conversation], rows: Iterable[Rendered], tokenizer,
+                           system_prompt: str | None) -> None:
+    """Raise the first contract error of the rows training is about to use, as a `DataError`."""
+    by_origin = {c.origin: c for c in convs}
+    end_ids = set(stop_token_ids(tokenizer))
+    for row in rows:
+        conv = by_origin.get(row.origin)
+        if conv is None:
+            continue
+        for f in row_findings(conv, row, tokenizer, system_prompt, end_ids):
+            raise DataError(f.message, origin=f.origin, field=f.field)

@@ -1,0 +1,189 @@
+"""What a run will cost before it starts: supervised tokens, optimizer steps, peak memory and wall-clock time.
+
+Steps and tokens are exact: the batch plan is seeded, so the very batches the run will see are known.
+Time and memory come from a short calibration: the real model, method and optimizer run a few real
+steps through the real training loop (`training/loop.py`) on batches of this plan (the run's first step
+and its largest), while a sampler records the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+
+import psutil
+import torch
+
+from tunesmith.config import Config
+from tunesmith.pack import collate, plan_batches
+from tunesmith.render import IGNORE, Rendered
+
+log = logging.getLogger("tunesmith")
+MB = 1024 * 1024
+CALIBRATION_STEPS = 3  # the run's first step (warm-up included), its largest, and one more
+
+
+def plan_steps(lengths: Sequence[int], config: Config) -> tuple[list[list[list[int]]], int]:
+    """The micro-batches (row indices) of every optimizer step of the run, as the loop takes them, and the
+    number of steps per epoch."""
+    t = config.train
+    plans: dict[int, list[list[int]]] = {}
+
+    def plan(epoch: int) -> list[list[int]]:
+        if epoch not in plans:
+            plans[epoch] = plan_batches(list(lengths), t.batch_size, seed=t.seed, epoch=epoch,
+                                        group_by_length=t.group_by_length)
+        return plans[epoch]
+
+    per_epoch = math.ceil(len(plan(0)) / t.grad_accum)
+    total = t.max_steps or t.epochs * per_epoch
+    steps, epoch, batch = [], 0, 0
+    while len(steps) < total and lengths:
+        current = plan(epoch)
+        while batch < len(current) and len(steps) < total:
+            steps.append(current[batch:batch + t.grad_accum])
+            batch += len(steps[-1])
+        if batch >= len(current):
+            epoch, batch = epoch + 1, 0
+    return steps, per_epoch
+
+
+def _work(rows: Sequence[Rendered], step: list[list[int]], packing: bool) -> int:
+    """Token positions a step computes: padded rows x width, or the packed length."""
+    if packing:
+        return sum(len(rows[i].input_ids) for micro in step for i in micro)
+    return sum(len(micro) * max(len(rows[i].input_ids) for i in micro) for micro in step)
+
+
+def count(rows: Sequence[Rendered], config: Config) -> dict:
+    """Exact token and step counts of the run (no model needed)."""
+    steps, per_epoch = plan_steps([len(r.input_ids) for r in rows], config)
+    supervised = sum(sum(1 for x in rows[i].labels[1:] if x != IGNORE) for s in steps for m in s for i in m)
+    per_epoch_tokens = sum(sum(1 for x in r.labels[1:] if x != IGNORE) for r in rows)
+    return {"rows": len(rows), "steps": len(steps), "steps_per_epoch": per_epoch,
+            "epochs": round(len(steps) / max(per_epoch, 1), 3), "supervised_tokens_per_epoch": per_epoch_tokens,
+            "supervised_tokens": supervised, "tokens": sum(len(rows[i].input_ids) for s in steps for m in s
+                                                           for i in m),
+            "work_tokens": sum(_work(rows, s, config.train.packing) for s in steps)}
+
+
+class PeakRss:
+    """Samples this process's resident memory in a thread; `peak` is the highest seen."""
+
+    def __init__(self, interval: float = 0.005):
+        self.proc = psutil.Process()
+        self.peak = self.proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(interval)
+
+    def now(self) -> int:
+        rss = self.proc.memory_info().rss
+        self.peak = max(self.peak, rss)
+        return rss
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.now()
+
+
+def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
+              steps: int = CALIBRATION_STEPS) -> dict:
+    """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
+    from tunesmith.adapters import apply_method, count_parameters
+    from tunesmith.checkpoint import LoopState
+    from tunesmith.hardware import choose_threads
+    from tunesmith.models import load_model
+    from tunesmith.training.loop import LoopHooks, train_loop
+
+    t = config.train
+    plan, _ = plan_steps([len(r.input_ids) for r in rows], config)
+    work = [_work(rows, s, t.packing) for s in plan]
+    full = [i for i, s in enumerate(plan) if len(s) == t.grad_accum] or list(range(len(plan)))
+    largest = max(full, key=lambda i: work[i])
+    chosen = [0] + [i for i in [largest] + sorted(full, key=lambda i: -work[i])[len(full) // 2:] if i != 0]
+    chosen = list(dict.fromkeys(chosen))[:steps]
+    previous_threads = torch.get_num_threads()
+    threads = choose_threads(t.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # as training chooses
+    try:
+        with PeakRss() as rss:
+            base = rss.now()
+            started = time.perf_counter()
+            torch.manual_seed(t.seed)
+            model = apply_method(load_model(source, dtype=config.model.dtype, attention=config.model.attention,
+                                            trust_remote_code=config.model.trust_remote_code),
+                                 config.method, config.lora)
+            load_seconds = time.perf_counter() - started
+            params = [p for p in model.parameters() if p.requires_grad]
+            trainable, total = count_parameters(model)
+            weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+            train_bytes = sum(p.numel() * p.element_size() for p in params)
+            optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, t.packing)
+                       for s in chosen for micro in plan[s]]
+            marks: list[float] = []
+            hooks = LoopHooks(plan=lambda epoch: batches if epoch == 0 else [], total_steps=len(chosen),
+                              log=lambda record: marks.append(time.perf_counter()), save=lambda state: None)
+            loop_started = time.perf_counter()
+            train_loop(model, optimizer, scheduler, t, hooks, LoopState())
+            peak = rss.peak
+        batches.clear()
+        del model, optimizer, scheduler, params, hooks
+        gc.collect()
+    finally:
+        torch.set_num_threads(previous_threads)
+    seconds = [b - a for a, b in zip([loop_started] + marks[:-1], marks)]
+    measured = list(zip(chosen, seconds))
+    later = measured[1:] or measured
+    per_token = sum(s for _, s in later) / max(sum(work[i] for i, _ in later), 1)
+    first = seconds[0] if seconds else 0.0
+    train_seconds = first + per_token * sum(work[1:])
+    optimizer_bytes = 2 * train_bytes  # AdamW: exp_avg and exp_avg_sq
+    activations = max(0, peak - base - weight_bytes - 2 * train_bytes - optimizer_bytes)
+    return {
+        "threads": threads, "trainable_parameters": trainable, "total_parameters": total,
+        "calibration": {"steps": [{"step": i + 1, "seconds": round(s, 3), "work_tokens": work[i]}
+                                  for i, s in measured], "seconds_per_1k_tokens": round(1000 * per_token, 4),
+                        "first_step_seconds": round(first, 3)},
+        "memory_mb": {
+            "runtime": round(base / MB, 1),  # interpreter, libraries, tokenizer and data before the model
+            "weights": round(weight_bytes / MB, 1),
+            "adapters" if config.method != "full" else "trainable_weights": round(train_bytes / MB, 1),
+            "gradients": round(train_bytes / MB, 1),
+            "optimizer_state": round(optimizer_bytes / MB, 1),
+            "activations": round(activations / MB, 1),  # and allocator workspace: measured, largest step
+            "peak_rss": round(peak / MB, 1),
+        },
+        "time_s": {"load": round(load_seconds, 2), "train": round(train_seconds, 2),
+                   "total": round(load_seconds + train_seconds, 2)},
+    }
+
+
+def estimate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, calibrate_run: bool = True,
+             price_per_hour: float | None = None) -> dict:
+    """Counts always; time, memory and cost when calibrating (loads the model, runs a few steps)."""
+    from tunesmith.hardware import resolve_dtype
+
+    out = {"method": config.method, "dtype": resolve_dtype(config.model.dtype), **count(rows, config)}
+    if calibrate_run and rows:
+        out.update(calibrate(config, rows, tokenizer, source))
+        if price_per_hour is not None:
+            hours = out["time_s"]["total"] / 3600
+            out["cost"] = {"price_per_hour": price_per_hour, "hours": round(hours, 4),
+                           "cost": round(hours * price_per_hour, 4)}
+    return out

@@ -1,0 +1,155 @@
+"""Export a run to where people run models: a merged HF folder, a PEFT adapter folder, or a GGUF file.
+
+Every artifact is checked by the program that will read it before it is kept: the merge against the adapter
+(fp32 logits), the HF folder by transformers, the PEFT folder by peft, the GGUF file by llama.cpp. The output
+folder is written through a temporary folder and renamed only after its check passed: on any failure nothing
+is written. `export.json` in the folder records what was checked and the figures measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from tunesmith.checkpoint import atomic_folder
+from tunesmith.export.checks import ExportError, greedy, load_run_fp32, make_probes, probe_logits
+
+log = logging.getLogger("tunesmith")
+
+FORMATS = ("hf", "peft", "gguf")
+DEFAULT_QUANT = {"hf": "f32", "gguf": "f16", "peft": None}
+
+
+def export(run_dir: str | Path, fmt: str, out: str | Path, *, quant: str | None = None, merge: bool = False,
+           verify: bool = True, max_shard_size: str = "2GB") -> dict:
+    """Export `run_dir` as `fmt` into the folder `out`; return the report also written to `out/export.json`.
+
+    `hf` and `gguf` always merge a LoRA/DoRA adapter into the base weights (`merge` only states it); `peft`
+    keeps the adapter separate. `quant`: hf f32|bf16|f16 (saved dtype), gguf f32|f16|q8_0.
+    """
+    from tunesmith.export.gguf_llama import QUANTS
+    from tunesmith.export.hf import HF_DTYPES
+
+    run_dir, out = Path(run_dir), Path(out)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
+    quant = quant or DEFAULT_QUANT[fmt]
+    allowed = {"hf": tuple(HF_DTYPES), "gguf": QUANTS, "peft": (None,)}[fmt]
+    if quant not in allowed:
+        raise ExportError(f"--quant {quant} does not apply to --format {fmt}"
+                          + (f" (choose from {', '.join(allowed)})" if fmt != "peft" else ""))
+    if fmt == "peft" and merge:
+        raise ExportError("a PEFT folder holds the adapter unmerged: use --format hf (or gguf) to merge")
+    _check_out(out, run_dir)
+
+    run = load_run_fp32(run_dir)
+    probes = make_probes(run.config, run.tokenizer)
+    report: dict = {"run": str(run_dir), "format": fmt, "quant": quant, "method": run.config.method,
+                    "base_model": run.config.model.name, "probes": len(probes.sequences), "verified": verify}
+    if fmt == "peft":
+        return _export_peft(run, probes, out, report, verify)
+    from tunesmith.export.merge import merge_verified
+
+    if fmt == "gguf":
+        from tunesmith.export.gguf_llama import llama_hparams
+
+        llama_hparams(run.model.config)  # refuse an architecture llama.cpp cannot get from us before merging
+    model, report["merge"] = merge_verified(run, probes)
+    reference_tokens = greedy(model, probes.prompts, n=16)
+    if fmt == "hf":
+        return _export_hf(model, run, probes, out, report, verify, quant, reference_tokens, max_shard_size)
+    return _export_gguf(model, run, probes, out, report, verify, quant, reference_tokens, run_dir.resolve().name)
+
+
+def _check_out(out: Path, run_dir: Path) -> None:
+    """Refuse to replace a folder that is not an earlier export (it would be deleted), or the run itself."""
+    inside = run_dir.resolve() in out.resolve().parents
+    if out.resolve() == run_dir.resolve() or (inside and out.name in ("adapter", "model", "checkpoints")):
+        raise ExportError("the output folder must not be the run folder or one of its parts", origin=str(out))
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "export.json").is_file())):
+        raise ExportError("exists and is not an earlier tunesmith export; choose a new folder (nothing was "
+                          "written)", origin=str(out))
+
+
+def _finish(tmp: Path, report: dict) -> None:
+    (tmp / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
+    from tunesmith.export.peft_folder import verify_peft, write_peft
+    from tunesmith.models import load_model, resolve_model
+
+    if not run.is_adapter:
+        raise ExportError("this run fine-tuned all weights (method: full): it has no adapter; use --format hf")
+    source = resolve_model(run.config.model.name)
+    reference = probe_logits(run.model, probes)
+
+    def base():
+        return load_model(source, dtype="float32", attention=run.config.model.attention,
+                          trust_remote_code=run.config.model.trust_remote_code)
+
+    def write(tmp: Path) -> None:
+        write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.load_path)
+        if verify:
+            report["check"] = verify_peft(tmp, base, reference, probes)
+        _finish(tmp, report)
+
+    atomic_folder(out, write)
+    return report
+
+
+def _export_hf(model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens,
+               max_shard_size: str) -> dict:
+    from tunesmith.export.hf import HF_DTYPES, verify_hf, write_hf
+
+    reference = probe_logits(model, probes)
+    dtype = HF_DTYPES[quant]
+
+    def write(tmp: Path) -> None:
+        write_hf(model, run.tokenizer, tmp, dtype=dtype, max_shard_size=max_shard_size)
+        if verify:
+            report["check"] = verify_hf(tmp, reference, probes, reference_tokens, dtype=dtype)
+        _finish(tmp, report)
+
+    atomic_folder(out, write)
+    return report
+
+
+def _export_gguf(model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens,
+                 name: str) -> dict:
+    import torch
+
+    from tunesmith.export.checks import FIXED_PROBES, until_stop
+    from tunesmith.export.gguf_check import verify_gguf
+    from tunesmith.export.gguf_llama import write_gguf
+    from tunesmith.export.ollama import modelfile
+
+    system = run.config.data.system_prompt
+    filename = f"{name}-{quant}.gguf"
+    chat_reference = []  # the fixed probe questions as an OpenAI-style chat, and tunesmith's answer
+    fixed = reference_tokens[-len(FIXED_PROBES):]
+    for q, tokens in zip(FIXED_PROBES, fixed):
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + \
+            [{"role": "user", "content": q}]
+        answer = until_stop(tokens, run.tokenizer)
+        chat_reference.append((messages, run.tokenizer.decode(answer, skip_special_tokens=True)))
+
+    with torch.no_grad():
+        last_logits = [model(input_ids=torch.tensor([p])).logits[0, -1].float() for p in probes.prompts]
+
+    def write(tmp: Path) -> None:
+        report["gguf"] = write_gguf(model, run.tokenizer, tmp / filename, quant=quant, name=name)
+        (tmp / "Modelfile").write_text(modelfile(filename, run.tokenizer, system_prompt=system, run_name=name))
+        if verify:
+            report["check"] = verify_gguf(tmp / filename, run.tokenizer, probes, reference_tokens, last_logits,
+                                          chat_reference, quant=quant, n_ctx=model.config.max_position_embeddings)
+        else:
+            log.warning("GGUF written without its llama.cpp check (--no-verify)")
+        _finish(tmp, report)
+
+    atomic_folder(out, write)
+    return report
+
+
+__all__ = ["ExportError", "FORMATS", "export"]

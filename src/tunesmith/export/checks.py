@@ -1,0 +1,141 @@
+"""What every export is checked with: the run's model in fp32, probe prompts, logit gaps, greedy tokens."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tunesmith.config import Config
+from tunesmith.data.types import Message
+from tunesmith.errors import TunesmithError
+from tunesmith.generation import generate_tokens
+from tunesmith.render import render, render_prompt, stop_token_ids
+
+log = logging.getLogger("tunesmith")
+
+MERGE_TOLERANCE = 1e-4  # max |logit difference|, fp32, merged model vs adapter model
+FIXED_PROBES = ("What is the capital of France?", "I was charged twice for my order, please help.",
+                "Write one short sentence about the sea. Numbers: 12345, 3.14!")
+
+
+class ExportError(TunesmithError):
+    """An export cannot be made or failed its check; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Token ids to check an export on: whole rendered conversations (logits) and prompts (generation)."""
+
+    sequences: list[list[int]]
+    prompts: list[list[int]]
+    texts: list[str]  # raw strings, to compare tokenizers
+
+
+@dataclass
+class RunModel:
+    """A run's tuned model, loaded in fp32 for exporting."""
+
+    model: torch.nn.Module  # PeftModel for lora/dora runs, the model itself for full fine-tuning
+    tokenizer: object
+    config: Config
+    adapter_dir: Path | None
+
+    @property
+    def is_adapter(self) -> bool:
+        return self.adapter_dir is not None
+
+
+def load_run_fp32(run_dir: str | Path) -> RunModel:
+    """The run's model in float32 (whatever dtype it trained in): the reference every export must match."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from tunesmith.errors import RunError
+    from tunesmith.models import ModelSource, load_model, resolve_model
+    from tunesmith.runfolder import run_config
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    adapter = run_dir / "adapter"
+    if (adapter / "adapter_config.json").is_file():
+        base = load_model(resolve_model(config.model.name), dtype="float32", attention=config.model.attention,
+                          trust_remote_code=config.model.trust_remote_code)
+        model, folder, adapter_dir = PeftModel.from_pretrained(base, adapter), adapter, adapter
+    elif (run_dir / "model" / "config.json").is_file():
+        folder, adapter_dir = run_dir / "model", None
+        model = load_model(ModelSource(name=str(folder), folder=folder), dtype="float32",
+                           attention=config.model.attention)
+    else:
+        raise RunError("has no trained model yet (no adapter/ or model/ folder): is training finished?",
+                       origin=str(run_dir))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return RunModel(model, tokenizer, config, adapter_dir)
+
+
+def make_probes(config: Config, tokenizer, n_data: int = 3, max_length: int = 256) -> Probes:
+    """Probe prompts: a few of the run's own examples (when its data is still readable) plus fixed ones."""
+    from tunesmith.data.loader import load_conversations
+
+    system = config.data.system_prompt
+    convs = []
+    for path in (config.data.eval, config.data.train):
+        if path is None:
+            continue
+        try:
+            convs = [c for c in load_conversations(path, config.data.columns) if not c.is_text][:n_data]
+        except TunesmithError as e:
+            log.debug("probe data unavailable (%s); using fixed probes only", e)
+        if convs:
+            break
+    sequences, prompts, texts = [], [], []
+    for c in convs:
+        sequences.append(render(c, tokenizer, max_length=max_length, system_prompt=system).input_ids)
+        prompts.append(render_prompt(c.prompt_messages(), tokenizer, system_prompt=system)[-max_length:])
+        texts.append(" ".join(m.content for m in c.messages))
+    for q in FIXED_PROBES:
+        ids = render_prompt([Message("user", q)], tokenizer, system_prompt=system)[-max_length:]
+        sequences.append(ids)
+        prompts.append(ids)
+        texts.append(q)
+    return Probes(sequences, prompts, texts)
+
+
+@torch.no_grad()
+def probe_logits(model, probes: Probes) -> list[torch.Tensor]:
+    """fp32 logits of every probe sequence (one at a time: no padding to reason about)."""
+    model.eval()
+    return [model(input_ids=torch.tensor([s])).logits[0].float() for s in probes.sequences]
+
+
+def max_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The largest absolute logit difference over all probes and positions (inf when not finite)."""
+    gap = max(float((x - y).abs().max()) for x, y in zip(a, b))
+    return gap if gap == gap else float("inf")
+
+
+def greedy(model, prompts: list[list[int]], n: int = 16) -> list[list[int]]:
+    """tunesmith's own greedy continuation of each prompt: exactly `n` tokens, on past any stop token, so that
+    every probe compares `n` tokens of the weights' behaviour (stopping is checked separately)."""
+    return [list(generate_tokens(model, p, max_new_tokens=n, stop_ids=[])) for p in prompts]
+
+
+def until_stop(tokens: list[int], tokenizer) -> list[int]:
+    """The answer a chat user sees: the tokens before the first stop token."""
+    stops = set(stop_token_ids(tokenizer))
+    return next((tokens[:i] for i, t in enumerate(tokens) if t in stops), tokens)
+
+
+def matching_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two continuations share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

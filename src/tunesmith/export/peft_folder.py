@@ -1,0 +1,44 @@
+"""The adapter as a standalone PEFT folder (unmerged), with tokenizer, chat template and generation config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from tunesmith.export.checks import MERGE_TOLERANCE, ExportError, Probes, max_gap, probe_logits
+from tunesmith.render import stop_token_ids, template_of
+
+log = logging.getLogger("tunesmith")
+
+
+def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str) -> None:
+    """Copy the run's adapter weights and config; name the base model it was trained on."""
+    from transformers import GenerationConfig
+
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy2(adapter_dir / name, folder / name)
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = base_model
+    (folder / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    tokenizer.chat_template = template_of(tokenizer)
+    tokenizer.save_pretrained(folder)
+    stops = stop_token_ids(tokenizer)
+    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=stops if len(stops) > 1 else stops[0],
+                     pad_token_id=tokenizer.pad_token_id, do_sample=False).save_pretrained(folder)
+
+
+def verify_peft(folder: Path, base_loader, reference: list[torch.Tensor], probes: Probes) -> dict:
+    """Load a fresh base model, attach the written adapter with `PeftModel.from_pretrained`, compare logits."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(base_loader(), folder).eval()
+    gap = max_gap(reference, probe_logits(model, probes))
+    log.info("PEFT folder check: reloaded with peft, max |logit gap| %.3g", gap)
+    if not gap <= MERGE_TOLERANCE:
+        raise ExportError(f"the written adapter does not reproduce the run's model: max |logit gap| {gap:.3g}; "
+                          "nothing was written")
+    return {"reloaded_with": "peft PeftModel.from_pretrained", "max_logit_gap": gap}

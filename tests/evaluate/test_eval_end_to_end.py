@@ -1,0 +1,65 @@
+"""A tiny tuned run, evaluated at the end of training and again through the real `tunesmith eval` CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REGEX
+
+
+def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
+    run = tuned_run.run_dir
+    for name in ("eval.json", "predictions.jsonl", "report.html", "report.md", "summary.json"):
+        assert (run / name).is_file(), name
+    report = json.loads((run / "eval.json").read_text())
+    assert report["task"]["kind"] == "label" and report["task"]["labels"] == ["account", "billing", "shipping"]
+    acc = {k: s["metrics"]["accuracy"] for k, s in report["systems"].items()}
+    assert list(acc) == ["base_zero_shot", "base_few_shot", "tuned"]
+    assert acc["tuned"]["value"] >= 0.75
+    for base in ("base_zero_shot", "base_few_shot"):
+        assert acc[base]["value"] <= 0.34
+        assert acc["tuned"]["ci"][0] > acc[base]["ci"][1]  # the intervals do not even overlap
+        vs = report["tuned_vs"][base]
+        assert vs["ci"][0] > 0 and vs["fixed"] > vs["broke"]
+        assert vs["delta"] == acc["tuned"]["value"] - acc[base]["value"]
+    loss = {k: s["loss"]["eval_loss"] for k, s in report["systems"].items()}
+    assert loss["tuned"] < 0.5 < loss["base_zero_shot"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["comparison"]["tuned"] == acc["tuned"]["value"]
+    assert summary["after"]["accuracy"] == acc["tuned"]["value"]  # the old before/after summary agrees
+    rows = [json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and set(rows[0]["systems"]) == set(acc)
+    fixed = report["tuned_vs"]["base_zero_shot"]["fixed"]
+    assert sum(r["tuned_vs"]["base_zero_shot"] == "fixed" for r in rows) == fixed
+    assert sum(r["systems"]["tuned"]["scores"]["accuracy"] for r in rows) / 24 == acc["tuned"]["value"]
+    html = (run / "report.html").read_text()
+    assert f"{100 * acc['tuned']['value']:.1f}" in html and "Confusion matrices" in html
+    assert "http" not in html and " src=" not in html and "<link" not in html  # self-contained: nothing fetched
+    assert f"| accuracy | {100 * acc['base_zero_shot']['value']:.1f}" in (run / "report.md").read_text()
+
+
+def test_cli_eval_ranks_labels_and_compares_runs(tuned_run, label_data, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = tmp_path / "eval"
+    cmd = [sys.executable, "-m", "tunesmith.cli", "eval", str(tuned_run.run_dir), "--data", label_data[1],
+           "--few-shot", "2", "--method", "rank", "--resamples", "200", "--compare", str(tuned_run.run_dir),
+           "--answer-regex", REGEX, "--out", str(out)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tuned vs base zero-shot" in done.stdout and "report.html" in done.stdout
+    report = json.loads((out / "eval.json").read_text())
+    assert report["method"] == "rank" and report["bootstrap"]["resamples"] == 200
+    assert list(report["systems"]) == ["base_zero_shot", "base_few_shot", "tuned", "run:run"]
+    systems = report["systems"]
+    assert list(systems["tuned"]["metrics"]) == ["accuracy", "macro_f1"]  # ranking scores labels only
+    assert systems["tuned"]["metrics"]["accuracy"]["value"] >= 0.75
+    assert systems["run:run"]["metrics"] == systems["tuned"]["metrics"]  # the same run, the same numbers
+    assert systems["base_few_shot"]["title"] == "base 2-shot"
+    assert (out / "report.html").is_file() and not (out / "summary.json").exists()
+
+
+def test_cli_eval_errors_are_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tunesmith.cli", "eval", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 2 and "not a tunesmith run folder" in done.stderr
