@@ -25,8 +25,11 @@ def run_config(run_dir: str | Path) -> Config:
     return load_config(path)
 
 
-def load_tuned(run_dir: str | Path):
-    """(model, tokenizer, config) of a run: base model + PEFT adapter, or the fully tuned model."""
+def load_tuned(run_dir: str | Path, dtype: str | None = None):
+    """(model, tokenizer, config) of a run: base model + PEFT adapter, or the fully tuned model.
+
+    `dtype` overrides the dtype the run trained in (exports compare against a float32 reference).
+    """
     import torch
     from transformers import AutoTokenizer
 
@@ -38,7 +41,7 @@ def load_tuned(run_dir: str | Path):
     if (run_dir / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = load_model(resolve_model(config.model.name), dtype=config.model.dtype,
+        base = load_model(resolve_model(config.model.name), dtype=dtype or config.model.dtype,
                           attention=config.model.attention, trust_remote_code=config.model.trust_remote_code)
         model = PeftModel.from_pretrained(base, run_dir / "adapter")
         folder = run_dir / "adapter"
@@ -46,7 +49,7 @@ def load_tuned(run_dir: str | Path):
         from tunesmith.models import ModelSource
 
         folder = run_dir / "model"
-        model = load_model(ModelSource(name=str(folder), folder=folder), dtype=config.model.dtype,
+        model = load_model(ModelSource(name=str(folder), folder=folder), dtype=dtype or config.model.dtype,
                            attention=config.model.attention)
     else:
         raise RunError("has no trained model yet (no adapter/ or model/ folder): is training finished?",

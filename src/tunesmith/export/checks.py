@@ -50,31 +50,11 @@ class RunModel:
 
 def load_run_fp32(run_dir: str | Path) -> RunModel:
     """The run's model in float32 (whatever dtype it trained in): the reference every export must match."""
-    from peft import PeftModel
-    from transformers import AutoTokenizer
+    from tunesmith.runfolder import load_tuned
 
-    from tunesmith.errors import RunError
-    from tunesmith.models import ModelSource, load_model, resolve_model
-    from tunesmith.runfolder import run_config
-
-    run_dir = Path(run_dir)
-    config = run_config(run_dir)
-    adapter = run_dir / "adapter"
-    if (adapter / "adapter_config.json").is_file():
-        base = load_model(resolve_model(config.model.name), dtype="float32", attention=config.model.attention,
-                          trust_remote_code=config.model.trust_remote_code)
-        model, folder, adapter_dir = PeftModel.from_pretrained(base, adapter), adapter, adapter
-    elif (run_dir / "model" / "config.json").is_file():
-        folder, adapter_dir = run_dir / "model", None
-        model = load_model(ModelSource(name=str(folder), folder=folder), dtype="float32",
-                           attention=config.model.attention)
-    else:
-        raise RunError("has no trained model yet (no adapter/ or model/ folder): is training finished?",
-                       origin=str(run_dir))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.eval()
+    model, tokenizer, config = load_tuned(run_dir, dtype="float32")
+    adapter_dir = Path(run_dir) / "adapter"
+    adapter_dir = adapter_dir if (adapter_dir / "adapter_config.json").is_file() else None
     return RunModel(model, tokenizer, config, adapter_dir)
 
 
