@@ -10,6 +10,17 @@ from tunesmith.data.types import Message
 from tunesmith.render import render_prompt, stop_token_ids
 
 
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) with rows right-aligned, so every row's last token shares one position."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
                    temperature: float = 0.0, top_p: float = 1.0) -> list[str]:
@@ -20,12 +31,8 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     """
     model.eval()
     pad = tokenizer.pad_token_id
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
+    ids, mask = left_pad(prompts, pad)
+    width = ids.shape[1]
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
         {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REGEX
+from labeltask import REGEX
 
 
 def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):

@@ -6,7 +6,7 @@ import json
 import tunesmith
 from tunesmith.training.metrics import read_metrics
 
-from conftest import run_config
+from labeltask import run_config
 
 
 def test_periodic_task_metric_best_weights_and_early_stopping(tmp_path, tiny_llama_dir, label_data):

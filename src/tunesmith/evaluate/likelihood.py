@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from tunesmith.generation import left_pad
 from tunesmith.pack import collate_padded
 from tunesmith.render import IGNORE, Rendered
 
@@ -63,12 +64,7 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     step = max(1, batch_rows // n_cand)
     for start in range(0, len(prompts), step):
         seqs = [list(p) + shared for p in prompts[start:start + step]]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, width - len(s):] = torch.tensor(s)
-            mask[i, width - len(s):] = 1
+        ids, mask = left_pad(seqs, pad_id)
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=tail > 1,
                     logits_to_keep=len(shared) + 1)
