@@ -56,23 +56,14 @@ def generate_answers(model, tokenizer, conversations: list[list[Message]], *, sy
 
 def stream_answer(model, tokenizer, messages: list[Message], *, system_prompt: str | None,
                   max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
-    """Yield the answer to a conversation piece by piece, as it is generated."""
-    from threading import Thread
-
-    from transformers import TextIteratorStreamer
-
-    prompt = torch.tensor([render_prompt(messages, tokenizer, system_prompt=system_prompt)])
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else \
-        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    kwargs = dict(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
-                  eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                  streamer=streamer, **sampling)
-    model.eval()
-    thread = Thread(target=lambda: torch.no_grad()(model.generate)(**kwargs), daemon=True)
-    thread.start()
-    yield from streamer
-    thread.join()
+    """Yield the answer to a conversation piece by piece, as it is generated (the server's token path)."""
+    prompt = render_prompt(messages, tokenizer, system_prompt=system_prompt)
+    text = TextStream(tokenizer)
+    for token in generate_tokens(model, prompt, max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(tokenizer),
+                                 temperature=temperature):
+        piece = text.push(token)
+        if piece:
+            yield piece
 
 
 @torch.no_grad()
