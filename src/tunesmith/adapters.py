@@ -10,11 +10,15 @@ def apply_method(model, method: str, lora: LoraSpec):
     if method == "full":
         model.requires_grad_(True)
         return model
+    import torch
     from peft import LoraConfig, get_peft_model
+
+    from tunesmith.fastlora import FusedLoraLinear
 
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                      target_modules=lora.targets, use_dora=method == "dora", use_rslora=lora.rslora,
                      bias="none", task_type="CAUSAL_LM")
+    cfg._register_custom_module({torch.nn.Linear: FusedLoraLinear})  # peft's documented extension point
     return get_peft_model(model, cfg)
 
 

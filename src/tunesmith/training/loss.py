@@ -1,15 +1,79 @@
-"""Token-level cross-entropy, computed only where there is a label.
+"""Token-level cross-entropy, computed only where there is a label, without a logits tensor per batch.
 
-The model is asked for logits at the positions that predict a trained token (`logits_to_keep` with the
-needed indices), so prompt positions never materialise a vocabulary-sized row: less memory, less time.
+The model is run for its final hidden states; only the rows that predict a trained token are multiplied
+by the output embedding, a chunk of rows at a time, and each chunk's logits become its loss and its
+gradients at once (`LinearCrossEntropy`), so neither the `(tokens, vocab)` logits nor their gradient are
+kept for backward. A model whose output head is more than a bias-free linear map (logit soft-capping,
+scaling) is detected on first use by comparing one position with the model's own logits, and then goes
+through the model's logits instead.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.nn.functional as F
 
 from tunesmith.render import IGNORE
+
+CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49,152 fp32 = 96 MiB for SmolLM2
+_PLAIN_HEAD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its head is a plain linear map
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """sum_i CE(h_i W^T, t_i), with the gradients for h and W computed chunk by chunk in forward."""
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, want_grad: bool):
+        need_h = want_grad and ctx.needs_input_grad[0]
+        need_w = want_grad and ctx.needs_input_grad[1]
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        grad_h = torch.empty_like(h) if need_h else None
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if need_w else None
+        for i in range(0, h.shape[0], CHUNK_ROWS):
+            hc, tc = h[i:i + CHUNK_ROWS], targets[i:i + CHUNK_ROWS]
+            logits = (hc @ weight.t()).float()
+            lse = torch.logsumexp(logits, dim=-1)
+            total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
+            if need_h or need_w:
+                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place
+                probs[torch.arange(tc.shape[0], device=h.device), tc] -= 1.0
+                g = probs.to(h.dtype)
+                if need_h:
+                    grad_h[i:i + CHUNK_ROWS] = g @ weight
+                if need_w:
+                    grad_w += (g.t() @ hc).float()
+        ctx.save_for_backward(grad_h, grad_w)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):
+        grad_h, grad_w = ctx.saved_tensors
+        gh = grad_h * grad_total.to(grad_h.dtype) if grad_h is not None else None
+        gw = grad_w * grad_total if grad_w is not None else None
+        return gh, gw, None, None
+
+
+def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch without labels; a right-padded batch also without its attention mask.
+
+    In a causal model a real token never attends to the padding after it, so for right padding the mask
+    changes only the (unlabelled) pad positions, and without it attention takes the cheaper causal path.
+    """
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    mask = inputs.get("attention_mask")
+    if mask is not None and bool((mask[:, 1:] <= mask[:, :-1]).all()) and bool(mask[:, 0].all()):
+        del inputs["attention_mask"]
+    return inputs
+
+
+def _output_head(model) -> torch.nn.Linear | None:
+    inner = getattr(model, "module", model)  # DDP
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if isinstance(head, torch.nn.Linear) and head.bias is None:
+        return head
+    return None
 
 
 def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -19,15 +83,33 @@ def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     batch, so that batch 8 and batch 1 x 8 accumulation give the same gradient.
     """
     targets = batch["labels"][:, 1:]
-    keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-    n = int((targets != IGNORE).sum())
+    trained = targets != IGNORE
+    n = int(trained.sum())
     if n == 0:
         return torch.zeros((), requires_grad=torch.is_grad_enabled()), 0
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    out = model(**inputs, use_cache=False, logits_to_keep=keep)
-    logits = out.logits.float()
-    loss = F.cross_entropy(logits.flatten(0, 1), targets[:, keep].flatten(), ignore_index=IGNORE, reduction="sum")
+    inputs = _model_inputs(batch)
+    head = _output_head(model)
+    plain = _PLAIN_HEAD.get(model)
+    if head is None or plain is False:
+        return _loss_through_logits(model, inputs, targets, trained), n
+    probe = trained.any(dim=0).nonzero()[:1, 0]  # one position: checks the head is the plain linear map
+    out = model(**inputs, use_cache=False, logits_to_keep=probe if plain is None else probe[:0],
+                output_hidden_states=True)
+    hidden = out.hidden_states[-1][:, :-1]
+    if plain is None:
+        mine = F.linear(hidden[:, probe], head.weight).float()
+        _PLAIN_HEAD[model] = plain = bool(torch.allclose(mine, out.logits.float(), rtol=2e-2, atol=2e-2))
+        if not plain:
+            return _loss_through_logits(model, inputs, targets, trained), n
+    loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled())
     return loss, n
+
+
+def _loss_through_logits(model, inputs, targets, trained) -> torch.Tensor:
+    """The model's own logits at the positions with a label (for heads that are not a plain linear map)."""
+    keep = trained.any(dim=0).nonzero().squeeze(1)
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits.float()
+    return F.cross_entropy(logits.flatten(0, 1), targets[:, keep].flatten(), ignore_index=IGNORE, reduction="sum")
 
 
 @torch.no_grad()

@@ -1,0 +1,122 @@
+"""The fused LoRA layer computes what peft computes, keeps less for backward, and saves plain peft adapters."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+
+import tiny
+from tunesmith.adapters import apply_method
+from tunesmith.config import LoraSpec
+from tunesmith.fastlora import FusedLoraLinear, LoraLinearFn, dropout_mask
+
+
+def _models(tok, dtype, method="lora", dropout=0.0):
+    """(tunesmith's fused peft model, plain peft model) with identical weights and adapters."""
+    spec = LoraSpec(r=4, alpha=8, dropout=dropout)
+    fused = apply_method(tiny.llama(tok).to(dtype), method, spec)
+    plain = get_peft_model(tiny.llama(tok).to(dtype), LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", use_dora=method == "dora",
+        task_type="CAUSAL_LM"))
+    torch.manual_seed(1)
+    for (_, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters()):
+        if p.requires_grad:  # B starts at zero: give it values so the adapter path matters
+            p.data.copy_(torch.randn_like(p) * 0.05)
+            q.data.copy_(p.data)
+    return fused, plain
+
+
+def _loss_and_grads(model, ids):
+    model.zero_grad()
+    logits = model(input_ids=ids).logits.float()
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+    loss.backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_fused_matches_peft_logits_and_gradients(chatml_tok, dtype, tol):
+    fused, plain = _models(chatml_tok, dtype)
+    assert any(isinstance(m, FusedLoraLinear) for m in fused.modules())
+    ids = torch.randint(5, 60, (2, 12))
+    la, ga = _loss_and_grads(fused.train(), ids)
+    lb, gb = _loss_and_grads(plain.train(), ids)
+    assert (la - lb).abs().max() <= tol
+    for name, g in ga.items():
+        ref = gb[name]
+        assert (g - ref).abs().max() <= tol * max(1.0, ref.abs().max()), name
+
+
+def test_fused_dropout_gradients_match_the_explicit_formula():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(6, 8, dtype=torch.float64)
+    a = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(7)
+    y = LoraLinearFn.apply(x, w, None, a, b, 2.0, 0.3)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, a, b), g)
+    torch.manual_seed(7)
+    keep, scale = dropout_mask(x.shape, 0.3, x.device)
+    ref_y = x @ w.t() + (x * keep * scale) @ a.t() @ b.t() * 2.0
+    want = torch.autograd.grad(ref_y, (x, a, b), g)
+    assert torch.allclose(y, ref_y)
+    for u, v in zip(got, want):
+        assert torch.allclose(u, v)
+    assert 0 < (~keep).sum() < keep.numel()
+
+
+def test_dropout_mask_rate_and_scale():
+    torch.manual_seed(0)
+    keep, scale = dropout_mask(torch.Size([1000, 999]), 0.05, torch.device("cpu"))
+    assert keep.dtype == torch.bool and keep.shape == (1000, 999)
+    assert abs((~keep).float().mean().item() - 0.05) < 0.002
+    assert scale == pytest.approx(1 / (1 - round(0.05 * 65536) / 65536))
+
+
+def test_fused_layer_keeps_a_third_of_peft_activation_bytes():
+    """Per adapted bf16 layer with dropout: peft keeps fp32 input, mask and dropped input; we keep bf16 x once."""
+
+    def saved_bytes(custom: bool) -> int:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(64, 96)).to(torch.bfloat16)
+        cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.1, target_modules=["0"])
+        if custom:
+            cfg._register_custom_module({torch.nn.Linear: FusedLoraLinear})
+        net = get_peft_model(net, cfg).train()
+        x = torch.randn(16, 64, dtype=torch.bfloat16, requires_grad=True)
+        seen = {}
+
+        def pack(t):
+            if not isinstance(t, torch.nn.Parameter):
+                seen[(t.data_ptr(), t.dtype, tuple(t.shape))] = t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            net(x).float().sum().backward()
+        assert isinstance(net.base_model.model[0], FusedLoraLinear) == custom
+        return sum(seen.values())
+
+    assert saved_bytes(True) <= saved_bytes(False) / 3
+
+
+def test_dora_and_merged_adapters_take_peft_path(chatml_tok):
+    fused, plain = _models(chatml_tok, torch.float32, method="dora")
+    ids = torch.randint(5, 60, (2, 10))
+    assert torch.allclose(fused(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-6)
+    fused.merge_adapter()
+    assert torch.allclose(fused(input_ids=ids).logits, plain(input_ids=ids).logits, atol=1e-5)
+
+
+def test_saved_adapter_loads_in_plain_peft(chatml_tok, tmp_path):
+    fused, _ = _models(chatml_tok, torch.float32)
+    fused.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert "custom" not in json.dumps(cfg).lower()
+    loaded = PeftModel.from_pretrained(tiny.llama(chatml_tok), tmp_path)
+    assert not any(isinstance(m, FusedLoraLinear) for m in loaded.modules())
+    ids = torch.randint(5, 60, (2, 10))
+    assert torch.equal(fused.eval()(input_ids=ids).logits, loaded.eval()(input_ids=ids).logits)
