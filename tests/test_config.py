@@ -35,7 +35,7 @@ def test_minimal_yaml_gets_documented_defaults(tmp_path):
     assert cfg.data.train == "train.jsonl"
     assert cfg.data.eval is None and cfg.data.eval_fraction is None and cfg.data.columns is None
     assert cfg.data.system_prompt is None and cfg.data.train_on_prompt is False
-    assert cfg.model.name == "smollm2-135m" and cfg.model.dtype == "auto" and cfg.model.attention == "sdpa"
+    assert cfg.model.name == "smollm2-135m" and cfg.model.dtype == "auto" and cfg.model.attention == "auto"
     assert cfg.model.trust_remote_code is False
     assert cfg.method == "lora"
     assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.targets) == (16, 32.0, 0.05, "all-linear")

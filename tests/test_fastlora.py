@@ -10,7 +10,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 import tiny
 from tunesmith.adapters import apply_method
 from tunesmith.config import LoraSpec
-from tunesmith.fastlora import FusedLoraLinear, LoraLinearFn, dropout_mask
+from tunesmith.fastlora import FusedLoraLinear, LoraLinearFn, dropped_positions
 
 
 def _models(tok, dtype, method="lora", dropout=0.0):
@@ -60,21 +60,41 @@ def test_fused_dropout_gradients_match_the_explicit_formula():
     g = torch.randn_like(y)
     got = torch.autograd.grad(y, (x, a, b), g)
     torch.manual_seed(7)
-    keep, scale = dropout_mask(x.shape, 0.3, x.device)
-    ref_y = x @ w.t() + (x * keep * scale) @ a.t() @ b.t() * 2.0
+    keep = torch.ones(x.numel(), dtype=torch.float64)
+    keep[dropped_positions(x.numel(), 0.3)] = 0
+    keep = keep.view(x.shape)
+    ref_y = x @ w.t() + (x * keep / 0.7) @ a.t() @ b.t() * 2.0
     want = torch.autograd.grad(ref_y, (x, a, b), g)
     assert torch.allclose(y, ref_y)
     for u, v in zip(got, want):
         assert torch.allclose(u, v)
-    assert 0 < (~keep).sum() < keep.numel()
+    assert 0 < (keep == 0).sum() < keep.numel()
 
 
-def test_dropout_mask_rate_and_scale():
+def test_dropped_positions_are_iid_bernoulli():
+    """Rate, no repeats, and independence: the gaps between drops are geometric with mean 1/p."""
     torch.manual_seed(0)
-    keep, scale = dropout_mask(torch.Size([1000, 999]), 0.05, torch.device("cpu"))
-    assert keep.dtype == torch.bool and keep.shape == (1000, 999)
-    assert abs((~keep).float().mean().item() - 0.05) < 0.002
-    assert scale == pytest.approx(1 / (1 - round(0.05 * 65536) / 65536))
+    n, p = 2_000_000, 0.05
+    pos = dropped_positions(n, p)
+    assert pos.dtype == torch.int64 and bool((pos[1:] > pos[:-1]).all()) and 0 <= int(pos[0]) and int(pos[-1]) < n
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(pos.numel() / n - p) < 4 * sigma
+    gaps = (pos[1:] - pos[:-1]).double()
+    assert abs(gaps.mean().item() - 1 / p) < 0.02 / p
+    assert abs((gaps == 1).double().mean().item() - p) < 0.003  # P(next element dropped | this one) = p
+    # each of 8 equal slices of a small tensor is dropped at the same rate (no position bias)
+    counts = torch.zeros(8)
+    for _ in range(200):
+        counts += torch.bincount(dropped_positions(800, 0.25) // 100, minlength=8)
+    assert (counts / (200 * 100) - 0.25).abs().max() < 0.02
+    assert dropped_positions(1000, 0.0).numel() == 0
+
+
+def test_dropped_positions_draw_again_when_a_draw_falls_short():
+    torch.manual_seed(3)
+    pos = dropped_positions(5000, 0.5, draws=100)  # about 25 rounds of 100 gaps
+    assert bool((pos[1:] > pos[:-1]).all()) and int(pos[-1]) < 5000
+    assert abs(pos.numel() / 5000 - 0.5) < 0.03 and int(pos[-1]) > 4900
 
 
 def test_fused_layer_keeps_a_third_of_peft_activation_bytes():

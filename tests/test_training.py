@@ -138,3 +138,14 @@ def test_other_methods_train(tmp_path, tiny_llama_dir, method):
 def test_gpt2_style_base_model_trains(tmp_path, tiny_gpt2_dir):
     result = tunesmith.train(config(tmp_path, tiny_gpt2_dir, "g", max_steps=2), show_progress=False)
     assert len(losses(result)) == 2
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("constant", [1e-2, 1e-2, 1e-2, 1e-2]),
+    ("linear", [1e-2, 7.5e-3, 5e-3, 2.5e-3]),
+    ("cosine", [1e-2, 8.5355e-3, 5e-3, 1.4645e-3]),
+])
+def test_lr_scheduler(tmp_path, tiny_llama_dir, name, expected):
+    cfg = config(tmp_path, tiny_llama_dir, name, lr_scheduler=name)
+    lrs = [r["lr"] for r in read_metrics(tunesmith.train(cfg, show_progress=False).run_dir / "metrics.jsonl")]
+    assert lrs == pytest.approx(expected, rel=1e-4)

@@ -25,7 +25,7 @@ class ModelSpec(_Strict):
 
     name: str = "smollm2-135m"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attention: Literal["sdpa", "eager"] = "sdpa"
+    attention: Literal["auto", "sdpa", "eager"] = "auto"
     trust_remote_code: bool = False
 
 
@@ -66,6 +66,7 @@ class TrainSpec(_Strict):
     lr: float = Field(default=2.0e-4, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"  # after warmup: decay to 0, or hold
     max_grad_norm: float | None = Field(default=1.0, gt=0)
     max_length: int = Field(default=512, ge=8)
     seed: int = 0

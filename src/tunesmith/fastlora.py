@@ -4,12 +4,13 @@ peft's `lora.Linear` computes `base(x) + B(A(dropout(x.float()))) * scaling` thr
 autograd keeps, for every adapted layer, an fp32 copy of the input, an fp32 dropout mask and the fp32
 dropped input: about 3 fp32 tensors of the input's size per layer, where the frozen layer itself keeps one
 bf16 tensor; and it builds the layer's output in fp32 before casting it back. `LoraLinearFn` keeps the
-(bf16) input once, shared with the frozen product, a 1-byte mask and the rank-r product, recomputes the
-dropped input in backward, and adds the low-rank update into the frozen product in place.
+(bf16) input once, shared with the frozen product, the dropped positions and the rank-r product,
+recomputes the dropped input in backward, and adds the low-rank update into the frozen product in place.
 
-The dropout mask is drawn as 16-bit random integers (four per 64-bit draw) compared with `p * 2**16`,
-about 5x cheaper on CPU than `nn.Dropout`'s float Bernoulli; the rate is then `round(p * 2**16) / 2**16`
-(for p = 0.05: 0.0500031).
+Dropout is drawn as the positions of the dropped elements, not as a mask: the gaps between successive
+dropped elements of an i.i.d. Bernoulli(p) sequence are geometric, so `n * p` uniform draws (not `n`) give
+exactly the distribution of `nn.Dropout`. For p = 0.05 that measured 3x faster on CPU than drawing a 16-bit
+mask (and `nn.Dropout`'s float mask is slower still), and keeps 0.4 bytes per element for backward, not 1+.
 
 The layer plugs into peft through its documented custom-module registration
 (`LoraConfig._register_custom_module`), subclasses peft's `lora.Linear` and keeps its parameters and names,
@@ -19,27 +20,40 @@ peft's own. Saved adapters load into plain peft unchanged.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 
-_LEVELS = 1 << 16
+def dropped_positions(n: int, p: float, device: torch.device | None = None, *, draws: int | None = None) -> torch.Tensor:
+    """Sorted flat indices of the elements that i.i.d. dropout with rate `p` drops among `n` (global torch RNG).
+
+    Position j is dropped with probability p independently of the others: the gaps between drops are
+    geometric, `floor(log(1-u) / log(1-p))` for uniform u (float64, so the tail is not cut short). `draws`
+    uniforms are drawn at a time (default: enough to pass n with all but negligible probability).
+    """
+    if p <= 0 or n == 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    mean = n * p
+    draws = draws or int(mean + 6 * math.sqrt(mean) + 16)
+    log_keep = math.log1p(-p)
+    parts, start = [], 0
+    while True:
+        u = torch.rand(draws, dtype=torch.float64, device=device)
+        gaps = torch.floor(torch.log1p(-u) / log_keep).to(torch.int64) + 1
+        pos = torch.cumsum(gaps, 0) + (start - 1)
+        if int(pos[-1]) >= n:
+            parts.append(pos[pos < n])
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
+        parts.append(pos)
+        start = int(pos[-1]) + 1
 
 
-def dropout_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
-    """A boolean keep-mask with drop rate `p` quantised to 1/65536, and the kept rows' scale."""
-    threshold = round(p * _LEVELS)
-    n = 1
-    for d in shape:
-        n *= d
-    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), None)
-    keep = bits.view(torch.int16)[:n].view(shape) >= threshold - (1 << 15)
-    return keep, _LEVELS / (_LEVELS - threshold)
-
-
-def _as(keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The boolean mask as 0/1 values of `dtype` (through uint8: ~8x faster than casting bool on CPU)."""
-    return keep.view(torch.uint8).to(dtype)
+def _zero_at(t: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """`t` with the flat `positions` set to zero, in place (t must be contiguous)."""
+    t.view(-1).index_fill_(0, positions, 0)
+    return t
 
 
 class LoraLinearFn(torch.autograd.Function):
@@ -53,20 +67,21 @@ class LoraLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scaling: float, p: float):
         a, b = lora_a.to(x.dtype), lora_b.to(x.dtype)
-        keep, keep_scale = (None, 1.0) if p == 0 else dropout_mask(x.shape, p, x.device)
-        xd = x if keep is None else x * _as(keep, x.dtype)
+        drop = None if p == 0 else dropped_positions(x.numel(), p, x.device)
+        keep_scale = 1.0 / (1.0 - p)
+        xd = x if drop is None else _zero_at(x.clone(memory_format=torch.contiguous_format), drop)
         h = xd.flatten(0, -2) @ a.t()  # (tokens, r)
-        if keep is not None:
+        if drop is not None:
             h.mul_(keep_scale)
         out = F.linear(x, weight, bias)
         out.view(-1, out.shape[-1]).addmm_(h, b.t(), alpha=scaling)
-        ctx.save_for_backward(x, weight, lora_a, lora_b, h, keep)
+        ctx.save_for_backward(x, weight, lora_a, lora_b, h, drop)
         ctx.scaling, ctx.keep_scale, ctx.has_bias = scaling, keep_scale, bias is not None
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, lora_a, lora_b, h, keep = ctx.saved_tensors
+        x, weight, lora_a, lora_b, h, drop = ctx.saved_tensors
         s, c = ctx.scaling, ctx.keep_scale
         g = grad.reshape(-1, grad.shape[-1]).to(x.dtype)
         x2 = x.flatten(0, -2)
@@ -75,17 +90,17 @@ class LoraLinearFn(torch.autograd.Function):
         grad_x = grad_w = grad_bias = grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = g @ weight
-            if keep is None:
+            if drop is None:
                 grad_x.addmm_(gb, a, alpha=s)
             else:
-                grad_x.add_((gb @ a).mul_(_as(keep, x.dtype).flatten(0, -2)), alpha=s * c)
+                grad_x.add_(_zero_at(gb @ a, drop), alpha=s * c)
             grad_x = grad_x.view(x.shape)
         if ctx.needs_input_grad[1]:
             grad_w = g.t() @ x2
         if ctx.needs_input_grad[2] and ctx.has_bias:
             grad_bias = g.sum(0)
         if ctx.needs_input_grad[3]:
-            xd = x2 if keep is None else x2 * _as(keep, x.dtype).flatten(0, -2)
+            xd = x2 if drop is None else _zero_at(x2.clone(memory_format=torch.contiguous_format), drop)
             grad_a = (gb.t() @ xd).to(lora_a.dtype).mul_(s * c)
         if ctx.needs_input_grad[4]:
             grad_b = (g.t() @ h).to(lora_b.dtype).mul_(s)

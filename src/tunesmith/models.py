@@ -123,14 +123,24 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
     return tok
 
 
-def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "sdpa",
+def attn_implementation(attention: str) -> str:
+    """transformers' name for the attention setting: `auto` is tunesmith's blocked causal attention for CPU
+    training, which hands every other case (GPU, masks, KV cache, no gradients) to SDPA."""
+    if attention == "auto":
+        from tunesmith.attention import NAME  # importing it registers the function with transformers
+
+        return NAME
+    return attention
+
+
+def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "auto",
                trust_remote_code: bool = False):
     """Load the causal LM with an explicit dtype (`auto`: bf16 where the hardware is fast at it) and attention."""
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source.load_path, dtype=DTYPES[resolve_dtype(dtype)], attn_implementation=attention,
+            source.load_path, dtype=DTYPES[resolve_dtype(dtype)], attn_implementation=attn_implementation(attention),
             trust_remote_code=trust_remote_code)
     except OSError as e:
         raise _load_error(source, e) from None

@@ -42,7 +42,7 @@ log = logging.getLogger("tunesmith")
 
 # Settings that may change when re-running into an existing run folder (they do not change what was done).
 RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.eval_every",
-                     "train.log_every", "train.keep_checkpoints", "train.threads"}
+                     "train.log_every", "train.keep_checkpoints", "train.threads", "model.attention"}
 
 
 @dataclass
@@ -183,9 +183,10 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
     steps_per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
     total_steps = t.max_steps or t.epochs * steps_per_epoch
-    from transformers import get_cosine_schedule_with_warmup
+    from transformers import get_scheduler
 
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(t.warmup_ratio * total_steps), total_steps)
+    scheduler = get_scheduler("constant_with_warmup" if t.lr_scheduler == "constant" else t.lr_scheduler, optimizer,
+                              num_warmup_steps=round(t.warmup_ratio * total_steps), num_training_steps=total_steps)
     eval_batches = [collate_padded(prep.eval_rows[i:i + config.eval.batch_size], prep.tokenizer.pad_token_id)
                     for i in range(0, len(prep.eval_rows), config.eval.batch_size)]
 
