@@ -90,3 +90,66 @@ def test_model_with_blocked_attention_matches_sdpa_in_training(chatml_tok, monke
     assert len(used) == 2  # both layers of the unpadded call; the padded call went to SDPA
     for a, b in zip(results["sdpa"], results[attention.NAME]):
         assert (a - b).abs().max() < 1e-5
+
+
+def test_packed_segments():
+    from tunesmith.attention import packed_segments
+
+    assert packed_segments(torch.tensor([[0, 1, 2, 0, 1, 0]])) == [(0, 3), (3, 5), (5, 6)]
+    assert packed_segments(torch.tensor([[0, 1, 2, 3]])) == [(0, 4)]
+    assert packed_segments(torch.tensor([[1, 2, 0, 1]])) is None  # does not start a sample
+    assert packed_segments(torch.tensor([[0, 1, 3, 0]])) is None  # a gap inside a sample
+    assert packed_segments(torch.tensor([[0, 1], [0, 1]])) is None  # not one packed row
+    assert packed_segments(None) is None
+
+
+def test_packed_rows_attend_per_sample_like_sdpa(chatml_tok, monkeypatch):
+    """Packed rows through the model: the blocked path equals SDPA's masked path, and no sample sees another."""
+    used = []
+    real = attention.block_causal_attention
+    monkeypatch.setattr(attention, "block_causal_attention", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    lengths = [7, 12, 5]
+    ids = torch.randint(5, 60, (1, sum(lengths)))
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    results = {}
+    for name in ("sdpa", attention.NAME):
+        model = tiny.llama(chatml_tok).train()
+        model.set_attn_implementation(name)
+        logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+        logits.square().sum().backward()
+        results[name] = (logits, model.model.layers[1].self_attn.k_proj.weight.grad)
+    assert len(used) == 2  # one call per layer for the whole packed row
+    for a, b in zip(results["sdpa"], results[attention.NAME]):
+        assert (a - b).abs().max() < 1e-5
+    # each sample alone gives the same logits: no sample sees another
+    start = 0
+    for n in lengths:
+        alone = model(input_ids=ids[:, start:start + n], use_cache=False).logits
+        assert (alone - results[attention.NAME][0][:, start:start + n]).abs().max() < 1e-5
+        start += n
+
+
+def test_mask_that_is_not_block_causal_goes_to_sdpa(monkeypatch):
+    q, k, v = _qkv(1, 4, 2, 6, 8, dtype=torch.float32)
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2]])
+    mask = torch.ones(1, 1, 6, 6, dtype=torch.bool).tril()  # causal across both samples: not packing's mask
+    calls = []
+    monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *a, **kw: calls.append(1) or (None, None))
+    blocked_attention_forward(_Module(), q, k, v, mask, position_ids=positions)
+    assert calls == [1]
+
+
+def test_packed_row_matches_attention_per_sample():
+    from tunesmith.attention import packed_block_causal_attention
+
+    lengths = [9, 3, 70, 1, 6]
+    q, k, v = _qkv(1, 6, 3, sum(lengths), 8)
+    bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+    out = packed_block_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])))
+    ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
+                                                    scale=0.25, enable_gqa=True).transpose(1, 2)
+                     for a, e in zip(bounds[:-1], bounds[1:])], 1)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 1e-12
+    g = torch.randn_like(out)
+    for x, y in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        assert (x - y).abs().max() < 1e-12

@@ -63,3 +63,34 @@ def test_packing_masks_each_samples_first_label():
     r = [Rendered([1, 2, 3], [1, 2, 3], Origin("x", 1)), Rendered([4, 5], [4, 5], Origin("x", 2))]
     assert collate_packed(r)["labels"].tolist() == [[IGNORE, 2, 3, IGNORE, 5]]
     assert collate_packed(r)["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+
+
+def test_packing_auto_checks_the_model_keeps_samples_apart(chatml_tok, caplog):
+    from types import SimpleNamespace
+
+    from tunesmith.models import keeps_packed_samples_apart, resolve_packing
+
+    assert keeps_packed_samples_apart(tiny.llama(chatml_tok).train())
+    assert keeps_packed_samples_apart(tiny.gpt2(chatml_tok))
+
+    class Leaky(torch.nn.Module):
+        """Ignores position ids: every token sees all earlier tokens of the row, packed or not."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(50, 8)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+        @property
+        def dtype(self):
+            return torch.float32
+
+        def forward(self, input_ids, position_ids=None, use_cache=False):
+            return SimpleNamespace(logits=self.embed(input_ids).cumsum(1))
+
+    leaky = Leaky().train()
+    assert not keeps_packed_samples_apart(leaky) and leaky.training
+    assert resolve_packing("auto", leaky) is False and "padded batches" in caplog.text
+    assert resolve_packing(True, leaky) is True and resolve_packing(False, tiny.llama(chatml_tok)) is False

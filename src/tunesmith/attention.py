@@ -5,14 +5,22 @@ On SmolLM2's shapes PyTorch's CPU flash-attention kernel (what SDPA runs for a c
 time, each block against only the keys it may see (matmul, softmax, matmul; autograd does the backward),
 ran forward + backward 2-2.4x faster on those shapes (`benchmarks/attention.py`). It keeps each block's
 softmax output for backward, about half an attention matrix per layer, so it is used only for sequences up
-to `MAX_LENGTH` tokens; everything else (a padding or packing mask, a KV cache, attention dropout, soft-capping,
-sliding windows, no gradients, GPUs, longer sequences) goes to transformers' own SDPA function unchanged.
+to `MAX_LENGTH` tokens.
+
+Packed rows (one sequence of several samples whose position ids restart at 0, see `pack.py`) are attended
+within each sample, the samples laid side by side as a padded batch for attention alone, so the linear
+layers see no padding and attention stays a few batched matmuls; the block-diagonal
+mask transformers builds for them is checked to be exactly that (once per forward pass, not per layer).
+Everything else (a padding mask, a KV cache, attention dropout, soft-capping, sliding windows, no gradients,
+GPUs, longer samples) goes to transformers' own SDPA function unchanged.
 
 It is registered under the name `blocked` through transformers' documented `AttentionInterface`, with
 SDPA's mask function, so models build exactly the masks they build for SDPA.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 from transformers import AttentionInterface
@@ -24,13 +32,47 @@ BLOCK = 64  # queries per block: the fastest of 64/128/whole on SmolLM2 shapes a
 MAX_LENGTH = 1024  # longer sequences: the kept softmax outputs would outgrow the rest of the activations
 
 
-def _eligible(module, query, key, attention_mask, dropout, kwargs) -> bool:
-    return (query.device.type == "cpu" and torch.is_grad_enabled() and attention_mask is None and dropout == 0.0
-            and query.shape[2] == key.shape[2] <= MAX_LENGTH and query.shape[2] > 1
+_checked_mask: weakref.ref | None = None  # the last packing mask found to be exactly block-diagonal causal
+
+
+def _eligible(module, query, key, dropout, kwargs) -> bool:
+    return (query.device.type == "cpu" and torch.is_grad_enabled() and dropout == 0.0
+            and query.shape[2] == key.shape[2] and query.shape[2] > 1
             and getattr(module, "is_causal", True) and kwargs.get("is_causal") is not False
             and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
             and kwargs.get("sliding_window") is None and not kwargs.get("output_attentions", False)
             and query.shape[1] % key.shape[1] == 0)
+
+
+def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] | None:
+    """(start, end) of each sample in a single packed row whose position ids count 0, 1, ... per sample."""
+    if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
+        return None
+    pos = position_ids[0]
+    starts = (pos == 0).nonzero().flatten().tolist()
+    if not starts or starts[0] != 0:
+        return None
+    bounds = starts + [pos.numel()]
+    offsets = torch.repeat_interleave(torch.tensor(starts), torch.tensor(bounds[1:]) - torch.tensor(starts))
+    if not torch.equal(pos.cpu(), torch.arange(pos.numel()) - offsets):
+        return None
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _is_block_causal(mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool:
+    """True when the boolean (1, 1, S, S) mask lets each token see exactly its own sample's earlier tokens."""
+    global _checked_mask
+    if _checked_mask is not None and _checked_mask() is mask:
+        return True
+    n = segments[-1][1]
+    if mask.dtype != torch.bool or mask.shape != (1, 1, n, n):
+        return False
+    sample = torch.repeat_interleave(torch.arange(len(segments)), torch.tensor([e - s for s, e in segments]))
+    expected = (sample[:, None] == sample[None, :]).tril_()
+    if not torch.equal(mask[0, 0].cpu(), expected):
+        return False
+    _checked_mask = weakref.ref(mask)
+    return True
 
 
 def block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
@@ -57,14 +99,46 @@ def block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     return out.view(b, h, s, d).transpose(1, 2).contiguous()
 
 
+def packed_block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+                                  segments: list[tuple[int, int]]) -> torch.Tensor:
+    """Attention within each sample of one packed row: (1, H, S, D) -> (1, S, H, D).
+
+    The samples are laid out as the rows of a right-padded batch for attention alone (the linear layers
+    around it still see no padding), so every sample is attended in the same few batched matmuls.
+    """
+    lengths = torch.tensor([e - a for a, e in segments], device=query.device)
+    sample = torch.repeat_interleave(torch.arange(len(segments), device=query.device), lengths)
+    offset = torch.arange(query.shape[2], device=query.device) - torch.repeat_interleave(
+        torch.tensor([a for a, _ in segments], device=query.device), lengths)
+    width = int(lengths.max())
+
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        rows = t.new_zeros(len(segments), width, t.shape[1], t.shape[3])
+        rows[sample, offset] = t[0].transpose(0, 1)
+        return rows.transpose(1, 2)
+
+    out = block_causal_attention(unpack(query), unpack(key), unpack(value), scaling)  # (n, width, H, D)
+    return out[sample, offset].unsqueeze(0)
+
+
 def blocked_attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0,
                               scaling: float | None = None, **kwargs):
     """transformers' attention-function signature; SDPA wherever the blocked path does not apply."""
-    if not _eligible(module, query, key, attention_mask, dropout, kwargs):
+    segments = None
+    if _eligible(module, query, key, dropout, kwargs):
+        if attention_mask is None:
+            segments = [(0, query.shape[2])]
+        else:
+            packed = packed_segments(kwargs.get("position_ids"))
+            if packed is not None and _is_block_causal(attention_mask, packed):
+                segments = packed
+    if segments is None or max(e - s for s, e in segments) > MAX_LENGTH:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    return block_causal_attention(query, key, value, scale), None
+    if len(segments) == 1:
+        return block_causal_attention(query, key, value, scale), None
+    return packed_block_causal_attention(query, key, value, scale, segments), None
 
 
 AttentionInterface.register(NAME, blocked_attention_forward)

@@ -74,7 +74,7 @@ class TrainSpec(_Strict):
     eval_every: int = Field(default=50, ge=1)
     log_every: int = Field(default=1, ge=1)
     keep_checkpoints: int = Field(default=2, ge=1)
-    packing: bool = False
+    packing: bool | Literal["auto"] = "auto"  # auto: padding-free batches where the model keeps samples apart
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False

@@ -156,6 +156,38 @@ def _load_error(source: ModelSource, e: Exception) -> ModelError:
     return ModelError(f"could not load '{source.name}': {str(e).splitlines()[0]}")
 
 
+def keeps_packed_samples_apart(model) -> bool:
+    """Whether the model, fed packed rows (position ids restarting per sample, no mask), gives each sample the
+    logits it gets alone: how transformers isolates packed samples, checked rather than assumed per model."""
+    was_training = model.training
+    model.eval()  # no dropout: the two runs must be comparable
+    g = torch.Generator().manual_seed(0)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    a, b = (torch.randint(0, vocab, (1, n), generator=g) for n in (9, 7))
+    positions = torch.cat([torch.arange(9), torch.arange(7)])[None]
+    device = model.get_input_embeddings().weight.device
+    try:
+        with torch.enable_grad():  # the attention path training takes (attention.py runs only with gradients)
+            packed = model(input_ids=torch.cat([a, b], 1).to(device), position_ids=positions.to(device),
+                           use_cache=False).logits.detach().float()
+            alone = [model(input_ids=x.to(device), use_cache=False).logits.detach().float() for x in (a, b)]
+    finally:
+        model.train(was_training)
+    gap = max(float((packed[:, :9] - alone[0]).abs().max()), float((packed[:, 9:] - alone[1]).abs().max()))
+    limit = 1e-3 if packed.dtype == model.dtype == torch.float32 else 0.25  # bf16 rounding, not leakage
+    return gap <= limit
+
+
+def resolve_packing(setting: bool | str, model) -> bool:
+    """`train.packing`: true/false as given; `auto` packs wherever the model keeps packed samples apart."""
+    if setting != "auto":
+        return bool(setting)
+    packing = keeps_packed_samples_apart(model)
+    if not packing:
+        log.warning("this model lets packed samples see each other: training on padded batches instead")
+    return packing
+
+
 def decoder_blocks(model) -> list[torch.nn.Module]:
     """The repeated transformer blocks: the longest ModuleList whose entries share one class."""
     best: list[torch.nn.Module] = []

@@ -3,7 +3,8 @@
 Packing puts the rows of a batch end to end in one sequence. Samples must not see each other: each one
 restarts its position ids at 0, no attention mask is passed, and the model is called with
 `use_cache=False`, which is how transformers derives a block-diagonal (per-sample causal) attention from
-position ids. The first label of every sample is masked, since the token before it belongs to another sample.
+position ids (`models.keeps_packed_samples_apart` checks a model does). The first label of every sample is
+masked, since the token before it belongs to another sample.
 """
 
 from __future__ import annotations

@@ -53,9 +53,9 @@ def plan_steps(lengths: Sequence[int], config: Config) -> tuple[list[list[list[i
     return steps, per_epoch
 
 
-def _work(rows: Sequence[Rendered], step: list[list[int]], packing: bool) -> int:
-    """Token positions a step computes: padded rows x width, or the packed length."""
-    if packing:
+def _work(rows: Sequence[Rendered], step: list[list[int]], packing: bool | str) -> int:
+    """Token positions a step computes: padded rows x width, or the packed length (`auto` packs nearly always)."""
+    if packing is not False:
         return sum(len(rows[i].input_ids) for micro in step for i in micro)
     return sum(len(micro) * max(len(rows[i].input_ids) for i in micro) for micro in step)
 
@@ -107,12 +107,12 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     from tunesmith.adapters import apply_method, count_parameters
     from tunesmith.checkpoint import LoopState
     from tunesmith.hardware import choose_threads
-    from tunesmith.models import load_model
+    from tunesmith.models import load_model, resolve_packing
     from tunesmith.training.loop import LoopHooks, train_loop
 
     t = config.train
     plan, _ = plan_steps([len(r.input_ids) for r in rows], config)
-    work = [_work(rows, s, t.packing) for s in plan]
+    work = [_work(rows, s, t.packing) for s in plan]  # before the model is loaded: `auto` counted as packed
     full = [i for i, s in enumerate(plan) if len(s) == t.grad_accum] or list(range(len(plan)))
     largest = max(full, key=lambda i: work[i])
     chosen = [0] + [i for i in [largest] + sorted(full, key=lambda i: -work[i])[len(full) // 2:] if i != 0]
@@ -128,13 +128,14 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
                                             trust_remote_code=config.model.trust_remote_code),
                                  config.method, config.lora)
             load_seconds = time.perf_counter() - started
+            packing = resolve_packing(t.packing, model)
             params = [p for p in model.parameters() if p.requires_grad]
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
             train_bytes = sum(p.numel() * p.element_size() for p in params)
             optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, t.packing)
+            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, packing)
                        for s in chosen for micro in plan[s]]
             marks: list[float] = []
             hooks = LoopHooks(plan=lambda epoch: batches if epoch == 0 else [], total_steps=len(chosen),

@@ -29,7 +29,7 @@ from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.generation import generate_answers
 from tunesmith.hardware import choose_threads
-from tunesmith.models import compile_blocks, load_model, load_tokenizer, resolve_model
+from tunesmith.models import compile_blocks, load_model, load_tokenizer, resolve_model, resolve_packing
 from tunesmith.pack import collate, collate_padded, plan_batches
 from tunesmith.progress import TrainProgress
 from tunesmith.render import Rendered, check_max_length, render_all
@@ -173,6 +173,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                                     trust_remote_code=config.model.trust_remote_code),
                          config.method, config.lora)
     trainable, total = count_parameters(model)
+    packing = resolve_packing(config.train.packing, model)
     log.info("%s: %s, %s of %s parameters trainable, %d threads", config.model.name, config.method,
              f"{trainable:,}", f"{total:,}", threads)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -208,7 +209,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
             cache.clear()
             order = distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=epoch,
                                                    group_by_length=t.group_by_length), dist)
-            cache[epoch] = [collate([prep.train_rows[i] for i in b], prep.tokenizer.pad_token_id, t.packing)
+            cache[epoch] = [collate([prep.train_rows[i] for i in b], prep.tokenizer.pad_token_id, packing)
                             for b in order]
         return cache[epoch]
 
