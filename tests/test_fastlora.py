@@ -49,22 +49,24 @@ def test_fused_matches_peft_logits_and_gradients(chatml_tok, dtype, tol):
         assert (g - ref).abs().max() <= tol * max(1.0, ref.abs().max()), name
 
 
-def test_fused_dropout_gradients_match_the_explicit_formula():
+@pytest.mark.parametrize("weight_grad", [False, True])  # frozen: only the dropped input is kept for backward
+def test_fused_dropout_gradients_match_the_explicit_formula(weight_grad):
     torch.manual_seed(0)
     x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(6, 8, dtype=torch.float64)
+    w = torch.randn(6, 8, dtype=torch.float64, requires_grad=weight_grad)
     a = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
     b = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
     torch.manual_seed(7)
     y = LoraLinearFn.apply(x, w, None, a, b, 2.0, 0.3)
     g = torch.randn_like(y)
-    got = torch.autograd.grad(y, (x, a, b), g)
+    inputs = (x, a, b, w) if weight_grad else (x, a, b)
+    got = torch.autograd.grad(y, inputs, g)
     torch.manual_seed(7)
     keep = torch.ones(x.numel(), dtype=torch.float64)
     keep[dropped_positions(x.numel(), 0.3)] = 0
     keep = keep.view(x.shape)
     ref_y = x @ w.t() + (x * keep / 0.7) @ a.t() @ b.t() * 2.0
-    want = torch.autograd.grad(ref_y, (x, a, b), g)
+    want = torch.autograd.grad(ref_y, inputs, g)
     assert torch.allclose(y, ref_y)
     for u, v in zip(got, want):
         assert torch.allclose(u, v)
