@@ -375,3 +375,15 @@ def test_dump_of_defaults_round_trips(tmp_path):
     path.write_text(dump_config(cfg), encoding="utf-8")
     assert load_config(path) == cfg
     assert isinstance(load_config(path), Config)
+
+
+@pytest.mark.parametrize("value,expected", [("true", True), ("false", False), ("auto", "auto")])
+def test_packing_takes_true_false_or_auto(value, expected):
+    cfg = load_config({"data": {"train": "t.jsonl"}}, [f"train.packing={value}"])
+    assert cfg.train.packing == expected
+    assert load_config({"data": {"train": "t.jsonl"}}).train.packing == "auto"
+
+
+def test_packing_error_names_the_choices():
+    err = config_error({"data": {"train": "t.jsonl"}}, ["train.packing=maybe"])
+    assert "train.packing" in str(err) and "true, false or 'auto'" in str(err)

@@ -80,6 +80,14 @@ class TrainSpec(_Strict):
     compile: bool = False
 
 
+    @field_validator("packing", mode="before")
+    @classmethod
+    def _packing_choice(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v == "auto":
+            return v
+        raise ValueError("should be true, false or 'auto'")
+
+
 class EvalSpec(_Strict):
     """Held-out evaluation run before and after training: loss, and task accuracy from generation."""
 
