@@ -32,7 +32,7 @@ BLOCK = 64  # queries per block: the fastest of 64/128/whole on SmolLM2 shapes a
 MAX_LENGTH = 1024  # longer sequences: the kept softmax outputs would outgrow the rest of the activations
 
 
-_checked_mask: weakref.ref | None = None  # the last packing mask found to be exactly block-diagonal causal
+_checked: tuple[weakref.ref, list] | None = None  # the last packing mask found block-diagonal, with its samples
 
 
 def _eligible(module, query, key, dropout, kwargs) -> bool:
@@ -59,19 +59,27 @@ def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] 
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def _sample_of_position(segments: list[tuple[int, int]], device=None) -> torch.Tensor:
+    """For each position of the packed row, the index of its sample."""
+    lengths = torch.tensor([e - a for a, e in segments], device=device)
+    return torch.repeat_interleave(torch.arange(len(segments), device=device), lengths)
+
+
 def _is_block_causal(mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool:
-    """True when the boolean (1, 1, S, S) mask lets each token see exactly its own sample's earlier tokens."""
-    global _checked_mask
-    if _checked_mask is not None and _checked_mask() is mask:
+    """True when the boolean (1, 1, S, S) mask lets each token see exactly its own sample's earlier tokens.
+
+    Every layer gets the same mask object in one forward pass, so the answer is kept for the last mask seen.
+    """
+    global _checked
+    if _checked is not None and _checked[0]() is mask and _checked[1] == segments:
         return True
     n = segments[-1][1]
     if mask.dtype != torch.bool or mask.shape != (1, 1, n, n):
         return False
-    sample = torch.repeat_interleave(torch.arange(len(segments)), torch.tensor([e - s for s, e in segments]))
-    expected = (sample[:, None] == sample[None, :]).tril_()
-    if not torch.equal(mask[0, 0].cpu(), expected):
+    sample = _sample_of_position(segments)
+    if not torch.equal(mask[0, 0].cpu(), (sample[:, None] == sample[None, :]).tril_()):
         return False
-    _checked_mask = weakref.ref(mask)
+    _checked = (weakref.ref(mask), segments)
     return True
 
 
@@ -106,11 +114,10 @@ def packed_block_causal_attention(query: torch.Tensor, key: torch.Tensor, value:
     The samples are laid out as the rows of a right-padded batch for attention alone (the linear layers
     around it still see no padding), so every sample is attended in the same few batched matmuls.
     """
-    lengths = torch.tensor([e - a for a, e in segments], device=query.device)
-    sample = torch.repeat_interleave(torch.arange(len(segments), device=query.device), lengths)
-    offset = torch.arange(query.shape[2], device=query.device) - torch.repeat_interleave(
-        torch.tensor([a for a, _ in segments], device=query.device), lengths)
-    width = int(lengths.max())
+    sample = _sample_of_position(segments, query.device)
+    starts = torch.tensor([a for a, _ in segments], device=query.device)
+    offset = torch.arange(query.shape[2], device=query.device) - starts[sample]
+    width = max(e - a for a, e in segments)
 
     def unpack(t: torch.Tensor) -> torch.Tensor:
         rows = t.new_zeros(len(segments), width, t.shape[1], t.shape[3])
