@@ -94,3 +94,9 @@ def test_packing_auto_checks_the_model_keeps_samples_apart(chatml_tok, caplog):
     assert not keeps_packed_samples_apart(leaky) and leaky.training
     assert resolve_packing("auto", leaky) is False and "padded batches" in caplog.text
     assert resolve_packing(True, leaky) is True and resolve_packing(False, tiny.llama(chatml_tok)) is False
+
+    class NoPositions(Leaky):
+        def forward(self, input_ids, use_cache=False):
+            return SimpleNamespace(logits=self.embed(input_ids))
+
+    assert not keeps_packed_samples_apart(NoPositions())

@@ -75,17 +75,17 @@ class LoraLinearFn(torch.autograd.Function):
             h.mul_(keep_scale)
         out = F.linear(x, weight, bias)
         out.view(-1, out.shape[-1]).addmm_(h, b.t(), alpha=scaling)
-        ctx.save_for_backward(x, weight, lora_a, lora_b, h, drop)
+        ctx.save_for_backward(x, weight, a, b, h, drop)  # A and B as cast for forward: no second cast
         ctx.scaling, ctx.keep_scale, ctx.has_bias = scaling, keep_scale, bias is not None
+        ctx.lora_dtypes = (lora_a.dtype, lora_b.dtype)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, lora_a, lora_b, h, drop = ctx.saved_tensors
+        x, weight, a, b, h, drop = ctx.saved_tensors
         s, c = ctx.scaling, ctx.keep_scale
         g = grad.reshape(-1, grad.shape[-1]).to(x.dtype)
         x2 = x.flatten(0, -2)
-        a, b = lora_a.to(x.dtype), lora_b.to(x.dtype)
         gb = g @ b  # (tokens, r): gradient at the rank-r product, before scaling
         grad_x = grad_w = grad_bias = grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -101,9 +101,9 @@ class LoraLinearFn(torch.autograd.Function):
             grad_bias = g.sum(0)
         if ctx.needs_input_grad[3]:
             xd = x2 if drop is None else _zero_at(x2.clone(memory_format=torch.contiguous_format), drop)
-            grad_a = (gb.t() @ xd).to(lora_a.dtype).mul_(s * c)
+            grad_a = (gb.t() @ xd).to(ctx.lora_dtypes[0]).mul_(s * c)
         if ctx.needs_input_grad[4]:
-            grad_b = (g.t() @ h).to(lora_b.dtype).mul_(s)
+            grad_b = (g.t() @ h).to(ctx.lora_dtypes[1]).mul_(s)
         return grad_x, grad_w, grad_bias, grad_a, grad_b, None, None
 
 
