@@ -79,7 +79,6 @@ class TrainSpec(_Strict):
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False
 
-
     @field_validator("packing", mode="before")
     @classmethod
     def _packing_choice(cls, v: Any) -> Any:

@@ -174,8 +174,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                          config.method, config.lora)
     trainable, total = count_parameters(model)
     packing = resolve_packing(config.train.packing, model)
-    log.info("%s: %s, %s of %s parameters trainable, %d threads", config.model.name, config.method,
-             f"{trainable:,}", f"{total:,}", threads)
+    log.info("%s: %s, %s of %s parameters trainable, %d threads, %s batches", config.model.name, config.method,
+             f"{trainable:,}", f"{total:,}", threads, "packed" if packing else "padded")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
