@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 
+
 def dropped_positions(n: int, p: float, device: torch.device | None = None, *, draws: int | None = None) -> torch.Tensor:
     """Sorted flat indices of the elements that i.i.d. dropout with rate `p` drops among `n` (global torch RNG).
 
