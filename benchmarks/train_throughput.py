@@ -1,6 +1,7 @@
 """Side-by-side LoRA training throughput: naive HF+PEFT, TRL SFTTrainer (padded and packed), tunesmith.
 
-Same model shape (SmolLM2-135M), LoRA r=16 on all linear layers, the same variable-length chat rows
+Same model shape (SmolLM2-135M, the bundled weights; or a larger shape, randomly initialised once per run
+with the bundled tokenizer: `--shape`), LoRA r=16 on all linear layers, the same variable-length chat rows
 (prompts 20-200 tokens, completions 5-100), the same effective batch, max_length and optimizer steps, and the
 same optimisation (AdamW lr 2e-4 constant, no weight decay, gradients clipped at 1.0, LoRA dropout 0.05).
 Every variant runs in its own process (so peak RSS is its own); variants are interleaved over rounds so
@@ -8,6 +9,12 @@ background load hits all alike; the table reports ratios against naive and TRL m
 
     pip install -e '.[bench]'   # TRL and datasets, for the TRL variants
     python benchmarks/train_throughput.py [--steps 6] [--rounds 2] [--json OUT]
+    python benchmarks/train_throughput.py --device cuda --shape smollm2-1.7b --batch 16   # on a GPU
+    python benchmarks/train_throughput.py --variants tunesmith,tunesmith_qlora          # QLoRA (bitsandbytes)
+
+On a GPU every variant runs there: naive in fp32, TRL with `bf16=True` (its recommended mixed precision),
+tunesmith with its defaults (bf16, SDPA per packed sample); memory is then also the peak of
+`torch.cuda.max_memory_allocated`, and the matmul peak is measured on the GPU.
 """
 
 from __future__ import annotations
@@ -25,8 +32,36 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VARIANTS = ["naive", "trl", "trl_packed", "tunesmith"]
+VARIANTS = ["naive", "trl", "trl_packed", "tunesmith"]  # and tunesmith_qlora, on request
 LR, RANK, ALPHA, MAX_LENGTH = 2e-4, 16, 32, 512
+# larger shapes of the same family (the published SmolLM2 configs), randomly initialised
+SHAPES = {"smollm2-135m": None,
+          "smollm2-360m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
+                               num_attention_heads=15, num_key_value_heads=5),
+          "smollm2-1.7b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+                               num_attention_heads=32, num_key_value_heads=32)}
+
+
+def make_shape(shape: str, folder: Path) -> str:
+    """The model the variants load: the bundled SmolLM2-135M, or a random model of a larger shape."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from tunesmith.models import load_tokenizer, resolve_model
+
+    source = resolve_model("smollm2-135m")
+    if SHAPES[shape] is None:
+        return str(source.folder)
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(source.folder)
+    for key, value in SHAPES[shape].items():
+        setattr(config, key, value)
+    config.head_dim = config.hidden_size // config.num_attention_heads
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.save_pretrained(folder)
+    load_tokenizer(source).save_pretrained(folder)
+    return str(folder)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -61,7 +96,7 @@ def setup(args):
     from tunesmith.models import load_tokenizer, resolve_model
     from tunesmith.render import render
 
-    source = resolve_model("smollm2-135m")
+    source = resolve_model(args.model)
     tok = load_tokenizer(source)
     n_train = args.steps * args.batch
     rows = make_rows(n_train + 32, 0, tok)
@@ -82,14 +117,14 @@ def eval_loss(model, eval_rows, pad_id) -> float:
         return mean_loss(model, [collate_padded(eval_rows[i:i + 8], pad_id) for i in range(0, len(eval_rows), 8)])
 
 
-def lora_model(source, dtype):
+def lora_model(source, dtype, device):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     import torch
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=dtype).to(device)
     return get_peft_model(model, LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05,
                                             target_modules="all-linear", task_type="CAUSAL_LM"))
 
@@ -104,7 +139,7 @@ def run_naive(args) -> dict:
     from tunesmith.pack import collate_padded
 
     source, tok, _, train_rows, eval_rows = setup(args)
-    model = lora_model(source, torch.float32)
+    model = lora_model(source, torch.float32, args.device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)  # the optimizer settings every variant shares
     model.train()
@@ -112,11 +147,12 @@ def run_naive(args) -> dict:
     for i in range(args.steps):
         batch = collate_padded(train_rows[i * args.batch:(i + 1) * args.batch], tok.pad_token_id)
         t = time.perf_counter()
-        out = model(**batch)
+        out = model(**{k: v.to(args.device) for k, v in batch.items()})
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad()
+        sync(args.device)
         times.append(time.perf_counter() - t)
         tokens += int(batch["attention_mask"].sum()) if i else 0
     return {"step_s": times, "tokens": tokens, "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id)}
@@ -138,15 +174,17 @@ def run_trl(args, packed: bool) -> dict:
             self.t = time.perf_counter()
 
         def on_step_end(self, *a, **k):
+            sync(args.device)
             times.append(time.perf_counter() - self.t)
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=torch.float32)
+    gpu = args.device.startswith("cuda")
     cfg = SFTConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch, max_steps=args.steps,
                     learning_rate=LR, max_length=MAX_LENGTH, packing=packed, padding_free=packed,
                     logging_steps=1000, save_strategy="no",
-                    report_to=[], use_cpu=True, dataloader_num_workers=0, seed=0, data_seed=0,
-                    lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, bf16=False)
+                    report_to=[], use_cpu=not gpu, dataloader_num_workers=0, seed=0, data_seed=0,
+                    lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, bf16=gpu)
     # conversational prompt/completion rows: TRL then trains on the completion only, as the others do
     pc = [{"prompt": r["messages"][:1], "completion": r["messages"][1:]} for r in rows]
     trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(pc), processing_class=tok,
@@ -165,8 +203,8 @@ def run_trl(args, packed: bool) -> dict:
     return {"step_s": times, "tokens": counted, "eval_loss": eval_loss(trainer.model, eval_rows, tok.pad_token_id)}
 
 
-def run_tunesmith(args) -> dict:
-    """tunesmith's own defaults, through the public API."""
+def run_tunesmith(args, quantize: str = "none") -> dict:
+    """tunesmith's own defaults, through the public API (QLoRA: `model.quantize: 4bit`)."""
     import tunesmith
     from tunesmith.runfolder import load_tuned
     from tunesmith.training.metrics import read_metrics
@@ -176,7 +214,8 @@ def run_tunesmith(args) -> dict:
     with open(tmp / "train.jsonl", "w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
     result = tunesmith.train({
-        "model": "smollm2-135m", "data": {"train": str(tmp / "train.jsonl")},
+        "model": {"name": args.model, "device": args.device, "quantize": quantize},
+        "data": {"train": str(tmp / "train.jsonl")},
         "lora": {"r": RANK, "alpha": ALPHA, "dropout": 0.05},
         "train": {"max_steps": args.steps, "batch_size": args.batch, "lr": LR, "max_length": MAX_LENGTH,
                   "threads": args.threads, "save_every": 10_000,
@@ -185,16 +224,28 @@ def run_tunesmith(args) -> dict:
     metrics = read_metrics(result.run_dir / "metrics.jsonl")
     times = [m["tokens"] / m["tokens_per_s"] if i == 0 else (m["tokens"] - metrics[i - 1]["tokens"]) / m["tokens_per_s"]
              for i, m in enumerate(metrics)]
-    model, _, _ = load_tuned(result.run_dir)
+    model, _, _ = load_tuned(result.run_dir, dtype="float32")  # QLoRA too: its adapter on the fp32 base
     return {"step_s": times, "tokens": metrics[-1]["tokens"] - metrics[0]["tokens"],
             "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id)}
 
 
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so a step's wall time is its own."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def worker(args) -> None:
+    import torch
+
     run = {"naive": run_naive, "trl": lambda a: run_trl(a, False), "trl_packed": lambda a: run_trl(a, True),
-           "tunesmith": run_tunesmith}[args.worker]
+           "tunesmith": run_tunesmith, "tunesmith_qlora": lambda a: run_tunesmith(a, "4bit")}[args.worker]
     out = run(args)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.device.startswith("cuda"):
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20  # eval loss (fp32, no grad) included
     steady = out["step_s"][1:]  # the first step (allocation, compilation) is not throughput
     out["tokens_per_s"] = out["tokens"] / sum(steady)
     out["step_s_median"] = statistics.median(steady)
@@ -204,20 +255,23 @@ def worker(args) -> None:
 # --------------------------------------------------------------------------------------------- driver
 
 
-def matmul_peak(threads: int) -> dict:
-    """Best bf16 and fp32 torch.mm throughput on this machine, in TFLOP/s (the ceiling for the fraction)."""
+def matmul_peak(threads: int, device: str = "cpu") -> dict:
+    """Best bf16 and fp32 torch.mm throughput on this device, in TFLOP/s (the ceiling for the fraction)."""
     import torch
 
     torch.set_num_threads(threads)
+    n = 2048 if device == "cpu" else 8192
     out = {}
     for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
         best = 0.0
         for _ in range(5):
+            sync(device)
             t = time.perf_counter()
             for _ in range(4):
                 torch.mm(a, b)
-            best = max(best, 4 * 2 * 2048 ** 3 / (time.perf_counter() - t) / 1e12)
+            sync(device)
+            best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t) / 1e12)
         out[name] = best
     return out
 
@@ -228,7 +282,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every variant")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(VARIANTS), help="of: " + ", ".join(VARIANTS + ["tunesmith_qlora"]))
+    p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: every variant trains there")
+    p.add_argument("--shape", default="smollm2-135m", choices=list(SHAPES))
+    p.add_argument("--model", help=argparse.SUPPRESS)  # the workers' model folder, made by the driver
     p.add_argument("--json", help="write the results here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -237,6 +294,7 @@ def main() -> None:
         return worker(args)
 
     variants = args.variants.split(",")
+    args.model = make_shape(args.shape, Path(tempfile.mkdtemp()) / args.shape)
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     peaks = []
     for r in range(args.rounds):
@@ -244,29 +302,35 @@ def main() -> None:
         for v in order:
             out = Path(tempfile.mkstemp(suffix=".json")[1])
             cmd = [sys.executable, __file__, "--worker", v, "--out", str(out), "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--threads", str(args.threads)]
+                   "--batch", str(args.batch), "--threads", str(args.threads), "--device", args.device,
+                   "--model", args.model]
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"variant {v} failed:\n{done.stderr[-3000:]}")
             runs[v].append(json.loads(out.read_text()))
             print(f"round {r + 1} {v:11s} {runs[v][-1]['tokens_per_s']:8.1f} tok/s", file=sys.stderr)
-        peaks.append(matmul_peak(args.threads))
+        peaks.append(matmul_peak(args.threads, args.device))
 
     res = {v: {"tokens_per_s": statistics.median(x["tokens_per_s"] for x in rs),
                "step_s": statistics.median(x["step_s_median"] for x in rs),
                "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
-               "eval_loss": statistics.median(x["eval_loss"] for x in rs)} for v, rs in runs.items()}
+               "eval_loss": statistics.median(x["eval_loss"] for x in rs),
+               **({"peak_gpu_mb": max(x["peak_gpu_mb"] for x in rs)} if "peak_gpu_mb" in rs[0] else {})}
+           for v, rs in runs.items()}
     peak = {k: max(p[k] for p in peaks) for k in ("bf16", "fp32")}
-    n_params = 134_515_008  # SmolLM2-135M; LoRA with frozen weights costs ~4 N FLOPs per token (fwd 2N + input grads 2N)
+    n_params = model_parameters(args.model)  # LoRA, frozen weights: ~4 N FLOPs a token (fwd 2N + input grads 2N)
     summary = {"variants": res, "matmul_peak_tflops": peak, "steps": args.steps, "batch": args.batch,
-               "threads": args.threads, "rounds": args.rounds}
+               "threads": args.threads, "rounds": args.rounds, "device": device_name(args.device),
+               "shape": args.shape, "parameters": n_params}
     if "tunesmith" in res:
         ts = res["tunesmith"]
         summary["peak_fraction"] = 4 * n_params * ts["tokens_per_s"] / (peak["bf16"] * 1e12)
         if "naive" in res:
             summary["speedup_vs_naive"] = ts["tokens_per_s"] / res["naive"]["tokens_per_s"]
             summary["rss_ratio_vs_naive"] = ts["peak_rss_mb"] / res["naive"]["peak_rss_mb"]
+            if "peak_gpu_mb" in ts:
+                summary["gpu_memory_ratio_vs_naive"] = ts["peak_gpu_mb"] / res["naive"]["peak_gpu_mb"]
             summary["eval_loss_gap_vs_naive"] = ts["eval_loss"] / res["naive"]["eval_loss"] - 1
         trl = [res[v]["tokens_per_s"] for v in ("trl", "trl_packed") if v in res]
         if trl:
@@ -279,8 +343,30 @@ def main() -> None:
               f"{r['tokens_per_s'] / base['tokens_per_s']:14.2f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f}")
     print(f"\nmatmul peak: bf16 {peak['bf16']:.2f} TFLOP/s, fp32 {peak['fp32']:.2f} TFLOP/s; "
           + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float)))
+    if any("peak_gpu_mb" in r for r in res.values()):
+        print("peak GPU MB: " + ", ".join(f"{v} {r['peak_gpu_mb']:.0f}" for v, r in res.items()))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+def model_parameters(folder: str) -> int:
+    """Parameters of the benchmarked model, counted without loading its weights."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+    return sum(p.numel() for p in model.parameters())
+
+
+def device_name(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

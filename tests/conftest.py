@@ -2,8 +2,15 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# The CPU suite runs on the CPU on every machine (`model.device: auto` would pick a GPU where there is one,
+# and its tests compare CPU tensors); `pytest -m gpu` runs the GPU tests with the GPUs visible. Set before
+# torch or transformers can initialise CUDA.
+GPU_RUN = any("gpu" in arg for arg in sys.argv[1:])
+if not GPU_RUN:
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(int(os.environ.get("TUNESMITH_TEST_THREADS", "1")))
@@ -34,7 +41,7 @@ def tiny_gpt2_dir(tmp_path_factory):
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    skip = pytest.mark.skip(reason="needs a CUDA GPU" + ("" if GPU_RUN else ": run `pytest -m gpu` on a GPU machine"))
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -140,12 +140,12 @@ def test_mask_that_is_not_block_causal_goes_to_sdpa(monkeypatch):
 
 
 def test_packed_row_matches_attention_per_sample():
-    from tunesmith.attention import packed_block_causal_attention
+    from tunesmith.attention import packed_causal_attention
 
     lengths = [9, 3, 70, 1, 6]
     q, k, v = _qkv(1, 6, 3, sum(lengths), 8)
     bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
-    out = packed_block_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])))
+    out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])))
     ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
                                                     scale=0.25, enable_gqa=True).transpose(1, 2)
                      for a, e in zip(bounds[:-1], bounds[1:])], 1)
@@ -153,3 +153,47 @@ def test_packed_row_matches_attention_per_sample():
     g = torch.randn_like(out)
     for x, y in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
         assert (x - y).abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("h,hkv", [(6, 3), (4, 4)])
+def test_packed_row_through_sdpa_kernel_matches_attention_per_sample(h, hkv):
+    """The GPU route (samples as a causal padded batch through SDPA, no mask), run here on the CPU."""
+    from tunesmith.attention import packed_causal_attention, sdpa_causal
+
+    module = _Module()
+    module.num_key_value_groups = h // hkv
+    lengths = [9, 3, 70, 1, 6]
+    q, k, v = _qkv(1, h, hkv, sum(lengths), 8)
+    bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
+    out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])), sdpa_causal(module))
+    ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
+                                                    scale=0.25, enable_gqa=True).transpose(1, 2)
+                     for a, e in zip(bounds[:-1], bounds[1:])], 1)
+    assert out.shape == ref.shape and (out - ref).abs().max() < 1e-12
+    g = torch.randn_like(out)
+    for x, y in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
+        assert (x - y).abs().max() < 1e-12
+
+
+def test_gpu_route_sends_packed_rows_to_sdpa_without_a_mask(chatml_tok, monkeypatch):
+    """Where attention does not run blocked (GPUs), a packed row reaches SDPA as a causal batch with no mask
+    (flash/memory-efficient kernels), an unpacked row goes to SDPA as it is, and the logits are SDPA's."""
+    masks = []
+    real = attention.sdpa_attention_forward
+    monkeypatch.setattr(attention, "runs_blocked", lambda device: False)
+    monkeypatch.setattr(attention, "block_causal_attention", lambda *a, **kw: pytest.fail("ran blocked"))
+    monkeypatch.setattr(attention, "sdpa_attention_forward",
+                        lambda m, q, k, v, mask, **kw: masks.append((mask, q.shape[0])) or real(m, q, k, v, mask, **kw))
+    lengths = [7, 12, 5]
+    ids = torch.randint(5, 60, (1, sum(lengths)))
+    positions = torch.cat([torch.arange(n) for n in lengths])[None]
+    model = tiny.llama(chatml_tok).train()
+    model.set_attn_implementation(attention.NAME)
+    logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    assert [(m is None, b) for m, b in masks] == [(True, 3), (True, 3)]  # per layer: 3 samples, no mask
+    ref = tiny.llama(chatml_tok).train()
+    ref.set_attn_implementation("sdpa")
+    assert (logits - ref(input_ids=ids, position_ids=positions, use_cache=False).logits).abs().max() < 1e-5
+    masks.clear()
+    model(input_ids=ids[:, :10], use_cache=False)
+    assert [b for _, b in masks] == [1, 1]  # one unpacked row: SDPA's own causal path

@@ -45,12 +45,13 @@ def base_tokenizer() -> PreTrainedTokenizerFast:
                                    eos_token="<|endoftext|>")
 
 
-def llama(tokenizer, seed: int = 0) -> LlamaForCausalLM:
+def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
+    """Hidden size 32 by default; 4-bit quantization (blocks of 64 weights) needs at least 64."""
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -61,10 +62,10 @@ def gpt2(tokenizer, seed: int = 0) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(cfg).eval()
 
 
-def save_model_folder(folder: Path, kind: str = "llama") -> Path:
+def save_model_folder(folder: Path, kind: str = "llama", hidden: int = 32) -> Path:
     """A complete HF model folder (config, safetensors, tokenizer) that tunesmith can load by path."""
     tok = chatml_tokenizer() if kind == "llama" else base_tokenizer()
-    model = llama(tok) if kind == "llama" else gpt2(tok)
+    model = llama(tok, hidden=hidden) if kind == "llama" else gpt2(tok)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

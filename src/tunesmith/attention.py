@@ -1,4 +1,4 @@
-"""Causal self-attention for training on CPU: query blocks through batched matmuls.
+"""Causal self-attention for training: query blocks through batched matmuls on CPU, packed samples apart.
 
 On SmolLM2's shapes PyTorch's CPU flash-attention kernel (what SDPA runs for a causal batch on CPU) reached
 50-60 GFLOP/s here, where a bf16 batched matmul reaches 400+. Attention computed one block of queries at a
@@ -12,8 +12,11 @@ Packed rows (one sequence of several samples whose position ids restart at 0, se
 within each sample, the samples laid side by side as a padded batch for attention alone, so the linear
 layers see no padding and attention stays a few batched matmuls; the block-diagonal
 mask transformers builds for them is checked to be exactly that (once per forward pass, not per layer).
+On a GPU the same padded batch goes to SDPA as a plain causal batch (no mask), which SDPA runs with its
+flash or memory-efficient kernel instead of the dense-mask kernel the block-diagonal mask would need: the
+variable-length packing of flash-attention without the `flash-attn` package.
 Everything else (a padding mask, a KV cache, attention dropout, soft-capping, sliding windows, no gradients,
-GPUs, longer samples) goes to transformers' own SDPA function unchanged.
+unpacked rows on a GPU, CPU samples longer than `MAX_LENGTH`) goes to transformers' own SDPA function unchanged.
 
 It is registered under the name `blocked` through transformers' documented `AttentionInterface`, with
 SDPA's mask function, so models build exactly the masks they build for SDPA.
@@ -37,7 +40,7 @@ _checked: tuple[weakref.ref, list] | None = None  # the last packing mask found 
 
 
 def _eligible(module, query, key, dropout, kwargs) -> bool:
-    return (query.device.type == "cpu" and torch.is_grad_enabled() and dropout == 0.0
+    return (torch.is_grad_enabled() and dropout == 0.0
             and query.shape[2] == key.shape[2] and query.shape[2] > 1
             and getattr(module, "is_causal", True) and kwargs.get("is_causal") is not False
             and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
@@ -108,12 +111,26 @@ def block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     return out.view(b, h, s, d).transpose(1, 2).contiguous()
 
 
-def packed_block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
-                                  segments: list[tuple[int, int]]) -> torch.Tensor:
+def runs_blocked(device: torch.device) -> bool:
+    """Whether attention runs as blocked matmuls (CPUs) rather than through SDPA's fused kernels (GPUs)."""
+    return device.type == "cpu"
+
+
+def sdpa_causal(module):
+    """The GPU kernel: transformers' SDPA call on a causal batch without a mask; (B, H, S, D) -> (B, S, H, D)."""
+    def kernel(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float) -> torch.Tensor:
+        return sdpa_attention_forward(module, query, key, value, None, dropout=0.0, scaling=scaling)[0]
+
+    return kernel
+
+
+def packed_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+                            segments: list[tuple[int, int]], kernel=block_causal_attention) -> torch.Tensor:
     """Attention within each sample of one packed row: (1, H, S, D) -> (1, S, H, D).
 
     The samples are laid out as the rows of a right-padded batch for attention alone (the linear layers
-    around it still see no padding), so every sample is attended in the same few batched matmuls.
+    around it still see no padding), so every sample is attended in the same few batched matmuls of a
+    causal `kernel`: a real token never sees the padding after it, and the padded positions are dropped.
     """
     sample = _sample_of_position(segments, query.device)
     starts = torch.tensor([a for a, _ in segments], device=query.device)
@@ -125,7 +142,7 @@ def packed_block_causal_attention(query: torch.Tensor, key: torch.Tensor, value:
         rows[sample, offset] = t[0].transpose(0, 1)
         return rows.transpose(1, 2)
 
-    out = block_causal_attention(unpack(query), unpack(key), unpack(value), scaling)  # (n, width, H, D)
+    out = kernel(unpack(query), unpack(key), unpack(value), scaling)  # (n, width, H, D)
     return out[sample, offset].unsqueeze(0)
 
 
@@ -140,13 +157,16 @@ def blocked_attention_forward(module, query, key, value, attention_mask, dropout
             packed = packed_segments(kwargs.get("position_ids"))
             if packed is not None and _is_block_causal(attention_mask, packed):
                 segments = packed
-    if segments is None or max(e - s for s, e in segments) > MAX_LENGTH:
+    blocked = runs_blocked(query.device)
+    if segments is None or (blocked and max(e - s for s, e in segments) > MAX_LENGTH) or \
+            (not blocked and len(segments) == 1):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     if len(segments) == 1:
         return block_causal_attention(query, key, value, scale), None
-    return packed_block_causal_attention(query, key, value, scale, segments), None
+    kernel = block_causal_attention if blocked else sdpa_causal(module)
+    return packed_causal_attention(query, key, value, scale, segments, kernel), None
 
 
 AttentionInterface.register(NAME, blocked_attention_forward)

@@ -83,13 +83,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # LoRA dropout on a GPU draws from these
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save(ckpt_root: Path, model, optimizer, scheduler, state: LoopState, keep: int) -> Path:
@@ -127,7 +132,8 @@ def load(path: Path, model, optimizer, scheduler) -> LoopState:
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
-    blob = torch.load(path / "train_state.pt", weights_only=False)
+    blob = torch.load(path / "train_state.pt", weights_only=False, map_location="cpu")  # the optimizer moves
+    # its state to each parameter's device, so a run resumes on another device than it was saved from
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     set_rng_state(blob["rng"])

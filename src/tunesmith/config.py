@@ -25,8 +25,19 @@ class ModelSpec(_Strict):
 
     name: str = "smollm2-135m"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attention: Literal["auto", "sdpa", "eager"] = "auto"
+    attention: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    device: str = "auto"  # auto: the CUDA GPU where there is one (its local rank's under torchrun), else cpu
+    quantize: Literal["none", "4bit"] = "none"  # 4bit: QLoRA, frozen weights in NF4 through bitsandbytes
     trust_remote_code: bool = False
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError("should be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+        return v
 
 
 class DataSpec(_Strict):
@@ -125,6 +136,13 @@ class Config(_Strict):
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
     output_dir: str = "runs/run"
+
+    @model_validator(mode="after")
+    def _quantized_needs_adapter(self) -> Config:
+        if self.model.quantize != "none" and self.method == "full":
+            raise ValueError("model.quantize=4bit trains an adapter on frozen 4-bit weights (QLoRA); "
+                             "it cannot fine-tune all weights: use method lora or dora")
+        return self
 
     @field_validator("model", mode="before")
     @classmethod

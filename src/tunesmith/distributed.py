@@ -19,6 +19,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    device: str = "cpu"  # this rank's device: collectives run there (NCCL on GPUs, gloo on CPUs)
 
     @property
     def is_main(self) -> bool:
@@ -29,12 +30,16 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init() -> DistInfo:
-    """Read torchrun's environment and start the process group when there is more than one process."""
+def init(device: torch.device | str = "cpu") -> DistInfo:
+    """Read torchrun's environment and start the process group when there is more than one process:
+    NCCL between GPUs (each rank on its own, `hardware.resolve_device`), gloo between CPU processes."""
+    device = torch.device(device)
     info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+                    int(os.environ.get("LOCAL_RANK", 0)), str(device))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if info.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return info
 
 
@@ -50,7 +55,7 @@ def sum_across(value: float | int, info: DistInfo) -> float:
     """Sum a number over all ranks (identity in a single process)."""
     if not info.enabled:
         return value
-    t = torch.tensor(float(value), dtype=torch.float64)
+    t = torch.tensor(float(value), dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return float(t)
 
@@ -61,4 +66,5 @@ def wrap(model, info: DistInfo):
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(model)
+    device = torch.device(info.device)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -32,6 +32,8 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     model.eval()
     pad = tokenizer.pad_token_id
     ids, mask = left_pad(prompts, pad)
+    device = next(model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
     width = ids.shape[1]
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
         {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
@@ -78,7 +80,8 @@ def generate_tokens(model, prompt: list[int], *, max_new_tokens: int, stop_ids: 
     from transformers import DynamicCache
 
     model.eval()
-    ids = torch.tensor([prompt], dtype=torch.long)
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)
     cache = {_cache_argument(model): DynamicCache()}  # filled in place, step by step
     stops = set(stop_ids)
     for _ in range(max_new_tokens):
@@ -87,7 +90,7 @@ def generate_tokens(model, prompt: list[int], *, max_new_tokens: int, stop_ids: 
         if token in stops:
             return
         yield token
-        ids = torch.tensor([[token]], dtype=torch.long)
+        ids = torch.tensor([[token]], dtype=torch.long, device=device)
 
 
 def _cache_argument(model) -> str:

@@ -1,4 +1,4 @@
-"""What this machine can do, measured rather than assumed: free cores, bf16 support, a compiler for torch.compile."""
+"""What this machine can do, measured rather than assumed: the device, free cores, bf16 support, a compiler."""
 
 from __future__ import annotations
 
@@ -24,18 +24,40 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def fast_bf16() -> bool:
+def fast_bf16(device: torch.device | str = "cpu") -> bool:
     """True where bf16 matmuls are fast: a CUDA GPU with bf16, or a CPU with AMX-BF16 / AVX-512 BF16."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
-def resolve_dtype(requested: str) -> str:
-    """`auto` -> bfloat16 where the hardware runs it fast, else float32; anything else passes through."""
+def resolve_device(requested: str = "auto", local_rank: int | None = None) -> torch.device:
+    """`model.device`: `auto` is this process's CUDA GPU where there is one (under torchrun, the GPU of its
+    local rank), else the CPU; `cpu`, `cuda` and `cuda:N` are taken as given, after checking they exist."""
+    from tunesmith.errors import ConfigError
+
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"'{requested}' asked for, but this torch build sees no CUDA GPU "
+                              f"(torch {torch.__version__}); use model.device=cpu or auto", field="model.device")
+        index = device.index if device.index is not None else local_rank % torch.cuda.device_count()
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"'{requested}' asked for, but there are {torch.cuda.device_count()} CUDA GPUs",
+                              field="model.device")
+        device = torch.device("cuda", index)
+    return device
+
+
+def resolve_dtype(requested: str, device: torch.device | str = "cpu") -> str:
+    """`auto` -> bfloat16 where the device runs it fast, else float32; anything else passes through."""
     if requested != "auto":
         return requested
-    return "bfloat16" if fast_bf16() else "float32"
+    return "bfloat16" if fast_bf16(device) else "float32"
 
 
 def can_compile() -> bool:

@@ -124,8 +124,9 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
 
 
 def attn_implementation(attention: str) -> str:
-    """transformers' name for the attention setting: `auto` is tunesmith's blocked causal attention for CPU
-    training, which hands every other case (GPU, masks, KV cache, no gradients) to SDPA."""
+    """transformers' name for the attention setting: `auto` is tunesmith's own causal attention for training
+    (blocked matmuls on CPU, SDPA per packed sample on GPUs), which hands every other case (masks, KV cache, no
+    gradients) to SDPA; `flash_attention_2` needs the `flash-attn` package and a CUDA GPU."""
     if attention == "auto":
         from tunesmith.attention import NAME  # importing it registers the function with transformers
 
@@ -133,20 +134,44 @@ def attn_implementation(attention: str) -> str:
     return attention
 
 
+def quantization_config(quantize: str, compute_dtype: torch.dtype):
+    """QLoRA's recipe for `model.quantize: 4bit`: NF4 weights, double-quantized scales, matmuls in
+    `compute_dtype`, through bitsandbytes (which runs on CUDA GPUs and, slowly, on CPUs)."""
+    if quantize == "none":
+        return None
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("model.quantize=4bit needs the bitsandbytes package: pip install 'tunesmith[qlora]'",
+                         field="model.quantize")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
 def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "auto",
-               trust_remote_code: bool = False):
-    """Load the causal LM with an explicit dtype (`auto`: bf16 where the hardware is fast at it) and attention."""
+               trust_remote_code: bool = False, device: str | torch.device = "cpu", quantize: str = "none"):
+    """Load the causal LM on `device` with an explicit dtype (`auto`: bf16 where that device is fast at it),
+    attention, and optionally 4-bit frozen weights (`quantize`)."""
     from transformers import AutoModelForCausalLM
 
+    device = torch.device(device)
+    torch_dtype = DTYPES[resolve_dtype(dtype, device)]
+    quant = quantization_config(quantize, torch_dtype)
+    extra = {"quantization_config": quant, "device_map": {"": device}} if quant is not None else {}
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source.load_path, dtype=DTYPES[resolve_dtype(dtype)], attn_implementation=attn_implementation(attention),
-            trust_remote_code=trust_remote_code)
+            source.load_path, dtype=torch_dtype, attn_implementation=attn_implementation(attention),
+            trust_remote_code=trust_remote_code, **extra)
     except OSError as e:
         raise _load_error(source, e) from None
-    except ValueError as e:
-        raise ModelError(f"cannot load '{source.name}': {e}") from None
-    return model
+    except (ValueError, ImportError) as e:
+        raise ModelError(f"cannot load '{source.name}': {str(e).splitlines()[0]}") from None
+    return model if quant is not None else model.to(device)
+
+
+def device_of(model) -> torch.device:
+    """Where the model's weights are (inputs are moved there)."""
+    return next(model.parameters()).device
 
 
 def _load_error(source: ModelSource, e: Exception) -> ModelError:

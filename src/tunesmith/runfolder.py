@@ -25,24 +25,29 @@ def run_config(run_dir: str | Path) -> Config:
     return load_config(path)
 
 
-def load_tuned(run_dir: str | Path, dtype: str | None = None):
+def load_tuned(run_dir: str | Path, dtype: str | None = None, device: str | None = None):
     """(model, tokenizer, config) of a run: base model + PEFT adapter, or the fully tuned model.
 
-    `dtype` overrides the dtype the run trained in (exports compare against a float32 reference).
+    By default the model is loaded as the run trained it (dtype, 4-bit base for QLoRA) on `model.device`.
+    `dtype` overrides the dtype and loads the base unquantized (exports compare against a float32 reference
+    and merge into full-precision weights); `device` overrides where it is loaded.
     """
     import torch
     from transformers import AutoTokenizer
 
+    from tunesmith.hardware import resolve_device
     from tunesmith.models import load_model, resolve_model
 
     run_dir = Path(run_dir)
     config = run_config(run_dir)
+    where = {"device": resolve_device(device or config.model.device),
+             "quantize": config.model.quantize if dtype is None else "none"}
     torch.manual_seed(0)
     if (run_dir / "adapter" / "adapter_config.json").is_file():
         from peft import PeftModel
 
         base = load_model(resolve_model(config.model.name), dtype=dtype or config.model.dtype,
-                          attention=config.model.attention, trust_remote_code=config.model.trust_remote_code)
+                          attention=config.model.attention, trust_remote_code=config.model.trust_remote_code, **where)
         model = PeftModel.from_pretrained(base, run_dir / "adapter")
         folder = run_dir / "adapter"
     elif (run_dir / "model" / "config.json").is_file():
@@ -50,7 +55,7 @@ def load_tuned(run_dir: str | Path, dtype: str | None = None):
 
         folder = run_dir / "model"
         model = load_model(ModelSource(name=str(folder), folder=folder), dtype=dtype or config.model.dtype,
-                           attention=config.model.attention)
+                           attention=config.model.attention, device=where["device"])
     else:
         raise RunError("has no trained model yet (no adapter/ or model/ folder): is training finished?",
                        origin=str(run_dir))

@@ -101,6 +101,26 @@ def test_invalid_value_names_the_field(tmp_path, tiny_llama_dir):
     assert not (tmp_path / OUT).exists()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_gpu_asked_for_where_there_is_none(tmp_path, tiny_llama_dir):
+    write_jsonl(tmp_path / "train.jsonl", [chat()])
+    write_config(tmp_path, tiny_llama_dir)
+    train_fails(tmp_path, "config.yaml", "model.device=cuda",
+                needles=("model.device", "sees no CUDA GPU", "model.device=cpu or auto"))
+    assert not (tmp_path / OUT).exists()
+
+
+@pytest.mark.parametrize("override,needles", [
+    ("model.device=gpu0", ("override", "model.device", "'auto', 'cpu', 'cuda' or 'cuda:N'")),
+    ("method=full", ("quantize=4bit", "use method lora or dora")),
+])
+def test_device_and_quantize_values(tmp_path, tiny_llama_dir, override, needles):
+    write_jsonl(tmp_path / "train.jsonl", [chat()])
+    write_config(tmp_path, tiny_llama_dir)
+    train_fails(tmp_path, "config.yaml", "model.quantize=4bit", override, needles=needles)
+    assert not (tmp_path / OUT).exists()
+
+
 # --- data problems ----------------------------------------------------------------------------------
 
 

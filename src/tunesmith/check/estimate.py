@@ -106,7 +106,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
     from tunesmith.adapters import apply_method, count_parameters
     from tunesmith.checkpoint import LoopState
-    from tunesmith.hardware import choose_threads
+    from tunesmith.hardware import choose_threads, resolve_device
     from tunesmith.models import load_model, resolve_packing
     from tunesmith.training.loop import LoopHooks, train_loop
 
@@ -125,7 +125,9 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             started = time.perf_counter()
             torch.manual_seed(t.seed)
             model = apply_method(load_model(source, dtype=config.model.dtype, attention=config.model.attention,
-                                            trust_remote_code=config.model.trust_remote_code),
+                                            trust_remote_code=config.model.trust_remote_code,
+                                            device=resolve_device(config.model.device),
+                                            quantize=config.model.quantize),
                                  config.method, config.lora)
             load_seconds = time.perf_counter() - started
             packing = resolve_packing(t.packing, model)
@@ -143,6 +145,8 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             loop_started = time.perf_counter()
             train_loop(model, optimizer, scheduler, t, hooks, LoopState())
             peak = rss.peak
+            device = next(model.parameters()).device
+            gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         batches.clear()
         del model, optimizer, scheduler, params, hooks
         gc.collect()
@@ -169,6 +173,8 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             "optimizer_state": round(optimizer_bytes / MB, 1),
             "activations": round(activations / MB, 1),  # and allocator workspace: measured, largest step
             "peak_rss": round(peak / MB, 1),
+            **({"peak_gpu": round(gpu_peak / MB, 1)} if gpu_peak is not None else {}),  # on a GPU: the
+            # weights, adapters, optimizer and activations are there, the host RSS is the runtime
         },
         "time_s": {"load": round(load_seconds, 2), "train": round(train_seconds, 2),
                    "total": round(load_seconds + train_seconds, 2)},
@@ -178,9 +184,11 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
 def estimate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, calibrate_run: bool = True,
              price_per_hour: float | None = None) -> dict:
     """Counts always; time, memory and cost when calibrating (loads the model, runs a few steps)."""
-    from tunesmith.hardware import resolve_dtype
+    from tunesmith.hardware import resolve_device, resolve_dtype
 
-    out = {"method": config.method, "dtype": resolve_dtype(config.model.dtype), **count(rows, config)}
+    device = resolve_device(config.model.device)
+    out = {"method": config.method, "dtype": resolve_dtype(config.model.dtype, device), "device": str(device),
+           **count(rows, config)}
     if calibrate_run and rows:
         out.update(calibrate(config, rows, tokenizer, source))
         if price_per_hour is not None:

@@ -19,9 +19,10 @@ from tunesmith.render import IGNORE, Rendered
 def token_stats(model, rows: Sequence[Rendered], pad_id: int, batch_size: int = 16) -> dict:
     """Mean next-token loss, perplexity and mean token accuracy (argmax = target) over trained tokens."""
     model.eval()
+    device = next(model.parameters()).device
     total, correct, count = 0.0, 0, 0
     for start in range(0, len(rows), batch_size):
-        batch = collate_padded(list(rows[start:start + batch_size]), pad_id)
+        batch = {k: v.to(device) for k, v in collate_padded(list(rows[start:start + batch_size]), pad_id).items()}
         targets = batch["labels"][:, 1:]
         keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
         if keep.numel() == 0:
@@ -57,6 +58,7 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     per candidate and the candidates' remaining tokens go through in one more forward pass.
     """
     model.eval()
+    device = next(model.parameters()).device
     shared = _common_prefix(candidates)
     rests = [list(c[len(shared):]) for c in candidates]
     n_cand, tail = len(candidates), max(len(r) for r in rests)
@@ -64,12 +66,12 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     step = max(1, batch_rows // n_cand)
     for start in range(0, len(prompts), step):
         seqs = [list(p) + shared for p in prompts[start:start + step]]
-        ids, mask = left_pad(seqs, pad_id)
+        ids, mask = (t.to(device) for t in left_pad(seqs, pad_id))
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=tail > 1,
                     logits_to_keep=len(shared) + 1)
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # position j predicts shared[j], then rest[0]
-        head = logprobs[:, :len(shared)].gather(2, torch.tensor(shared).view(1, -1, 1).expand(len(seqs), -1, 1))
+        head = logprobs[:, :len(shared)].gather(2, torch.tensor(shared, device=device).view(1, -1, 1).expand(len(seqs), -1, 1))
         total = head.sum(dim=(1, 2))[:, None].repeat(1, n_cand)
         for c, rest in enumerate(rests):
             if rest:
@@ -96,8 +98,9 @@ def _rest_logprobs(model, cache, rests: list[list[int]], mask: torch.Tensor, pos
     for c, rest in enumerate(rests):
         if len(rest) > 1:
             targets[c::n_cand, :len(rest) - 1] = torch.tensor(rest[1:])
+    ids, valid, targets = (t.to(mask.device) for t in (ids, valid, targets))
     full_mask = torch.cat([mask.repeat_interleave(n_cand, 0), valid], dim=1)
-    pos = positions[:, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(tail - 1)[None]
+    pos = positions[:, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(tail - 1, device=mask.device)[None]
     logits = model(input_ids=ids, attention_mask=full_mask, position_ids=pos, use_cache=True,
                    **{_cache_kwarg(model): cache}).logits.float()
     picked = torch.log_softmax(logits, dim=-1).gather(2, targets[..., None])[..., 0]

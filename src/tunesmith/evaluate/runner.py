@@ -52,11 +52,12 @@ def build_systems(config: Config, model, tokenizer, *, train_pool: Sequence[Conv
         if is_adapter_model(model):
             base, base_tok, adapter = model, tokenizer, True
         else:
-            from tunesmith.models import load_model, load_tokenizer, resolve_model
+            from tunesmith.models import device_of, load_model, load_tokenizer, resolve_model
 
             source = resolve_model(config.model.name)
             base = load_model(source, dtype=config.model.dtype, attention=config.model.attention,
-                              trust_remote_code=config.model.trust_remote_code).eval()
+                              trust_remote_code=config.model.trust_remote_code, device=device_of(model),
+                              quantize=config.model.quantize).eval()
             base_tok, adapter = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code), False
         said = "the model's default system prompt" if instruction is None else "the instruction as system prompt"
         systems.append(System("base_zero_shot", "base zero-shot", f"{config.model.name}, {said}", base, base_tok,

@@ -49,10 +49,11 @@ class RunModel:
 
 
 def load_run_fp32(run_dir: str | Path) -> RunModel:
-    """The run's model in float32 (whatever dtype it trained in): the reference every export must match."""
+    """The run's model in float32 on the CPU (whatever dtype and device it trained in, a QLoRA adapter on the
+    unquantized base): the reference every export must match, merged and written from CPU memory."""
     from tunesmith.runfolder import load_tuned
 
-    model, tokenizer, config = load_tuned(run_dir, dtype="float32")
+    model, tokenizer, config = load_tuned(run_dir, dtype="float32", device="cpu")
     adapter_dir = Path(run_dir) / "adapter"
     adapter_dir = adapter_dir if (adapter_dir / "adapter_config.json").is_file() else None
     return RunModel(model, tokenizer, config, adapter_dir)

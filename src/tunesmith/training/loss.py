@@ -86,8 +86,10 @@ def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     trained = targets != IGNORE
     n = int(trained.sum())
     if n == 0:
-        return torch.zeros((), requires_grad=torch.is_grad_enabled()), 0
-    inputs = _model_inputs(batch)
+        return torch.zeros((), device=next(model.parameters()).device, requires_grad=torch.is_grad_enabled()), 0
+    device = next(model.parameters()).device  # batches are built on the CPU; the model may be on a GPU
+    inputs = {k: v.to(device, non_blocking=True) for k, v in _model_inputs(batch).items()}
+    targets, trained = targets.to(device, non_blocking=True), trained.to(device, non_blocking=True)
     head = _output_head(model)
     plain = _PLAIN_HEAD.get(model)
     if head is None or plain is False:

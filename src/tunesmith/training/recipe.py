@@ -28,7 +28,7 @@ from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.generation import generate_answers
-from tunesmith.hardware import choose_threads
+from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
 from tunesmith.models import compile_blocks, load_model, load_tokenizer, resolve_model, resolve_packing
 from tunesmith.pack import collate, collate_padded, plan_batches
 from tunesmith.progress import TrainProgress
@@ -42,7 +42,8 @@ log = logging.getLogger("tunesmith")
 
 # Settings that may change when re-running into an existing run folder (they do not change what was done).
 RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.eval_every",
-                     "train.log_every", "train.keep_checkpoints", "train.threads", "model.attention"}
+                     "train.log_every", "train.keep_checkpoints", "train.threads", "model.attention",
+                     "model.device"}
 
 
 @dataclass
@@ -160,7 +161,8 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
           resume: bool | None = None, show_progress: bool = True) -> RunResult:
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one."""
     config = load_config(config, overrides)
-    dist = distributed.init()
+    device = resolve_device(config.model.device)
+    dist = distributed.init(device)
     threads = choose_threads(config.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     prep = prepare(config)
     run_dir, latest = open_run_dir(config, resume)
@@ -170,12 +172,16 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
 
     torch.manual_seed(config.train.seed)
     model = apply_method(load_model(prep.source, dtype=config.model.dtype, attention=config.model.attention,
-                                    trust_remote_code=config.model.trust_remote_code),
+                                    trust_remote_code=config.model.trust_remote_code, device=device,
+                                    quantize=config.model.quantize),
                          config.method, config.lora)
     trainable, total = count_parameters(model)
     packing = resolve_packing(config.train.packing, model)
-    log.info("%s: %s, %s of %s parameters trainable, %d threads, %s batches", config.model.name, config.method,
-             f"{trainable:,}", f"{total:,}", threads, "packed" if packing else "padded")
+    where = f"{device}, {resolve_dtype(config.model.dtype, device)}" + \
+        (", 4-bit NF4 base" if config.model.quantize == "4bit" else "") + \
+        (f", {threads} threads" if device.type == "cpu" else "")
+    log.info("%s: %s on %s, %s of %s parameters trainable, %s batches", config.model.name, config.method, where,
+             f"{trainable:,}", f"{total:,}", "packed" if packing else "padded")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
@@ -270,10 +276,11 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         "run_dir": str(run_dir), "model": config.model.name, "method": config.method, "steps": state.step,
         "epochs": state.epoch + state.batch / max(micro_per_epoch, 1), "train_rows": len(prep.train_rows),
         "eval_rows": len(prep.eval_rows), "dropped_rows": [str(r.origin) for r in prep.dropped],
-        "trainable_parameters": trainable, "total_parameters": total, "threads": threads,
+        "trainable_parameters": trainable, "total_parameters": total, "threads": threads, "device": str(device),
         "train_seconds": round(seconds, 2), "tokens": state.tokens,
         "tokens_per_s": round((state.tokens - start_tokens) / seconds, 1) if state.step > start_step else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda" else {}),
         "before": before, "after": after,
     }
     if probe is not None and probe.summary() is not None:
