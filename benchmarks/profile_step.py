@@ -1,7 +1,7 @@
 """Where a tunesmith LoRA training step spends its time: torch.profiler over real steps, grouped by kind of op.
 
 The same job as `train_throughput.py` (SmolLM2-135M, LoRA r=16 all-linear, dropout 0.05, its 40 chat rows,
-batch 8), loaded and batched as `tunesmith.train` does (dtype, attention, packing at their defaults). One
+batch 8), loaded and batched as `tunesmith.train` does (dtype, attention, packing, fusion at their defaults). One
 warm-up step, then `--steps` profiled steps.
 
     python benchmarks/profile_step.py [--steps 2] [--threads 2] [--top 15]
@@ -47,16 +47,19 @@ def main() -> None:
     from tunesmith.config import Config
     from tunesmith.models import load_model, resolve_packing
     from tunesmith.pack import collate, plan_batches
+    from tunesmith.fused import fuse_for_training
     from tunesmith.render import IGNORE
     from tunesmith.training.loss import loss_sum
 
     torch.set_num_threads(args.threads)
-    source, tok, _, rows, _ = bench.setup(argparse.Namespace(threads=args.threads, steps=5, batch=8))
+    source, tok, _, rows, _ = bench.setup(argparse.Namespace(threads=args.threads, steps=5, batch=8,
+                                                             model="smollm2-135m"))
     cfg = Config.model_validate({"data": {"train": "unused"},
                                  "lora": {"r": bench.RANK, "alpha": bench.ALPHA, "dropout": 0.05}})
     torch.manual_seed(0)
     model = apply_method(load_model(source, dtype=cfg.model.dtype, attention=cfg.model.attention), "lora", cfg.lora)
     packing = resolve_packing(cfg.train.packing, model)
+    fused = fuse_for_training(model, cfg, torch.device("cpu"))
     lengths = [len(r.input_ids) for r in rows]
     batches = [collate([rows[i] for i in b], tok.pad_token_id, packing)
                for b in plan_batches(lengths, 8, seed=0, epoch=0)]
@@ -81,7 +84,8 @@ def main() -> None:
     for e in events:
         group = next((g for g, names in GROUPS.items() if e.key in names), "other")
         by_group[group] += e.self_cpu_time_total
-    print(f"dtype {model.dtype}, attention {cfg.model.attention}, packing {packing}, {args.threads} threads, "
+    print(f"dtype {model.dtype}, attention {cfg.model.attention}, packing {packing}, {fused} fused modules, "
+          f"{args.threads} threads, "
           f"{args.steps} steps\n")
     print(f"{'kind of op':58s} {'share':>7s}")
     for g, t in sorted(by_group.items(), key=lambda kv: -kv[1]):

@@ -61,6 +61,11 @@ def test_same_curve_for_batch_layouts(tmp_path, tiny_llama_dir, reference, batch
     assert losses(tunesmith.train(cfg, show_progress=False)) == pytest.approx(reference, abs=1e-5)
 
 
+def test_fused_kernels_train_the_same_curve(tmp_path, tiny_llama_dir, reference):
+    cfg = config(tmp_path, tiny_llama_dir, "fused", fuse=True)  # compiled RMSNorm (fused.py)
+    assert losses(tunesmith.train(cfg, show_progress=False)) == pytest.approx(reference, abs=1e-5)
+
+
 def test_resume_continues_the_same_curve(tmp_path, tiny_llama_dir):
     """Stopped after a checkpoint (step 3), re-run into the same folder: identical to uninterrupted."""
     cfg = config(tmp_path, tiny_llama_dir, "full", max_steps=6, save_every=3, lr=1e-2)

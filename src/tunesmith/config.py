@@ -89,6 +89,14 @@ class TrainSpec(_Strict):
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False
+    fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled fused RMSNorm (fused.py); auto: 50M+ parameters
+
+    @field_validator("fuse", mode="before")
+    @classmethod
+    def _fuse_choice(cls, v: Any) -> Any:
+        if isinstance(v, bool) or v == "auto":
+            return v
+        raise ValueError("should be true, false or 'auto'")
 
     @field_validator("packing", mode="before")
     @classmethod

@@ -106,6 +106,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
     from tunesmith.adapters import apply_method, count_parameters
     from tunesmith.checkpoint import LoopState
+    from tunesmith.fused import fuse_for_training
     from tunesmith.hardware import choose_threads, resolve_device
     from tunesmith.models import load_model, resolve_packing
     from tunesmith.training.loop import LoopHooks, train_loop
@@ -131,6 +132,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
                                  config.method, config.lora)
             load_seconds = time.perf_counter() - started
             packing = resolve_packing(t.packing, model)
+            fuse_for_training(model, config, next(model.parameters()).device)  # as training does
             params = [p for p in model.parameters() if p.requires_grad]
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)

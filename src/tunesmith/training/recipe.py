@@ -27,6 +27,7 @@ from tunesmith.data import load_conversations, split_eval
 from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.metrics import exact_match
+from tunesmith.fused import fuse_for_training
 from tunesmith.generation import generate_answers
 from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
 from tunesmith.models import compile_blocks, load_model, load_tokenizer, resolve_model, resolve_packing
@@ -43,7 +44,7 @@ log = logging.getLogger("tunesmith")
 # Settings that may change when re-running into an existing run folder (they do not change what was done).
 RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.eval_every",
                      "train.log_every", "train.keep_checkpoints", "train.threads", "model.attention",
-                     "model.device"}
+                     "model.device", "train.fuse"}
 
 
 @dataclass
@@ -177,11 +178,13 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                          config.method, config.lora)
     trainable, total = count_parameters(model)
     packing = resolve_packing(config.train.packing, model)
+    fused = fuse_for_training(model, config, device)  # after the packing check: that runs the model's own modules
     where = f"{device}, {resolve_dtype(config.model.dtype, device)}" + \
         (", 4-bit NF4 base" if config.model.quantize == "4bit" else "") + \
         (f", {threads} threads" if device.type == "cpu" else "")
-    log.info("%s: %s on %s, %s of %s parameters trainable, %s batches", config.model.name, config.method, where,
-             f"{trainable:,}", f"{total:,}", "packed" if packing else "padded")
+    log.info("%s: %s on %s, %s of %s parameters trainable, %s batches%s", config.model.name, config.method, where,
+             f"{trainable:,}", f"{total:,}", "packed" if packing else "padded",
+             f", {fused} fused RMSNorms" if fused else "")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
