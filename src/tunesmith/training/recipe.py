@@ -171,6 +171,11 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     if latest is None and summary_path.is_file():
         return RunResult(run_dir, read_json(summary_path))
 
+    t = config.train
+    lengths = [len(r.input_ids) for r in prep.train_rows]
+    micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
+    steps_per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
+    total_steps = t.max_steps or t.epochs * steps_per_epoch
     torch.manual_seed(config.train.seed)
     model = apply_method(load_model(prep.source, dtype=config.model.dtype, attention=config.model.attention,
                                     trust_remote_code=config.model.trust_remote_code, device=device,
@@ -178,7 +183,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                          config.method, config.lora)
     trainable, total = count_parameters(model)
     packing = resolve_packing(config.train.packing, model)
-    fused = fuse_for_training(model, config, device)  # after the packing check: that runs the model's own modules
+    fused = fuse_for_training(model, config, device, total_steps)  # after the packing check (the model's own modules)
     where = f"{device}, {resolve_dtype(config.model.dtype, device)}" + \
         (", 4-bit NF4 base" if config.model.quantize == "4bit" else "") + \
         (f", {threads} threads" if device.type == "cpu" else "")
@@ -188,11 +193,6 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
-    t = config.train
-    lengths = [len(r.input_ids) for r in prep.train_rows]
-    micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
-    steps_per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
-    total_steps = t.max_steps or t.epochs * steps_per_epoch
     from transformers import get_scheduler
 
     scheduler = get_scheduler("constant_with_warmup" if t.lr_scheduler == "constant" else t.lr_scheduler, optimizer,
