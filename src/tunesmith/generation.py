@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from tunesmith.data.types import Message
+from tunesmith.models import device_of
 from tunesmith.render import render_prompt, stop_token_ids
 
 
@@ -32,7 +33,7 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     model.eval()
     pad = tokenizer.pad_token_id
     ids, mask = left_pad(prompts, pad)
-    device = next(model.parameters()).device
+    device = device_of(model)
     ids, mask = ids.to(device), mask.to(device)
     width = ids.shape[1]
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
@@ -80,7 +81,7 @@ def generate_tokens(model, prompt: list[int], *, max_new_tokens: int, stop_ids: 
     from transformers import DynamicCache
 
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
     cache = {_cache_argument(model): DynamicCache()}  # filled in place, step by step
     stops = set(stop_ids)

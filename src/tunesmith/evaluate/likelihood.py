@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.generation import left_pad
+from tunesmith.models import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.render import IGNORE, Rendered
 
@@ -19,7 +20,7 @@ from tunesmith.render import IGNORE, Rendered
 def token_stats(model, rows: Sequence[Rendered], pad_id: int, batch_size: int = 16) -> dict:
     """Mean next-token loss, perplexity and mean token accuracy (argmax = target) over trained tokens."""
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     total, correct, count = 0.0, 0, 0
     for start in range(0, len(rows), batch_size):
         batch = {k: v.to(device) for k, v in collate_padded(list(rows[start:start + batch_size]), pad_id).items()}
@@ -58,7 +59,7 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     per candidate and the candidates' remaining tokens go through in one more forward pass.
     """
     model.eval()
-    device = next(model.parameters()).device
+    device = device_of(model)
     shared = _common_prefix(candidates)
     rests = [list(c[len(shared):]) for c in candidates]
     n_cand, tail = len(candidates), max(len(r) for r in rests)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.fused import compiled, compiles_on, is_fused
+from tunesmith.models import device_of
 from tunesmith.render import IGNORE
 
 CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49,152 fp32 = 96 MiB for SmolLM2
@@ -111,8 +112,8 @@ def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     trained = targets != IGNORE
     n = int(trained.sum())
     if n == 0:
-        return torch.zeros((), device=next(model.parameters()).device, requires_grad=torch.is_grad_enabled()), 0
-    device = next(model.parameters()).device  # batches are built on the CPU; the model may be on a GPU
+        return torch.zeros((), device=device_of(model), requires_grad=torch.is_grad_enabled()), 0
+    device = device_of(model)  # batches are built on the CPU; the model may be on a GPU
     inputs = {k: v.to(device, non_blocking=True) for k, v in _model_inputs(batch).items()}
     targets, trained = targets.to(device, non_blocking=True), trained.to(device, non_blocking=True)
     head = _output_head(model)
