@@ -139,33 +139,18 @@ def test_mask_that_is_not_block_causal_goes_to_sdpa(monkeypatch):
     assert calls == [1]
 
 
-def test_packed_row_matches_attention_per_sample():
-    from tunesmith.attention import packed_causal_attention
-
-    lengths = [9, 3, 70, 1, 6]
-    q, k, v = _qkv(1, 6, 3, sum(lengths), 8)
-    bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
-    out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])))
-    ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
-                                                    scale=0.25, enable_gqa=True).transpose(1, 2)
-                     for a, e in zip(bounds[:-1], bounds[1:])], 1)
-    assert out.shape == ref.shape and (out - ref).abs().max() < 1e-12
-    g = torch.randn_like(out)
-    for x, y in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
-        assert (x - y).abs().max() < 1e-12
-
-
-@pytest.mark.parametrize("h,hkv", [(6, 3), (4, 4)])
-def test_packed_row_through_sdpa_kernel_matches_attention_per_sample(h, hkv):
-    """The GPU route (samples as a causal padded batch through SDPA, no mask), run here on the CPU."""
-    from tunesmith.attention import packed_causal_attention, sdpa_causal
+@pytest.mark.parametrize("kernel,h,hkv", [("blocked", 6, 3), ("sdpa", 6, 3), ("sdpa", 4, 4)])
+def test_packed_row_matches_attention_per_sample(kernel, h, hkv):
+    """Both kernels: blocked matmuls (CPUs), and the GPU route (a causal padded batch through SDPA, no mask)."""
+    from tunesmith.attention import block_causal_attention, packed_causal_attention, sdpa_causal
 
     module = _Module()
     module.num_key_value_groups = h // hkv
     lengths = [9, 3, 70, 1, 6]
     q, k, v = _qkv(1, h, hkv, sum(lengths), 8)
     bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
-    out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])), sdpa_causal(module))
+    fn = block_causal_attention if kernel == "blocked" else sdpa_causal(module)
+    out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])), fn)
     ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
                                                     scale=0.25, enable_gqa=True).transpose(1, 2)
                      for a, e in zip(bounds[:-1], bounds[1:])], 1)

@@ -91,16 +91,9 @@ class TrainSpec(_Strict):
     compile: bool = False
     fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 20+ steps
 
-    @field_validator("fuse", mode="before")
+    @field_validator("packing", "fuse", mode="before")
     @classmethod
-    def _fuse_choice(cls, v: Any) -> Any:
-        if isinstance(v, bool) or v == "auto":
-            return v
-        raise ValueError("should be true, false or 'auto'")
-
-    @field_validator("packing", mode="before")
-    @classmethod
-    def _packing_choice(cls, v: Any) -> Any:
+    def _true_false_or_auto(cls, v: Any) -> Any:
         if isinstance(v, bool) or v == "auto":
             return v
         raise ValueError("should be true, false or 'auto'")
