@@ -63,7 +63,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = apply_method(load_model(source, dtype=cfg.model.dtype, attention=cfg.model.attention), "lora", cfg.lora)
     packing = resolve_packing(cfg.train.packing, model)
-    fused = fuse_for_training(model, cfg, torch.device("cpu"), steps=1000)  # as in a run of 20+ steps
+    fused = fuse_for_training(model, cfg, torch.device("cpu"), steps=1000)  # as in a run of 100+ steps
     lengths = [len(r.input_ids) for r in rows]
     batches = [collate([rows[i] for i in b], tok.pad_token_id, packing)
                for b in plan_batches(lengths, 8, seed=0, epoch=0)]

@@ -220,7 +220,7 @@ def run_tunesmith(args, quantize: str = "none") -> dict:
         "train": {"max_steps": args.steps, "batch_size": args.batch, "lr": LR, "max_length": MAX_LENGTH,
                   "threads": args.threads, "save_every": 10_000,
                   "lr_scheduler": "constant", "warmup_ratio": 0.0,  # the schedule every variant shares
-                  "fuse": True},  # what `auto` does for runs of 20+ steps; this short benchmark has fewer
+                  "fuse": True},  # what `auto` does for runs of 100+ steps; this short benchmark has fewer
         "output_dir": str(tmp / "run")}, show_progress=False)
     metrics = read_metrics(result.run_dir / "metrics.jsonl")
     times = [m["tokens"] / m["tokens_per_s"] if i == 0 else (m["tokens"] - metrics[i - 1]["tokens"]) / m["tokens_per_s"]

@@ -93,8 +93,8 @@ def test_auto_fuses_large_models_on_long_runs(monkeypatch, chatml_tok):
 
     monkeypatch.setattr(fused, "FUSE_MIN_PARAMETERS", 1000)  # the tiny model stands in for a large one
     cfg = Config.model_validate({"data": {"train": "x"}})
-    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=19) == 0
-    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=20) == 5
+    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=99) == 0
+    assert fused.fuse_for_training(tiny.llama(chatml_tok), cfg, torch.device("cpu"), steps=100) == 5
 
 
 def test_fused_cross_entropy_kernel_matches_the_eager_one_and_torch():

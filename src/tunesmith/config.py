@@ -89,7 +89,7 @@ class TrainSpec(_Strict):
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False
-    fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 20+ steps
+    fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
 
     @field_validator("packing", "fuse", mode="before")
     @classmethod

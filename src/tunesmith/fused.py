@@ -3,12 +3,13 @@
 In eager mode a Llama-style RMSNorm is six elementwise passes forward (fp32 copy, square, mean, scale, bf16
 copy, weight) and about as many backward, all memory-bound on a CPU. With 61 norms in SmolLM2-135M
 they were about 7% of a LoRA step (`benchmarks/profile_step.py`). Here the formula is one small function
-given to `torch.compile` (dynamic shapes: one graph for every batch length), and its CPU backend fuses it
-into one loop forward and one backward. Forward plus backward of one norm on SmolLM2's shapes went from 3.2 to
-0.6 ms at 1,400 tokens (`benchmarks/fused.py`). The same is done for the loss: the softmax-minus-one-hot
-gradient of each 512-row chunk of logits (`training/loss.py`) is one compiled pass, 3.7x faster than the
-eager in-place version. Compiling takes 2-9 s at the first step. (Compiling the MLP's `silu(gate) * up`
-the same way measured no gain in training steps, so it is not done.)
+given to `torch.compile` (dynamic shapes), and its CPU backend fuses it into one loop forward and one
+backward. Forward plus backward of one norm on SmolLM2's shapes went from 3.2 to 0.6 ms at 1,400 tokens
+(`benchmarks/fused.py`). The same is done for the loss: the softmax-minus-one-hot gradient of each 512-row
+chunk of logits (`training/loss.py`) is one compiled pass, 3.7x faster than the eager in-place version.
+Compiling costs 5-30 s over the first steps (recompiles for new shapes included), so `auto` fuses only runs
+long enough to pay that back. (Compiling the MLP's `silu(gate) * up` the same way measured no gain in
+training steps, so it is not done.)
 
 `fuse(model)` swaps in `FusedRMSNorm` for the model's RMSNorm instances after checking each one:
 - the same structure: a 1-D weight and `variance_epsilon`, no children;
@@ -32,7 +33,7 @@ from tunesmith.hardware import can_compile
 log = logging.getLogger("tunesmith")
 
 # `train.fuse: auto`: smaller models or shorter runs would not pay back the time spent compiling
-FUSE_MIN_PARAMETERS, FUSE_MIN_STEPS = 50_000_000, 20
+FUSE_MIN_PARAMETERS, FUSE_MIN_STEPS = 50_000_000, 100
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -118,8 +119,9 @@ def fuse(model: torch.nn.Module) -> int:
 
 def fuse_for_training(model: torch.nn.Module, config, device: torch.device, steps: int) -> int:
     """`train.fuse` for a run of `steps` optimizer steps: CPU training only, not with `train.compile` (which
-    compiles whole blocks) nor on a 4-bit model. `auto` fuses where compiling (2-9 s) pays back: models of 50M+
-    parameters, runs of 20+ steps (a step of SmolLM2-135M gains ~0.4 s). Return how many norms were swapped."""
+    compiles whole blocks) nor on a 4-bit model. `auto` fuses where compiling pays back: models of 50M+
+    parameters, runs of 100+ steps. In the 40-step demo, compiling and recompiling for new shapes cost ~30 s
+    over the first 4 steps, against ~0.35 s gained per later step. Return how many norms were swapped."""
     t = config.train
     if not t.fuse or t.compile or device.type != "cpu" or config.model.quantize != "none":
         return 0
