@@ -49,7 +49,8 @@ def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
     """Hidden size 32 by default; 4-bit quantization (blocks of 64 weights) needs at least 64."""
     torch.manual_seed(seed)
     cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=256, tie_word_embeddings=True,
                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                       pad_token_id=tokenizer.pad_token_id)
     return LlamaForCausalLM(cfg).eval()

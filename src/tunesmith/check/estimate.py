@@ -125,14 +125,15 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             base = rss.now()
             started = time.perf_counter()
             torch.manual_seed(t.seed)
+            device = resolve_device(config.model.device)
             model = apply_method(load_model(source, dtype=config.model.dtype, attention=config.model.attention,
                                             trust_remote_code=config.model.trust_remote_code,
-                                            device=resolve_device(config.model.device),
+                                            device=device,
                                             quantize=config.model.quantize),
                                  config.method, config.lora)
             load_seconds = time.perf_counter() - started
             packing = resolve_packing(t.packing, model)
-            fuse_for_training(model, config, next(model.parameters()).device, len(plan))  # as training does
+            fuse_for_training(model, config, device, len(plan))  # as training does
             params = [p for p in model.parameters() if p.requires_grad]
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
@@ -147,7 +148,6 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             loop_started = time.perf_counter()
             train_loop(model, optimizer, scheduler, t, hooks, LoopState())
             peak = rss.peak
-            device = next(model.parameters()).device
             gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
         batches.clear()
         del model, optimizer, scheduler, params, hooks

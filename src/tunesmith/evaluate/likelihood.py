@@ -72,7 +72,8 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=tail > 1,
                     logits_to_keep=len(shared) + 1)
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # position j predicts shared[j], then rest[0]
-        head = logprobs[:, :len(shared)].gather(2, torch.tensor(shared, device=device).view(1, -1, 1).expand(len(seqs), -1, 1))
+        shared_ids = torch.tensor(shared, device=device).view(1, -1, 1).expand(len(seqs), -1, 1)
+        head = logprobs[:, :len(shared)].gather(2, shared_ids)
         total = head.sum(dim=(1, 2))[:, None].repeat(1, n_cand)
         for c, rest in enumerate(rests):
             if rest:
