@@ -22,8 +22,14 @@ def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
                         handlers=[RichHandler(console=err_console, show_path=False)])
     logging.getLogger("tunesmith").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("transformers", "peft", "httpx", "huggingface_hub"):
+    for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not verbose:
+        # peft (0.21) reads transformers 5's deprecated `is_gradient_checkpointing` whenever it wraps a model:
+        # a warning about their code, not the user's, on every train, eval and export.
+        import warnings
+
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
@@ -46,6 +52,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from tunesmith.check import load, render_html, run_check
     from tunesmith.check.terminal import print_report
 
+    outputs = [Path(p) for p in (args.json, args.html) if p]
+    for path in outputs:  # before the (long) check, not after it
+        if path.is_dir():
+            raise TunesmithError("is a folder; give a file path for the report", origin=path)
     config = load(args.target, args.overrides, args.model)
     report = run_check(config, samples=args.samples, calibrate=not args.no_calibrate,
                        price_per_hour=args.price_per_hour)
@@ -53,10 +63,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
+        _write_report(Path(args.json), json.dumps(report.to_dict(), indent=1) + "\n")
     if args.html:
-        Path(args.html).write_text(render_html(report), encoding="utf-8")
+        _write_report(Path(args.html), render_html(report))
     return report.exit_code(args.strict)
+
+
+def _write_report(path: Path, text: str) -> None:
+    """Write a report file atomically, creating its folder; a path that cannot be written is a clear error."""
+    from tunesmith.checkpoint import atomic_write_text
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise TunesmithError(f"cannot write the report: {e.strerror or e}", origin=path) from e
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -79,6 +79,19 @@ def test_check_end_to_end(tmp_path, tiny_llama_dir):
         assert "warning: train.jsonl:13: exact duplicate of train.jsonl:1\n" in done.stdout
 
 
+def test_report_paths(tmp_path, tiny_llama_dir):
+    """A report goes into a folder made for it; a folder given as the report path fails before the check runs."""
+    dataset(tmp_path, tiny_llama_dir)
+    done = tunesmith(tmp_path, "check", "config.yaml", "--no-calibrate", "--json", "reports/today/check.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "reports/today/check.json").read_text())["summary"]["error"] == 0
+    assert [p.name for p in (tmp_path / "reports/today").iterdir()] == ["check.json"]  # no temporary left
+    done = tunesmith(tmp_path, "check", "config.yaml", "--no-calibrate", "--html", "reports")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: reports: is a folder; give a file path for the report"
+    assert "token lengths" not in done.stdout  # refused before the check, not after it
+
+
 def chromium() -> str:
     """The Chromium binary, installed from Debian when missing (the test needs it, so it gets it)."""
     path = shutil.which("chromium")

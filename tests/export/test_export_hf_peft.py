@@ -93,11 +93,9 @@ def test_non_finite_merge_writes_nothing_and_exits_2(tiny_runs, tmp_path, capsys
 
 
 def test_merge_that_does_not_match_writes_nothing(tiny_runs, tmp_path, monkeypatch):
-    from functools import partial
-
     from tunesmith.export import merge
 
-    monkeypatch.setattr(merge, "merge_verified", partial(merge.merge_verified, tolerance=0.0))
+    monkeypatch.setattr(merge, "logit_tolerance", lambda reference: 0.0)
     with pytest.raises(ExportError, match="does not match the adapter"):
         export(tiny_runs["paris"], "hf", tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -24,6 +24,9 @@ def test_demo_config_trains_evaluates_and_generates(tmp_path):
                      "eval.max_samples=4", "eval.max_new_tokens=12", f"output_dir={run}", env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert str(run) in done.stdout and "task accuracy" in done.stdout
+    # what a user sees besides progress: tunesmith's own lines, no third-party warnings or notices
+    noise = [line for line in done.stderr.splitlines() if "Warning" in line or "WARNING" in line]
+    assert not noise, noise
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 3 and summary["before"]["samples"] == 4
     assert summary["after"]["eval_loss"] < summary["before"]["eval_loss"]
@@ -37,3 +40,4 @@ def test_demo_config_trains_evaluates_and_generates(tmp_path):
                     "--max-new-tokens", "12", env=env)
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert gen.stdout.strip()
+    assert "Warning" not in gen.stderr and "WARNING" not in gen.stderr, gen.stderr

@@ -16,7 +16,13 @@ from tunesmith.render import render, render_prompt, stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
-MERGE_TOLERANCE = 1e-4  # max |logit difference|, fp32, merged model vs adapter model
+# The largest |logit difference| (fp32) allowed between an export and the run's adapter model: an absolute
+# floor plus a share of the logits' own scale, because fp32 rounding grows with it. Measured on SmolLM2-135M
+# after a strong adapter (max |logit| 39): the adapter model alone is 1.8e-4 away from itself in float64, the
+# merged model 1.2e-4, so the two differ by 2.8e-4 when nothing is wrong. A real merge fault (a layer left
+# out, a wrong scale) moves logits by 1e-2 and more.
+MERGE_ATOL = 1e-4
+MERGE_RTOL = 2e-5
 FIXED_PROBES = ("What is the capital of France?", "I was charged twice for my order, please help.",
                 "Write one short sentence about the sea. Numbers: 12345, 3.14!")
 
@@ -92,6 +98,12 @@ def probe_logits(model, probes: Probes) -> list[torch.Tensor]:
     """fp32 logits of every probe sequence (one at a time: no padding to reason about)."""
     model.eval()
     return [model(input_ids=torch.tensor([s])).logits[0].float() for s in probes.sequences]
+
+
+def logit_tolerance(reference: list[torch.Tensor]) -> float:
+    """The fp32 |logit gap| an export may show against the reference logits (see MERGE_ATOL, MERGE_RTOL)."""
+    scale = max(float(x.abs().max()) for x in reference)
+    return MERGE_ATOL + MERGE_RTOL * scale if scale == scale else MERGE_ATOL
 
 
 def max_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:

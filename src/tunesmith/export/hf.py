@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from tunesmith.export.checks import MERGE_TOLERANCE, ExportError, Probes, greedy, max_gap, probe_logits
+from tunesmith.export.checks import ExportError, Probes, greedy, logit_tolerance, max_gap, probe_logits
 from tunesmith.models import DTYPES
 from tunesmith.render import stop_token_ids, template_of
 
@@ -48,8 +48,10 @@ def verify_hf(folder: Path, reference: list[torch.Tensor], probes: Probes, refer
     same = sum(a == b for a, b in zip(tokens, reference_tokens))
     log.info("HF folder check: reloaded with transformers, max |logit gap| %.3g, greedy answers %d/%d identical",
              gap, same, len(tokens))
-    if dtype == "float32" and not gap <= MERGE_TOLERANCE:
+    tolerance = logit_tolerance(reference)
+    if dtype == "float32" and not gap <= tolerance:
         raise ExportError(f"the reloaded HF folder does not match the run's model: max |logit gap| {gap:.3g} > "
-                          f"{MERGE_TOLERANCE:g}; nothing was written")
+                          f"{tolerance:.2g}; nothing was written")
     return {"reloaded_with": "transformers AutoModelForCausalLM", "dtype": dtype, "max_logit_gap": gap,
+            **({"tolerance": tolerance} if dtype == "float32" else {}),
             "greedy_identical": f"{same}/{len(tokens)}", "stop_token_ids": stops}

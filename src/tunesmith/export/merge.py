@@ -6,21 +6,23 @@ import logging
 
 import torch
 
-from tunesmith.export.checks import MERGE_TOLERANCE, ExportError, Probes, RunModel, max_gap, probe_logits
+from tunesmith.export.checks import ExportError, Probes, RunModel, logit_tolerance, max_gap, probe_logits
 
 log = logging.getLogger("tunesmith")
 
 
-def merge_verified(run: RunModel, probes: Probes, tolerance: float = MERGE_TOLERANCE) -> tuple[torch.nn.Module, dict]:
+def merge_verified(run: RunModel, probes: Probes) -> tuple[torch.nn.Module, dict]:
     """The plain (peft-free) model with the adapter merged in, and the check it passed.
 
     peft's `safe_merge` refuses non-finite merged weights; then the merged model's fp32 logits on every probe
-    must equal the adapter model's within `tolerance`, or an `ExportError` says by how much they differ.
+    must equal the adapter model's within `logit_tolerance` (fp32 rounding at their scale), or an
+    `ExportError` says by how much they differ.
     A fully fine-tuned run has nothing to merge and is returned as it is.
     """
     if not run.is_adapter:
         return run.model, {"merged": False, "reason": "full fine-tune: nothing to merge"}
     reference = probe_logits(run.model, probes)
+    tolerance = logit_tolerance(reference)
     try:
         merged = run.model.merge_and_unload(safe_merge=True)
     except ValueError as e:  # peft: "NaNs detected in the merged weights. The adapter ... seems to be broken"
@@ -29,9 +31,9 @@ def merge_verified(run: RunModel, probes: Probes, tolerance: float = MERGE_TOLER
     if bad:
         raise ExportError(f"the merged model has non-finite weights in {bad[:3]}; nothing was written")
     gap = max_gap(reference, probe_logits(merged, probes))
-    log.info("merge check: max |logit gap| merged vs adapter = %.3g over %d probes (limit %g)", gap,
+    log.info("merge check: max |logit gap| merged vs adapter = %.3g over %d probes (limit %.2g)", gap,
              len(probes.sequences), tolerance)
     if not gap <= tolerance:
         raise ExportError(f"the merged model does not match the adapter model: max |logit gap| {gap:.3g} > "
-                          f"{tolerance:g} (fp32) on the probe prompts; nothing was written")
+                          f"{tolerance:.2g} (fp32) on the probe prompts; nothing was written")
     return merged, {"merged": True, "probes": len(probes.sequences), "max_logit_gap": gap, "tolerance": tolerance}

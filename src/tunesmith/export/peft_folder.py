@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from tunesmith.export.checks import MERGE_TOLERANCE, ExportError, Probes, max_gap, probe_logits
+from tunesmith.export.checks import ExportError, Probes, logit_tolerance, max_gap, probe_logits
 from tunesmith.render import stop_token_ids, template_of
 
 log = logging.getLogger("tunesmith")
@@ -38,7 +38,8 @@ def verify_peft(folder: Path, base_loader, reference: list[torch.Tensor], probes
     model = PeftModel.from_pretrained(base_loader(), folder).eval()
     gap = max_gap(reference, probe_logits(model, probes))
     log.info("PEFT folder check: reloaded with peft, max |logit gap| %.3g", gap)
-    if not gap <= MERGE_TOLERANCE:
-        raise ExportError(f"the written adapter does not reproduce the run's model: max |logit gap| {gap:.3g}; "
-                          "nothing was written")
-    return {"reloaded_with": "peft PeftModel.from_pretrained", "max_logit_gap": gap}
+    tolerance = logit_tolerance(reference)
+    if not gap <= tolerance:
+        raise ExportError(f"the written adapter does not reproduce the run's model: max |logit gap| {gap:.3g} > "
+                          f"{tolerance:.2g}; nothing was written")
+    return {"reloaded_with": "peft PeftModel.from_pretrained", "max_logit_gap": gap, "tolerance": tolerance}
