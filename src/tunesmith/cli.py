@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -47,8 +48,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Check data, model and config before training: format, training contract, duplicates, leakage, PII,
     token lengths, masked-token samples, and a time/memory/cost estimate. Exit 0 clean, 1 warnings with
     --strict, 2 errors."""
-    from pathlib import Path
-
     from tunesmith.check import load, render_html, run_check
     from tunesmith.check.terminal import print_report
 
@@ -82,9 +81,10 @@ def _write_report(path: Path, text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Fine-tune the model a config describes; print the run folder and held-out metrics before vs after."""
+    from tunesmith.config import load_target
     from tunesmith.training.recipe import train
 
-    result = train(args.config, args.overrides, resume=True if args.resume else None)
+    result = train(load_target(args.config, args.overrides, args.model), resume=True if args.resume else None)
     s = result.summary
     if not s:  # a non-main rank under torchrun: rank 0 reports
         return 0
@@ -207,8 +207,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a run over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
-    from pathlib import Path
-
     from tunesmith.serve import parse_adapters, serve
 
     from tunesmith.errors import ConfigError
@@ -245,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    p.add_argument("config", help="YAML config (see examples/support/config.yaml)")
+    p.add_argument("config", help="YAML config (see examples/support/config.yaml), or a data file (.jsonl, .json, "
+                   ".csv, .parquet) to train on with the defaults, into runs/<file stem>")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
+    p.add_argument("--model", help="model to tune (overrides the config's; default: the bundled smollm2-135m)")
     p.add_argument("--resume", action="store_true", help="require an existing run to resume (re-running into "
                    "the same output_dir resumes anyway)")
     p.set_defaults(func=cmd_train)
@@ -312,7 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides after an option (`train data.jsonl --model M train.lr=1e-3`): argparse leaves them over
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
     try:
         return args.func(args)

@@ -310,6 +310,24 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | None 
     return build_config(raw if raw is not None else {}, overrides, source=str(path), text=text)
 
 
+def is_data_file(path: str | Path) -> bool:
+    """True when a command's target names a data file (anything but .yaml/.yml: an unsupported extension is
+    then reported as such by the data loader) rather than a YAML config."""
+    return Path(path).suffix.lower() not in (".yaml", ".yml")
+
+
+def load_target(target: str | Path, overrides: list[str] | None = None, model: str | None = None) -> Config:
+    """The config of `tunesmith check|train TARGET`: a YAML file, or a data file with every other setting at
+    its default (the bundled model unless `model` is given, output in `runs/<file stem>`)."""
+    if is_data_file(target):
+        raw: dict = {"data": {"train": str(target)}, "output_dir": f"runs/{Path(target).stem}"}
+        if model is not None:
+            raw["model"] = model
+        return load_config(raw, overrides)
+    config = load_config(target, overrides)
+    return config if model is None else load_config(config, [f"model={model}"])
+
+
 def dump_config(config: Config) -> str:
     """The resolved config as YAML, as saved in the run folder."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

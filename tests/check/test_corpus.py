@@ -52,10 +52,9 @@ def test_malformed_input(case, corpus, capsys, tiny_llama_dir):
     if case.endswith(".yaml"):
         model = [] if "model" in case else [f"model={tiny_llama_dir}"]
         check_args, train_args = ["check", case, *model], ["train", case, *model]
-    else:
-        (corpus / "_train.yaml").write_text(f"model: {str(tiny_llama_dir)!r}\ndata:\n  train: {case}\n"
-                                            "output_dir: out\n", encoding="utf-8")
-        check_args, train_args = ["check", case, "--model", str(tiny_llama_dir)], ["train", "_train.yaml"]
+    else:  # the data-file form of both commands
+        check_args, train_args = (["check", case, "--model", str(tiny_llama_dir)],
+                                  ["train", case, "--model", str(tiny_llama_dir)])
     before = snapshot(corpus)
 
     code, errors = run(capsys, check_args)

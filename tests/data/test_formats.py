@@ -52,8 +52,14 @@ def test_no_usable_field_lists_expected_and_found_keys():
     assert_error(
         {"q": "x", "a": "y"}, None,
         "no usable field: expected one of 'messages', 'prompt'+'completion', 'instruction'+'output', 'text' "
-        "(found keys: 'q', 'a')",
+        "(found keys: 'q', 'a'); to train on yours, map them: data.columns.prompt=q data.columns.completion=a",
     )
+
+
+def test_no_usable_field_suggests_a_mapping_only_when_none_of_ours_is_there():
+    assert str(error({"body": "some text", "id": 3})).endswith("; to train on yours, map it: data.columns.text=body")
+    assert "map" not in str(error({"prompt": "x", "notes": "y"}))  # a half pair: the completion is missing
+    assert "map" not in str(error({"question": "x", "reply": "y"}, columns={"prompt": "question"}))
 
 
 def test_no_usable_field_ignores_null_keys_and_half_pairs():

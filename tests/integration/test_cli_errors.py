@@ -286,3 +286,31 @@ def test_tiny_run_then_generate(tmp_path, tiny_llama_dir):
     gen = run_cli(tmp_path, "generate", OUT, "--prompt", "hi", "--max-new-tokens", "4")
     assert gen.returncode == 0, f"stdout:\n{gen.stdout}\nstderr:\n{gen.stderr}"
     assert "error:" not in gen.stderr
+
+
+def test_train_on_a_data_file_with_mapped_columns(tmp_path, tiny_llama_dir):
+    """`tunesmith train qa.csv --model M` with column overrides: no config file, output in runs/qa."""
+    import csv
+
+    with open(tmp_path / "qa.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["question", "answer"])
+        writer.writerows([f"What is {i} plus 1?", str(i + 1)] for i in range(12))
+    before = snapshot(tmp_path)
+    unmapped = run_cli(tmp_path, "train", "qa.csv", "--model", str(tiny_llama_dir))
+    line = check_failure(tmp_path, unmapped, before, ("qa.csv:2", "no usable field"))
+    assert line.endswith("map them: data.columns.prompt=question data.columns.completion=answer")
+
+    result = run_cli(tmp_path, "train", "qa.csv", "--model", str(tiny_llama_dir), "data.columns.prompt=question",
+                     "data.columns.completion=answer", "data.eval_fraction=0.25", "train.max_steps=2",
+                     "train.batch_size=2", "eval.max_samples=2", "eval.max_new_tokens=4")
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    run = tmp_path / "runs" / "qa"
+    assert "runs/qa" in result.stdout and (run / "adapter/adapter_model.safetensors").is_file()
+    from tunesmith.config import load_config
+
+    saved = load_config(run / "config.yaml")
+    assert (saved.data.train, saved.model.name, saved.data.columns) == \
+        ("qa.csv", str(tiny_llama_dir), {"prompt": "question", "completion": "answer"})
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_rows"] == 9 and summary["eval_rows"] == 3 and "eval_loss" in summary["after"]

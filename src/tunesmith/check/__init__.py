@@ -7,6 +7,8 @@
 
 from tunesmith.check.findings import Finding, Report
 from tunesmith.check.report_html import render_html
-from tunesmith.check.run import is_data_file, load, run_check
+from tunesmith.check.run import run_check
+from tunesmith.config import is_data_file
+from tunesmith.config import load_target as load  # a YAML config, or a data file with defaults
 
 __all__ = ["Finding", "Report", "is_data_file", "load", "render_html", "run_check"]

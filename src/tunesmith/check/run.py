@@ -8,13 +8,12 @@ masked-token samples, and the estimate (a short calibration run, skipped when th
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from tunesmith.check import analytics, contract, pii, view
 from tunesmith.check import estimate as estimating
 from tunesmith.check.contract import Row
 from tunesmith.check.findings import Finding, Report
-from tunesmith.config import Config, load_config
+from tunesmith.config import Config
 from tunesmith.data import split_eval
 from tunesmith.errors import DataError
 from tunesmith.models import load_tokenizer, resolve_model
@@ -22,23 +21,6 @@ from tunesmith.render import check_max_length, render
 
 log = logging.getLogger("tunesmith")
 UNLIMITED = 10**9
-
-
-def is_data_file(path: str) -> bool:
-    """True when `tunesmith check PATH` names a data file (anything but .yaml/.yml: an unsupported
-    extension is then reported as such) rather than a YAML config."""
-    return Path(path).suffix.lower() not in (".yaml", ".yml")
-
-
-def load(target: str, overrides: list[str] | None = None, model: str | None = None) -> Config:
-    """The config to check: a YAML file, or a data file (`check DATA.jsonl --model M`) with defaults."""
-    if is_data_file(target):
-        raw: dict = {"data": {"train": target}}
-        if model is not None:
-            raw["model"] = model
-        return load_config(raw, overrides)
-    config = load_config(target, overrides)
-    return config if model is None else load_config(config, [f"model={model}"])
 
 
 def run_check(config: Config, *, samples: int = 2, limit: int = 50, calibrate: bool = True,

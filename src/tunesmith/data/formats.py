@@ -87,8 +87,17 @@ def _no_usable_field(record: dict, keys: dict[str, str], origin: Origin | None) 
         f"'{keys['messages']}', '{keys['prompt']}'+'{keys['completion']}', "
         f"'{keys['instruction']}'+'{keys['output']}', '{keys['text']}'"
     )
-    found = ", ".join(f"'{k}'" for k, v in record.items() if v is not None) or "none"
-    return DataError(f"no usable field: expected one of {expected} (found keys: {found})", origin=origin)
+    present = [k for k, v in record.items() if v is not None]
+    found = ", ".join(f"'{k}'" for k in present) or "none"
+    texts = [k for k in present if isinstance(record[k], str)]
+    hint = ""
+    if set(present) & {*keys.values(), "conversations"}:
+        pass  # some of our fields are there: the message says what is missing, a mapping would not help
+    elif len(texts) >= 2:
+        hint = f"; to train on yours, map them: data.columns.prompt={texts[0]} data.columns.completion={texts[1]}"
+    elif texts:
+        hint = f"; to train on yours, map it: data.columns.text={texts[0]}"
+    return DataError(f"no usable field: expected one of {expected} (found keys: {found}){hint}", origin=origin)
 
 
 # --- field checks -----------------------------------------------------------------------------------

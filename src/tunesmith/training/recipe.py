@@ -86,6 +86,9 @@ def prepare(config: Config) -> Prepared:
         train_convs, eval_convs = split_eval(train_convs, d.eval_fraction, config.train.seed)
     else:
         eval_convs = []
+        if config.eval.enabled:
+            log.info("no held-out data, so no before/after evaluation: set data.eval (a file) or "
+                     "data.eval_fraction=0.1 (a split of train)")
     source = resolve_model(config.model.name)
     tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code)
     check_max_length(tokenizer, config.train.max_length, d.system_prompt)
