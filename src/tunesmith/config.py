@@ -89,6 +89,7 @@ class TrainSpec(_Strict):
     group_by_length: bool = True
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False
+    distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate (DDP) or shard (FSDP2, per block)
     fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
 
     @field_validator("packing", "fuse", mode="before")
@@ -143,6 +144,9 @@ class Config(_Strict):
         if self.model.quantize != "none" and self.method == "full":
             raise ValueError("model.quantize=4bit trains an adapter on frozen 4-bit weights (QLoRA); "
                              "it cannot fine-tune all weights: use method lora or dora")
+        if self.model.quantize != "none" and self.train.distributed == "fsdp":
+            raise ValueError("model.quantize=4bit cannot be sharded with train.distributed=fsdp here (4-bit "
+                             "weights are packed bytes); use train.distributed=ddp, which copies the small 4-bit model")
         return self
 
     @field_validator("model", mode="before")

@@ -1,8 +1,9 @@
 """Process-group facts in one place: which rank we are, who logs and saves, and how data is sharded.
 
 A single process is world size 1 and needs no process group. Under `torchrun`, the environment names the
-rank and world size; gradients are then averaged by DDP, and token counts are summed across ranks so the
-loss stays normalised by the label tokens of the whole global batch.
+rank and world size; gradients are then averaged by DDP (or reduce-scattered by FSDP2, `train.distributed:
+fsdp`), and token counts are summed across ranks so the loss stays normalised by the label tokens of the
+whole global batch.
 """
 
 from __future__ import annotations
@@ -60,11 +61,77 @@ def sum_across(value: float | int, info: DistInfo) -> float:
     return float(t)
 
 
-def wrap(model, info: DistInfo):
-    """Wrap for data parallelism when distributed; the unwrapped model is used for saving."""
+def gather_object(obj, info: DistInfo) -> list:
+    """Every rank's `obj`, in rank order, on every rank (`[obj]` in a single process)."""
+    if not info.enabled:
+        return [obj]
+    out = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def wrap(model, info: DistInfo, strategy: str = "ddp"):
+    """The model to train under torchrun; itself in a single process.
+
+    `ddp` returns a DistributedDataParallel wrapper (the model itself stays the plain module, for saving).
+    `fsdp` applies FSDP2's `fully_shard` to every decoder block and then to the whole model, in place: each
+    rank then holds 1/world of every parameter, gradient and optimizer state. So wrap before building the
+    optimizer, and gather (`gather_trainable`) before saving."""
     if not info.enabled:
         return model
+    device = torch.device(info.device)
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        blocks = {name for m in model.modules() for name in getattr(m, "_no_split_modules", None) or []}
+        for module in model.modules():
+            if type(module).__name__ in blocks:
+                fully_shard(module)
+        return fully_shard(model)  # what no block holds: embeddings, final norm, LM head
     from torch.nn.parallel import DistributedDataParallel
 
-    device = torch.device(info.device)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def is_sharded(model) -> bool:
+    """True for a model that `wrap(..., "fsdp")` sharded."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def clip_grad_norm(params: list, max_norm: float) -> float:
+    """Clip gradients to `max_norm` in total; return the norm before clipping (over all shards under FSDP)."""
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a DTensor under FSDP
+
+
+def _whole(**extra):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, **extra)
+
+
+def gather_trainable(model) -> dict[str, torch.Tensor]:
+    """The trainable weights of a sharded model, whole, on rank 0's CPU (empty on other ranks), under the
+    plain model's parameter names. A collective: every rank calls it."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    state = get_model_state_dict(model, options=_whole(ignore_frozen_params=True))
+    return {n: t for n, t in state.items() if n in trainable}  # not the frozen names of tied weights
+
+
+def gather_optimizer(model, optimizer) -> dict:
+    """The optimizer state of a sharded model, whole, keyed by parameter name, on rank 0. A collective."""
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_whole(ignore_frozen_params=True))
+
+
+def scatter_state(model, optimizer, weights: dict[str, torch.Tensor], optimizer_state: dict) -> None:
+    """Load whole trainable weights and optimizer state (every rank passes them) into a sharded model."""
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+    set_model_state_dict(model, weights, options=_whole(strict=False))
+    set_optimizer_state_dict(model, optimizer, optimizer_state, options=_whole())

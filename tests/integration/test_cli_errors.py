@@ -113,6 +113,8 @@ def test_gpu_asked_for_where_there_is_none(tmp_path, tiny_llama_dir):
 @pytest.mark.parametrize("override,needles", [
     ("model.device=gpu0", ("override", "model.device", "'auto', 'cpu', 'cuda' or 'cuda:N'")),
     ("method=full", ("quantize=4bit", "use method lora or dora")),
+    ("train.distributed=fsdp", ("quantize=4bit", "use train.distributed=ddp")),
+    ("train.distributed=zero3", ("train.distributed", "'ddp' or 'fsdp'")),
 ])
 def test_device_and_quantize_values(tmp_path, tiny_llama_dir, override, needles):
     write_jsonl(tmp_path / "train.jsonl", [chat()])

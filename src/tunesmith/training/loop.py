@@ -16,7 +16,7 @@ import torch
 
 from tunesmith.checkpoint import LoopState
 from tunesmith.config import TrainSpec
-from tunesmith.distributed import DistInfo, sum_across
+from tunesmith.distributed import DistInfo, clip_grad_norm, sum_across
 from tunesmith.errors import RunError
 from tunesmith.pack import real_tokens
 from tunesmith.render import IGNORE
@@ -50,9 +50,9 @@ def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, st
             total = 0.0
             for batch in micro:
                 loss, _ = loss_sum(model, batch)
-                (loss * dist.world_size / max(n_labels, 1)).backward()  # DDP averages over ranks
+                (loss * dist.world_size / max(n_labels, 1)).backward()  # DDP / FSDP average over ranks
                 total += float(loss.detach())
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            grad_norm = clip_grad_norm(params, clip)
             step_loss = sum_across(total, dist) / max(n_labels, 1)
             if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
                 raise RunError(f"training diverged at step {state.step + 1} (loss {step_loss}, grad norm "

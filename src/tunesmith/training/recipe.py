@@ -161,6 +161,15 @@ def evaluate(model, prep: Prepared, batches: list[dict]) -> dict:
     return result
 
 
+def _unsharded(prep: Prepared, config: Config, device, weights: dict) -> torch.nn.Module:
+    """The trained model as one plain module: the base model loaded again, with the gathered trainable weights."""
+    model = apply_method(load_model(prep.source, dtype=config.model.dtype, attention=config.model.attention,
+                                    trust_remote_code=config.model.trust_remote_code, device=device,
+                                    quantize=config.model.quantize), config.method, config.lora)
+    checkpoint.load_weights(model, weights, "the sharded model")
+    return model
+
+
 def train(config: Config | dict | str | Path, overrides: list[str] | None = None, *,
           resume: bool | None = None, show_progress: bool = True) -> RunResult:
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one."""
@@ -193,6 +202,16 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     log.info("%s: %s on %s, %s of %s parameters trainable, %s batches%s", config.model.name, config.method, where,
              f"{trainable:,}", f"{total:,}", "packed" if packing else "padded",
              f", {fused} fused RMSNorms" if fused else "")
+    eval_batches = [collate_padded(prep.eval_rows[i:i + config.eval.batch_size], prep.tokenizer.pad_token_id)
+                    for i in range(0, len(prep.eval_rows), config.eval.batch_size)]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist.is_main:
+        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    if dist.is_main and eval_batches and config.eval.enabled and not (run_dir / "eval_before.json").is_file():
+        log.info("evaluating the base model on %d held-out rows", len(prep.eval_rows))
+        write_json(run_dir / "eval_before.json", evaluate(model, prep, eval_batches))
+
+    wrapped = distributed.wrap(model, dist, t.distributed)  # FSDP shards `model` in place: before the optimizer
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
 
@@ -200,19 +219,10 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
 
     scheduler = get_scheduler("constant_with_warmup" if t.lr_scheduler == "constant" else t.lr_scheduler, optimizer,
                               num_warmup_steps=round(t.warmup_ratio * total_steps), num_training_steps=total_steps)
-    eval_batches = [collate_padded(prep.eval_rows[i:i + config.eval.batch_size], prep.tokenizer.pad_token_id)
-                    for i in range(0, len(prep.eval_rows), config.eval.batch_size)]
-
-    run_dir.mkdir(parents=True, exist_ok=True)
     state = LoopState()
     if latest is not None:
-        state = checkpoint.load(latest, model, optimizer, scheduler)
+        state = checkpoint.load(latest, model, optimizer, scheduler, dist.rank)
         log.info("resuming from %s (step %d)", latest, state.step)
-    if dist.is_main:
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
-    if dist.is_main and eval_batches and config.eval.enabled and not (run_dir / "eval_before.json").is_file():
-        log.info("evaluating the base model on %d held-out rows", len(prep.eval_rows))
-        write_json(run_dir / "eval_before.json", evaluate(model, prep, eval_batches))
 
     cache: dict[int, list] = {}
 
@@ -243,8 +253,10 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         bar.update(record)
 
     def save(s: LoopState) -> None:
+        weights, optimizer_state = checkpoint.trainable_state(model, optimizer)  # every rank: FSDP gathers
+        rngs = distributed.gather_object(checkpoint.rng_state(), dist)  # each rank draws its own dropout
         if dist.is_main:
-            checkpoint.save(ckpt_root, model, optimizer, scheduler, s, t.keep_checkpoints)
+            checkpoint.save(ckpt_root, weights, optimizer_state, scheduler, s, t.keep_checkpoints, rngs)
 
     def eval_loss() -> float:
         with eager(t.compile):
@@ -257,7 +269,7 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                       should_stop=lambda: stop["flag"] or (probe is not None and probe.should_stop))
     started, start_step, start_tokens = time.perf_counter(), state.step, state.tokens
     try:
-        state = train_loop(distributed.wrap(model, dist), optimizer, scheduler, t, hooks, state, dist)
+        state = train_loop(wrapped, optimizer, scheduler, t, hooks, state, dist)
     finally:
         bar.close()
         writer.close()
@@ -269,6 +281,10 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
                        origin=str(run_dir))
     if state.step % t.save_every:
         save(state)
+    if distributed.is_sharded(model):  # rank 0 goes on (save, evaluate) with a plain copy of the trained model
+        weights = distributed.gather_trainable(model)
+        del wrapped, optimizer, params
+        model = _unsharded(prep, config, device, weights) if dist.is_main else None
     if not dist.is_main:
         return RunResult(run_dir)
 
