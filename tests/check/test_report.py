@@ -114,3 +114,23 @@ def test_minhash_finds_similar_texts_only():
     pairs = similar_pairs(texts, 0.8)
     assert [(i, j) for i, j, _ in pairs] == [(4, 30)]
     assert pairs[0][2] == pytest.approx(jaccard(shingles(texts[4]), shingles(texts[30])))
+
+
+def test_terminal_lists_the_first_findings_of_a_check_and_counts_the_rest():
+    from rich.console import Console
+
+    from tunesmith.check.findings import Finding, Report
+    from tunesmith.check.terminal import print_report
+
+    report = Report(model="m", files={"train": "t.jsonl"}, max_length=64)
+    report.findings = [Finding("error", "format", "no usable field", origin=f"t.jsonl:{i}") for i in range(1, 51)]
+    report.findings += [Finding("warning", "duplicate", "exact duplicate", origin=f"t.jsonl:{i}") for i in range(9)]
+    report.truncated_findings["format"] = 10  # past the per-file limit
+    console = Console(record=True, width=200, no_color=True)
+    print_report(report, console)
+    lines = console.export_text().splitlines()
+    assert sum(line.startswith("error: t.jsonl:") for line in lines) == 20
+    assert sum(line.startswith("warning: t.jsonl:") for line in lines) == 8
+    assert "... and 40 more format errors (--json lists up to 50 per file)" in lines
+    assert "... and 1 more duplicate warning (all in --json)" in lines
+    assert lines[-1] == "50 errors, 9 warnings: errors: training would refuse to start"

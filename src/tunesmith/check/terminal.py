@@ -11,7 +11,8 @@ from rich.table import Table
 from tunesmith.check.findings import Report
 from tunesmith.check.view import to_text
 
-PER_CHECK_SHOWN = 8
+PER_CHECK_SHOWN = 8  # warnings and notes of one check; the rest are counted (every one is in --json)
+ERRORS_SHOWN = 20  # errors of one check: a file in the wrong shape fails on every line, alike
 STYLES = {"error": "bold red", "warning": "yellow", "info": "blue"}
 
 
@@ -24,14 +25,17 @@ def print_report(report: Report, console: Console, *, show_ids: bool = False, st
     hidden: dict[tuple[str, str], int] = defaultdict(int)
     for f in report.findings:
         key = (f.severity, f.check)
-        if f.severity == "error" or shown[key] < PER_CHECK_SHOWN:
+        if shown[key] < (ERRORS_SHOWN if f.severity == "error" else PER_CHECK_SHOWN):
             shown[key] += 1
             severity, rest = f.line().split(": ", 1)
             console.print(f"[{STYLES[f.severity]}]{severity}:[/] {escape(rest)}", highlight=False, soft_wrap=True)
         else:
             hidden[key] += 1
-    for (severity, check), n in {**hidden, **{("error", k): v for k, v in report.truncated_findings.items()}}.items():
-        console.print(f"[dim]... and {n} more {check} {severity}s (all in --json)[/dim]", highlight=False)
+    for check, n in report.truncated_findings.items():  # past the per-file limit: counted, not listed
+        hidden[("error", check)] += n
+    for (severity, check), n in hidden.items():
+        where = "--json lists up to 50 per file" if check in report.truncated_findings else "all in --json"
+        console.print(f"[dim]... and {n} more {check} {severity}{'s' * (n != 1)} ({where})[/dim]", highlight=False)
     _lengths(report, console)
     if report.label_balance:
         counts = ", ".join(f"{k} {v}" for k, v in report.label_balance["counts"].items())
