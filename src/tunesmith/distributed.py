@@ -81,13 +81,15 @@ def wrap(model, info: DistInfo, strategy: str = "ddp"):
         return model
     device = torch.device(info.device)
     if strategy == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
+        mesh = init_device_mesh(device.type, (info.world_size,))  # this rank's device, not whatever torch sees
         blocks = {name for m in model.modules() for name in getattr(m, "_no_split_modules", None) or []}
         for module in model.modules():
             if type(module).__name__ in blocks:
-                fully_shard(module)
-        return fully_shard(model)  # what no block holds: embeddings, final norm, LM head
+                fully_shard(module, mesh=mesh)
+        return fully_shard(model, mesh=mesh)  # what no block holds: embeddings, final norm, LM head
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
