@@ -86,6 +86,20 @@ def test_resume_continues_the_same_curve(tmp_path, tiny_llama_dir):
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 
+def test_rerunning_a_finished_run_changes_nothing_and_more_steps_go_on(tmp_path, tiny_llama_dir):
+    """The same command again leaves a finished run as it is (it used to resume at the last step and overwrite
+    summary.json with a zero-second, no-throughput record); a higher max_steps trains on from its checkpoint."""
+    cfg = config(tmp_path, tiny_llama_dir, "again", max_steps=2, save_every=1)
+    first = tunesmith.train(cfg, show_progress=False)
+    summary = (first.run_dir / "summary.json").read_bytes()
+    again = tunesmith.train(cfg, show_progress=False)
+    assert (first.run_dir / "summary.json").read_bytes() == summary and again.summary == first.summary
+    assert [r["step"] for r in read_metrics(first.run_dir / "metrics.jsonl")] == [1, 2]
+    more = tunesmith.train({**cfg, "train": {**cfg["train"], "max_steps": 3}}, show_progress=False)
+    assert more.summary["steps"] == 3 and more.summary["tokens_per_s"] > 0
+    assert [r["step"] for r in read_metrics(first.run_dir / "metrics.jsonl")] == [1, 2, 3]
+
+
 def test_sigterm_saves_a_checkpoint_and_rerun_resumes(tmp_path, tiny_llama_dir):
     cfg = config(tmp_path, tiny_llama_dir, "sig", max_steps=300, save_every=1000, lr=1e-3)
     cfg["train"]["keep_checkpoints"] = 1

@@ -180,14 +180,17 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
     prep = prepare(config)
     run_dir, latest = open_run_dir(config, resume)
     summary_path = run_dir / "summary.json"
-    if latest is None and summary_path.is_file():
-        return RunResult(run_dir, read_json(summary_path))
-
     t = config.train
     lengths = [len(r.input_ids) for r in prep.train_rows]
     micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
     steps_per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
     total_steps = t.max_steps or t.epochs * steps_per_epoch
+    if summary_path.is_file():  # a finished run: nothing to train unless it was asked for more steps since
+        done = read_json(summary_path)
+        if latest is None or done.get("steps", 0) >= total_steps or (done.get("best") or {}).get("early_stopped"):
+            log.info("%s holds this run, finished at step %s: nothing to train (raise train.max_steps or "
+                     "train.epochs to go on, or choose another output_dir)", run_dir, done.get("steps"))
+            return RunResult(run_dir, done if dist.is_main else {})
     torch.manual_seed(config.train.seed)
     model = apply_method(load_model(prep.source, dtype=config.model.dtype, attention=config.model.attention,
                                     trust_remote_code=config.model.trust_remote_code, device=device,
