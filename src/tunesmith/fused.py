@@ -125,8 +125,9 @@ def fuse(model: torch.nn.Module) -> int:
 def fuse_for_training(model: torch.nn.Module, config, device: torch.device, steps: int) -> int:
     """`train.fuse` for a run of `steps` optimizer steps: CPU training only, not with `train.compile` (which
     compiles whole blocks) nor on a 4-bit model. `auto` fuses where compiling pays back: models of 50M+
-    parameters, runs of 100+ steps. In the 40-step demo, compiling and recompiling for new shapes cost ~30 s
-    over the first 4 steps, against ~0.35 s gained per later step. Return how many norms were swapped."""
+    parameters, runs of 100+ steps. In the 40-step demo, compiling (and a recompile since removed, see
+    `FusedRMSNorm.forward`) cost ~30 s over the first 4 steps, against ~0.35 s gained per later step. Return
+    how many norms were swapped."""
     t = config.train
     if not t.fuse or t.compile or device.type != "cpu" or config.model.quantize != "none":
         return 0
