@@ -14,7 +14,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from tunesmith.attention import block_causal_attention
+from tunesmith.model.attention import block_causal_attention
 
 
 def best_of(fn, runs: int = 5) -> float:

@@ -21,7 +21,7 @@ from tunesmith.evaluate.likelihood import candidate_ids, rank_labels
 from tunesmith.evaluate.metrics import normalise, to_label
 from tunesmith.evaluate.task import infer_task
 from tunesmith.generation import generate_answers
-from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.model.load import load_model, load_tokenizer, resolve_model
 from tunesmith.render import render_prompt, stop_token_ids
 
 

@@ -30,7 +30,7 @@ def timed(fn, repeats: int) -> float:
 def main() -> None:
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-    from tunesmith.fused import fuse
+    from tunesmith.model.fused import fuse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)

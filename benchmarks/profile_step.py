@@ -47,23 +47,18 @@ def main() -> None:
 
     sys.path.insert(0, str(ROOT))
     import train_throughput as bench
-    from tunesmith.adapters import apply_method
     from tunesmith.config import Config
-    from tunesmith.models import load_model, resolve_packing
     from tunesmith.pack import collate, plan_batches
-    from tunesmith.fused import fuse_for_training
     from tunesmith.render import IGNORE
-    from tunesmith.training.loss import loss_sum
+    from tunesmith.training.setup import trainable_model
 
     torch.set_num_threads(args.threads)
     source, tok, _, rows, _ = bench.setup(argparse.Namespace(threads=args.threads, steps=5, batch=8,
                                                              model="smollm2-135m"))
     cfg = Config.model_validate({"data": {"train": "unused"},
                                  "lora": {"r": bench.RANK, "alpha": bench.ALPHA, "dropout": 0.05}})
-    torch.manual_seed(0)
-    model = apply_method(load_model(source, dtype=cfg.model.dtype, attention=cfg.model.attention), "lora", cfg.lora)
-    packing = resolve_packing(cfg.train.packing, model)
-    fused = fuse_for_training(model, cfg, torch.device("cpu"), steps=1000)  # as in a run of 100+ steps
+    built = trainable_model(cfg, source, torch.device("cpu"), steps=1000)  # as a run of 100+ steps builds it
+    model, packing, fused = built.model, built.packing, built.fused_norms
     lengths = [len(r.input_ids) for r in rows]
     batches = [collate([rows[i] for i in b], tok.pad_token_id, packing)
                for b in plan_batches(lengths, 8, seed=0, epoch=0)]
@@ -72,7 +67,7 @@ def main() -> None:
     model.train()
 
     def step(batch) -> None:
-        loss, _ = loss_sum(model, batch)
+        loss, _ = built.loss(model, batch)
         (loss / max(int((batch["labels"][:, 1:] != IGNORE).sum()), 1)).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()

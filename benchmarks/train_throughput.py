@@ -45,7 +45,7 @@ SHAPES = {"smollm2-135m": None,
 def make_shape(shape: str, folder: Path) -> str:
     """The model the variants load: the bundled SmolLM2-135M, or a random model of a larger shape."""
     sys.path.insert(0, str(ROOT / "src"))
-    from tunesmith.models import load_tokenizer, resolve_model
+    from tunesmith.model.load import load_tokenizer, resolve_model
 
     source = resolve_model("smollm2-135m")
     if SHAPES[shape] is None:
@@ -93,7 +93,7 @@ def setup(args):
     sys.path.insert(0, str(ROOT / "src"))
     from tunesmith.data.formats import normalise
     from tunesmith.errors import Origin
-    from tunesmith.models import load_tokenizer, resolve_model
+    from tunesmith.model.load import load_tokenizer, resolve_model
     from tunesmith.render import render
 
     source = resolve_model(args.model)
@@ -206,8 +206,8 @@ def run_trl(args, packed: bool) -> dict:
 def run_tunesmith(args, quantize: str = "none") -> dict:
     """tunesmith's own defaults, through the public API (QLoRA: `model.quantize: 4bit`)."""
     import tunesmith
-    from tunesmith.runfolder import load_tuned
-    from tunesmith.training.metrics import read_metrics
+    from tunesmith.model.tuned import load_tuned
+    from tunesmith.runfolder import read_metrics
 
     source, tok, rows, _, eval_rows = setup(args)
     tmp = Path(tempfile.mkdtemp())

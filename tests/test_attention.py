@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import tiny
-from tunesmith import attention
-from tunesmith.attention import block_causal_attention, blocked_attention_forward
+from tunesmith.model import attention
+from tunesmith.model.attention import BlockedAttention, block_causal_attention
 
 
 def _qkv(b, h, hkv, s, d, dtype=torch.float64, seed=0):
@@ -61,14 +61,14 @@ def test_other_cases_go_to_sdpa(case, monkeypatch):
     calls = []
     monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *a, **kw: calls.append(1) or (None, None))
     with torch.set_grad_enabled(case != "no_grad"):
-        blocked_attention_forward(_Module(), q, k, v, mask, dropout=dropout, **kwargs)
+        BlockedAttention()(_Module(), q, k, v, mask, dropout=dropout, **kwargs)
     assert calls == [1]
 
 
 def test_eligible_case_does_not_go_to_sdpa(monkeypatch):
     q, k, v = _qkv(1, 4, 2, 12, 8, dtype=torch.float32)
     monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *a, **kw: pytest.fail("went to SDPA"))
-    out, weights = blocked_attention_forward(_Module(), q, k, v, None, scaling=0.5)
+    out, weights = BlockedAttention()(_Module(), q, k, v, None, scaling=0.5)
     assert out.shape == (1, 12, 4, 8) and weights is None
 
 
@@ -80,7 +80,7 @@ def test_model_with_blocked_attention_matches_sdpa_in_training(chatml_tok, monke
     mask = torch.ones_like(ids)
     mask[0, 30:] = 0  # a padded row: the mask goes to SDPA's own path
     results = {}
-    for name in ("sdpa", attention.NAME):
+    for name in ("sdpa", attention.register()):
         model = tiny.llama(chatml_tok).train()
         model.set_attn_implementation(name)
         full = model(input_ids=ids, use_cache=False).logits
@@ -93,7 +93,7 @@ def test_model_with_blocked_attention_matches_sdpa_in_training(chatml_tok, monke
 
 
 def test_packed_segments():
-    from tunesmith.attention import packed_segments
+    from tunesmith.model.attention import packed_segments
 
     assert packed_segments(torch.tensor([[0, 1, 2, 0, 1, 0]])) == [(0, 3), (3, 5), (5, 6)]
     assert packed_segments(torch.tensor([[0, 1, 2, 3]])) == [(0, 4)]
@@ -112,7 +112,7 @@ def test_packed_rows_attend_per_sample_like_sdpa(chatml_tok, monkeypatch):
     ids = torch.randint(5, 60, (1, sum(lengths)))
     positions = torch.cat([torch.arange(n) for n in lengths])[None]
     results = {}
-    for name in ("sdpa", attention.NAME):
+    for name in ("sdpa", attention.register()):
         model = tiny.llama(chatml_tok).train()
         model.set_attn_implementation(name)
         logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
@@ -135,14 +135,14 @@ def test_mask_that_is_not_block_causal_goes_to_sdpa(monkeypatch):
     mask = torch.ones(1, 1, 6, 6, dtype=torch.bool).tril()  # causal across both samples: not packing's mask
     calls = []
     monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *a, **kw: calls.append(1) or (None, None))
-    blocked_attention_forward(_Module(), q, k, v, mask, position_ids=positions)
+    BlockedAttention()(_Module(), q, k, v, mask, position_ids=positions)
     assert calls == [1]
 
 
 @pytest.mark.parametrize("kernel,h,hkv", [("blocked", 6, 3), ("sdpa", 6, 3), ("sdpa", 4, 4)])
 def test_packed_row_matches_attention_per_sample(kernel, h, hkv):
     """Both kernels: blocked matmuls (CPUs), and the GPU route (a causal padded batch through SDPA, no mask)."""
-    from tunesmith.attention import block_causal_attention, packed_causal_attention, sdpa_causal
+    from tunesmith.model.attention import block_causal_attention, packed_causal_attention, sdpa_causal
 
     module = _Module()
     module.num_key_value_groups = h // hkv
@@ -173,7 +173,7 @@ def test_gpu_route_sends_packed_rows_to_sdpa_without_a_mask(chatml_tok, monkeypa
     ids = torch.randint(5, 60, (1, sum(lengths)))
     positions = torch.cat([torch.arange(n) for n in lengths])[None]
     model = tiny.llama(chatml_tok).train()
-    model.set_attn_implementation(attention.NAME)
+    model.set_attn_implementation(attention.register())
     logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
     assert [(m is None, b) for m, b in masks] == [(True, 3), (True, 3)]  # per layer: 3 samples, no mask
     ref = tiny.llama(chatml_tok).train()

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import tiny
-from tunesmith.adapters import apply_method
+from tunesmith.model.adapters import apply_method
 from tunesmith.config import LoraSpec
-from tunesmith.fastlora import FusedLoraLinear, LoraLinearFn, dropped_positions
+from tunesmith.model.fastlora import FusedLoraLinear, LoraLinearFn, dropped_positions
 
 
 def _models(tok, dtype, method="lora", dropout=0.0):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import tiny
-from tunesmith.adapters import apply_method
+from tunesmith.model.adapters import apply_method
 from tunesmith.config import LoraSpec
-from tunesmith.fused import FusedRMSNorm, fuse, rms_norm
+from tunesmith.model.fused import FusedRMSNorm, fuse, rms_norm
 
 
 def _fused_copy(model):
@@ -78,7 +78,7 @@ def test_other_architectures_and_lookalikes_are_left_alone(base_tok):
 @pytest.mark.parametrize("setting,expected", [(True, 5), ("auto", 0), (False, 0)])
 def test_train_fuse_setting(setting, expected, chatml_tok):
     from tunesmith.config import Config
-    from tunesmith.fused import fuse_for_training
+    from tunesmith.model.fused import fuse_for_training
 
     cfg = Config.model_validate({"data": {"train": "x"}, "train": {"fuse": setting}})
     model = tiny.llama(chatml_tok)  # ~30k parameters: `auto` leaves it eager (compiling would not pay back)
@@ -88,7 +88,7 @@ def test_train_fuse_setting(setting, expected, chatml_tok):
 
 
 def test_auto_fuses_large_models_on_long_runs(monkeypatch, chatml_tok):
-    from tunesmith import fused
+    from tunesmith.model import fused
     from tunesmith.config import Config
 
     monkeypatch.setattr(fused, "FUSE_MIN_PARAMETERS", 1000)  # the tiny model stands in for a large one
@@ -98,7 +98,7 @@ def test_auto_fuses_large_models_on_long_runs(monkeypatch, chatml_tok):
 
 
 def test_fused_cross_entropy_kernel_matches_the_eager_one_and_torch():
-    from tunesmith.fused import compiled
+    from tunesmith.model.fused import compiled
     from tunesmith.training.loss import fusable_cross_entropy, softmax_cross_entropy
 
     g = torch.Generator().manual_seed(0)
@@ -115,21 +115,20 @@ def test_fused_cross_entropy_kernel_matches_the_eager_one_and_torch():
 
 def test_fused_model_loss_and_gradients_match(chatml_tok):
     from tunesmith.config import Config
-    from tunesmith.fused import fuse_for_training, is_fused
+    from tunesmith.model.fused import fuse_for_training
     from tunesmith.training.loss import loss_sum
 
     cfg = Config.model_validate({"data": {"train": "x"}, "train": {"fuse": True}})
     plain = tiny.llama(chatml_tok).train()
     fused = copy.deepcopy(plain)
-    fuse_for_training(fused, cfg, torch.device("cpu"), steps=1)
-    assert is_fused(fused) and not is_fused(plain)
+    assert fuse_for_training(fused, cfg, torch.device("cpu"), steps=1) > 0
     ids = torch.randint(5, 60, (2, 13))
     labels = ids.clone()
     labels[:, :4] = -100
     batch = {"input_ids": ids, "labels": labels}
     results = []
-    for model in (plain, fused):
-        loss, n = loss_sum(model, batch)
+    for model, fused_loss in ((plain, False), (fused, True)):
+        loss, n = loss_sum(model, batch, fused=fused_loss)
         loss.backward()
         results.append((float(loss), [p.grad for p in model.parameters()]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 import tiny
 import tunesmith
-from tunesmith import attention
-from tunesmith.training.metrics import read_metrics
+from tunesmith.model import attention
+from tunesmith.runfolder import read_metrics
 
 pytestmark = pytest.mark.gpu
 
@@ -81,7 +81,7 @@ def test_packed_attention_on_gpu_matches_per_sample_sdpa():
     ids = torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)]).cuda()
     mask = ((ids[:, None] == ids[None, :]) & torch.ones(len(ids), len(ids), dtype=torch.bool).cuda().tril())
     with torch.enable_grad():
-        out, _ = attention.blocked_attention_forward(Module(), q, k, v, mask[None, None], scaling=0.125,
+        out, _ = attention.BlockedAttention()(Module(), q, k, v, mask[None, None], scaling=0.125,
                                                      position_ids=positions)
     bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
     ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,

@@ -68,7 +68,7 @@ def test_packing_masks_each_samples_first_label():
 def test_packing_auto_checks_the_model_keeps_samples_apart(chatml_tok, caplog):
     from types import SimpleNamespace
 
-    from tunesmith.models import keeps_packed_samples_apart, resolve_packing
+    from tunesmith.model.load import keeps_packed_samples_apart, resolve_packing
 
     assert keeps_packed_samples_apart(tiny.llama(chatml_tok).train())
     assert keeps_packed_samples_apart(tiny.gpt2(chatml_tok))

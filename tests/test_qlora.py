@@ -8,11 +8,11 @@ import torch
 
 import tiny
 import tunesmith
-from tunesmith.adapters import apply_method, is_quantized
+from tunesmith.model.adapters import apply_method, is_quantized
 from tunesmith.config import LoraSpec
 from tunesmith.errors import ModelError
-from tunesmith.models import ModelSource, load_model, quantization_config
-from tunesmith.training.metrics import read_metrics
+from tunesmith.model.load import ModelSource, load_model, quantization_config
+from tunesmith.runfolder import read_metrics
 
 import bitsandbytes  # noqa: F401  (a test dependency: a missing install fails here, it never skips)
 
@@ -69,7 +69,7 @@ def test_qlora_run_tracks_lora_saves_and_reloads(tmp_path, model_dir):
     assert result.summary["device"] == "cpu"
 
     from bitsandbytes.nn import Linear4bit
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
 
     served, tok, _ = load_tuned(result.run_dir)  # as the run trained it: 4-bit base + adapter
     assert isinstance(served.base_model.model.model.layers[0].mlp.up_proj.base_layer, Linear4bit)

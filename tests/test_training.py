@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tunesmith
-from tunesmith.training.metrics import read_metrics
+from tunesmith.runfolder import read_metrics
 
 QA = [("What is the capital of France?", "Paris."), ("Reset my password please", "category: account"),
       ("Where is my order VC-123456?", "category: shipping"), ("I was charged twice", "category: billing"),
@@ -130,7 +130,7 @@ def test_adapter_reloads_in_peft_with_identical_logits(tmp_path, tiny_llama_dir)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
 
     result = tunesmith.train(config(tmp_path, tiny_llama_dir, "run", max_steps=2), show_progress=False)
     ours, _, _ = load_tuned(result.run_dir)

@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 
 def train(config, overrides=None, *, resume=None, show_progress=True):
-    """Fine-tune as `config` (a YAML path, dict or `Config`) says; return a `RunResult`. See `tunesmith.training.recipe`."""
-    from tunesmith.training.recipe import train as _train
+    """Fine-tune as `config` (a YAML path, dict or `Config`) says; return a `RunResult`. See `tunesmith.pipeline`."""
+    from tunesmith.pipeline import train as _train
 
     return _train(config, overrides, resume=resume, show_progress=show_progress)
 

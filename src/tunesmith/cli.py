@@ -26,7 +26,7 @@ def _setup_logging(verbose: bool) -> None:
     for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not verbose:
-        # peft (0.21) reads transformers 5's deprecated `is_gradient_checkpointing` whenever it wraps a model:
+        # peft reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model:
         # a warning about their code, not the user's, on every train, eval and export.
         import warnings
 
@@ -70,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _write_report(path: Path, text: str) -> None:
     """Write a report file atomically, creating its folder; a path that cannot be written is a clear error."""
-    from tunesmith.checkpoint import atomic_write_text
+    from tunesmith.runfolder import atomic_write_text
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +82,7 @@ def _write_report(path: Path, text: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fine-tune the model a config describes; print the run folder and held-out metrics before vs after."""
     from tunesmith.config import load_target
-    from tunesmith.training.recipe import train
+    from tunesmith.pipeline import train
 
     result = train(load_target(args.config, args.overrides, args.model), resume=True if args.resume else None)
     s = result.summary
@@ -148,7 +148,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Answer one prompt with a tuned run (chat template applied exactly as in training)."""
     from tunesmith.data.types import Message
     from tunesmith.generation import generate_answers
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
 
     model, tokenizer, config = load_tuned(args.run_dir)
     system = args.system if args.system is not None else config.data.system_prompt
@@ -163,7 +163,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive chat with a tuned run; answers stream as they are generated. Empty line or Ctrl-D quits."""
     from tunesmith.data.types import Message
     from tunesmith.generation import stream_answer
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
 
     model, tokenizer, config = load_tuned(args.run_dir)
     system = args.system if args.system is not None else config.data.system_prompt

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from tunesmith.data.types import Message
-from tunesmith.models import device_of
+from tunesmith.model.load import device_of
 from tunesmith.render import render_prompt, stop_token_ids
 
 

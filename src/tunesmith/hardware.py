@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import random
 import shutil
+from collections.abc import Iterator
 
 import torch
 
@@ -84,10 +87,31 @@ def choose_threads(requested: int | None, local_world_size: int = 1) -> int:
     """Torch threads: as requested, else OMP_NUM_THREADS, else the free cores split between local ranks.
 
     Oversubscribing matters: with another process busy on a 2-core machine, 2 threads ran 5-30x slower
-    than 1 (ENVIRONMENT.md), so only cores that are free at start are used.
+    than 1, so only cores that are free at start are used.
     """
     if requested is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
         requested = int(env) if env.isdigit() and int(env) > 0 else max(1, free_cores() // max(1, local_world_size))
     torch.set_num_threads(requested)
     return requested
+
+
+@contextlib.contextmanager
+def kept_process_state(seed: int | None = None) -> Iterator[None]:
+    """Run a block that may set torch's thread count or reseed the RNGs (torch, CUDA, Python, NumPy), then put
+    them back as they were: a library call leaves the caller's process as it found it. `seed` seeds torch's
+    RNG for the block."""
+    import numpy as np
+
+    threads, py_state, np_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() \
+        else []
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)
+        random.setstate(py_state)
+        np.random.set_state(np_state)

@@ -1,10 +1,8 @@
 """Rendered rows -> batches: seeded, length-grouped ordering, padded or packed collation.
 
-Packing puts the rows of a batch end to end in one sequence. Samples must not see each other: each one
-restarts its position ids at 0, no attention mask is passed, and the model is called with
-`use_cache=False`, which is how transformers derives a block-diagonal (per-sample causal) attention from
-position ids (`models.keeps_packed_samples_apart` checks a model does). The first label of every sample is
-masked, since the token before it belongs to another sample.
+Packing lays a batch's rows end to end; each sample restarts its position ids at 0 and the model is called
+without a mask and with `use_cache=False`, so attention stays within each sample (checked per model by
+`model.load.keeps_packed_samples_apart`). Each sample's first label is masked (docs/design.md, Packing).
 """
 
 from __future__ import annotations

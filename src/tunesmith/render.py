@@ -1,10 +1,8 @@
 """Conversation -> (input_ids, labels): the ONE place where training tokens and their loss mask are made.
 
-Rendering goes through the tokenizer's chat template (or, for base models without one, `PLAIN_TEMPLATE`,
-a documented plain format), so that training sees exactly the text that inference will produce. Labels are
-assigned from character spans: a token is trained when it starts inside the text of a trained turn. A trained
-assistant turn ends with its end-of-turn token, which is always trained (a model that never learns to stop
-never stops); the template's separator after it (e.g. the newline after `<|im_end|>`) is not.
+Through the tokenizer's chat template (or `PLAIN_TEMPLATE` for base models), so training sees the text
+inference produces; a token is trained when it starts inside a trained turn, whose end-of-turn token is
+always trained and the template's separator after it is not (docs/design.md, Rendering and masking).
 """
 
 from __future__ import annotations

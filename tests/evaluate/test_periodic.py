@@ -4,7 +4,7 @@ stops early once the task metric stops improving."""
 import json
 
 import tunesmith
-from tunesmith.training.metrics import read_metrics
+from tunesmith.runfolder import read_metrics
 
 from labeltask import run_config
 

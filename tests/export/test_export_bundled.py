@@ -9,7 +9,7 @@ from tunesmith.data.types import Message
 from tunesmith.export.checks import FIXED_PROBES, Probes, greedy, until_stop
 from tunesmith.export.gguf_check import verify_gguf
 from tunesmith.export.gguf_llama import write_gguf
-from tunesmith.models import load_model, load_tokenizer, resolve_model
+from tunesmith.model.load import load_model, load_tokenizer, resolve_model
 from tunesmith.render import render_prompt
 
 pytestmark = pytest.mark.integration

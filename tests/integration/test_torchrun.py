@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from test_training import config
-from tunesmith.training.metrics import read_metrics
+from tunesmith.runfolder import read_metrics
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 
 from tunesmith.check import analytics, contract, pii, view
-from tunesmith.check import estimate as estimating
 from tunesmith.check.contract import Row
 from tunesmith.check.findings import Finding, Report
 from tunesmith.config import Config
-from tunesmith.data import split_eval
+from tunesmith.data import train_and_eval
 from tunesmith.errors import DataError
-from tunesmith.models import load_tokenizer, resolve_model
+from tunesmith.model.load import load_tokenizer, resolve_model
 from tunesmith.render import check_max_length, render
+from tunesmith.training import estimate as estimating
 
 log = logging.getLogger("tunesmith")
 UNLIMITED = 10**9
@@ -31,16 +31,18 @@ def run_check(config: Config, *, samples: int = 2, limit: int = 50, calibrate: b
     report = Report(model=config.model.name, files=files, max_length=t.max_length)
 
     # 1. format: every bad record of every file
-    good = {}
     for split, path in files.items():
         found, total = contract.format_findings(path, d.columns, limit)
         report.findings += found
         if total > len(found):
             report.truncated_findings["format"] = report.truncated_findings.get("format", 0) + total - len(found)
-        good[split] = contract.load_good(path, d.columns)
-        report.counts[split] = {"records": len(good[split]) + total, "good": len(good[split]), "bad": total}
-    if d.eval_fraction is not None and len(good["train"]) >= 2:
-        good["train"], good["eval"] = split_eval(good["train"], d.eval_fraction, t.seed)
+        report.counts[split] = {"bad": total}
+    train, held_out = train_and_eval(d, t.seed, contract.load_good, strict=False)
+    good = {"train": train} | ({"eval": held_out} if held_out is not None else {})
+    split_off = len(held_out) if held_out is not None and d.eval is None else 0  # eval_fraction: part of train
+    for split in files:
+        n, bad = len(good[split]) + (split_off if split == "train" else 0), report.counts[split]["bad"]
+        report.counts[split] = {"records": n + bad, "good": n, "bad": bad}
 
     # 2. tokenizer and max_length (a config error: raised, as training raises it)
     source = resolve_model(config.model.name)

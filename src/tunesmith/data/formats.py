@@ -1,13 +1,8 @@
 """Recognise a record's format and normalise it to a `Conversation`.
 
-Formats, detected by the keys a record has (a key holding null counts as absent):
-  messages           OpenAI chat: `messages` (or `conversations`) is a list of {role, content, weight?}
-  prompt_completion  `prompt` + `completion`; `prompt` may itself be a list of chat messages
-  alpaca             `instruction` + `output`, optional `input`
-  text               raw `text` for continued pre-training
-`prompt_completion` and `alpaca` also take an optional `system` field. A `columns` mapping renames our
-field names to the record's keys, e.g. {"prompt": "question"} reads the prompt from "question".
-Every problem is a `DataError` naming the record's origin and the offending field.
+Formats by the keys a record has (null counts as absent): `messages`/`conversations` (chat), `prompt` +
+`completion`, alpaca (`instruction` + `output`, optional `input`), `text` (raw). A `columns` mapping renames
+our fields to the record's keys. Every problem is a `DataError` naming the record and field (docs/data.md).
 """
 
 from __future__ import annotations

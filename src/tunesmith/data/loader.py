@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from tunesmith.config import DataSpec
 from tunesmith.data.formats import check_columns, normalise
 from tunesmith.data.sources import read_records, scan_records
 from tunesmith.data.types import Conversation
 from tunesmith.errors import ConfigError, DataError
+
+Loader = Callable[[str, Mapping[str, str] | None], list[Conversation]] | None
 
 
 def load_conversations(path: str | os.PathLike, columns: Mapping[str, str] | None = None) -> list[Conversation]:
@@ -84,6 +87,20 @@ def split_eval(
     train = [c for i, c in enumerate(conversations) if i not in held_out]
     evaluation = [c for i, c in enumerate(conversations) if i in held_out]
     return train, evaluation
+
+
+def train_and_eval(spec: DataSpec, seed: int, load: Loader = None, *, strict: bool = True
+                   ) -> tuple[list[Conversation], list[Conversation] | None]:
+    """The training and held-out conversations as `data` says: `data.eval` (a file), else a seeded
+    `data.eval_fraction` split of train, else no held-out data (None). `load(path, columns)` reads a file
+    (default `load_conversations`); with `strict` False, fewer than 2 records are not split (no error)."""
+    load = load or load_conversations
+    train = load(spec.train, spec.columns)
+    if spec.eval is not None:
+        return train, load(spec.eval, spec.columns)
+    if spec.eval_fraction is not None and (strict or len(train) >= 2):
+        return split_eval(train, spec.eval_fraction, seed)
+    return train, None
 
 
 def _kind(conversation: Conversation) -> str:

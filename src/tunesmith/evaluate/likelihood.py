@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.generation import left_pad
-from tunesmith.models import device_of
+from tunesmith.model.load import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.render import IGNORE, Rendered
 

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from tunesmith.checkpoint import atomic_write_text
 from tunesmith.data.types import Conversation
-from tunesmith.training.metrics import read_metrics
+from tunesmith.runfolder import RunFolder, atomic_write_text, read_metrics
 
 COLOURS = ["#9aa5b1", "#e0a458", "#2f7ed8", "#8e5ea2", "#3cba9f", "#c45850"]
 MAX_SAMPLES = 8
@@ -284,9 +283,9 @@ def render_markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(out_dir: Path, summary: dict, test, references, results: dict, comparisons: dict,
+def write_reports(out: RunFolder, summary: dict, test, references, results: dict, comparisons: dict,
                   metrics_path: Path) -> None:
-    """report.html and report.md into `out_dir`."""
+    """report.html and report.md into the folder `out`."""
     records = read_metrics(metrics_path)
-    atomic_write_text(out_dir / "report.html", render_html(summary, test, references, results, comparisons, records))
-    atomic_write_text(out_dir / "report.md", render_markdown(summary))
+    atomic_write_text(out.report_html, render_html(summary, test, references, results, comparisons, records))
+    atomic_write_text(out.report_md, render_markdown(summary))

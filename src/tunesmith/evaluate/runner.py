@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tunesmith.config import Config
-from tunesmith.data import load_conversations, split_eval
+from tunesmith.data import load_conversations, train_and_eval
 from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
 from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stats
@@ -27,15 +27,13 @@ EVAL_MAX_LENGTH = 8192  # loss rows are never truncated short of this (few-shot 
 def test_and_train_data(config: Config, data: str | Path | None) -> tuple[list[Conversation], list[Conversation]]:
     """The chat test conversations (`data`, else the run's eval data) and the training pool for few-shot."""
     d = config.data
-    train = load_conversations(d.train, d.columns)
     if data is not None:
-        test = load_conversations(data, d.columns)
-    elif d.eval is not None:
-        test = load_conversations(d.eval, d.columns)
-    elif d.eval_fraction is not None:
-        train, test = split_eval(train, d.eval_fraction, config.train.seed)
+        train, test = load_conversations(d.train, d.columns), load_conversations(data, d.columns)
     else:
-        raise RunError("no test data: pass --data FILE (the run's config has no eval data)")
+        train, held_out = train_and_eval(d, config.train.seed)
+        if held_out is None:
+            raise RunError("no test data: pass --data FILE (the run's config has no eval data)")
+        test = held_out
     test = [c for c in test if not c.is_text and c.reference() is not None]
     if not test:
         raise DataError("no chat record with an assistant answer to score", origin=str(data or d.eval))
@@ -52,12 +50,10 @@ def build_systems(config: Config, model, tokenizer, *, train_pool: Sequence[Conv
         if is_adapter_model(model):
             base, base_tok, adapter = model, tokenizer, True
         else:
-            from tunesmith.models import device_of, load_model, load_tokenizer, resolve_model
+            from tunesmith.model import build_model, device_of, load_tokenizer, resolve_model
 
             source = resolve_model(config.model.name)
-            base = load_model(source, dtype=config.model.dtype, attention=config.model.attention,
-                              trust_remote_code=config.model.trust_remote_code, device=device_of(model),
-                              quantize=config.model.quantize).eval()
+            base = build_model(config, trainable=False, source=source, device=device_of(model)).eval()
             base_tok, adapter = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code), False
         said = "the model's default system prompt" if instruction is None else "the instruction as system prompt"
         systems.append(System("base_zero_shot", "base zero-shot", f"{config.model.name}, {said}", base, base_tok,
@@ -70,7 +66,7 @@ def build_systems(config: Config, model, tokenizer, *, train_pool: Sequence[Conv
     systems.append(System("tuned", "tuned", f"{config.method} run, system prompt as trained", model, tokenizer,
                           config.data.system_prompt))
     for other in compare:
-        from tunesmith.runfolder import load_tuned
+        from tunesmith.model.tuned import load_tuned
 
         m, tok, cfg = load_tuned(other)
         systems.append(System(f"run:{Path(other).name}", Path(other).name, f"{cfg.method} run {other}", m, tok,
@@ -120,7 +116,8 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, out_dir
                  model=None, tokenizer=None, config: Config | None = None) -> dict:
     """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run)."""
     from tunesmith.evaluate.report import write_reports
-    from tunesmith.runfolder import load_tuned, run_config, write_json
+    from tunesmith.model.tuned import load_tuned
+    from tunesmith.runfolder import RunFolder, run_config, write_json
 
     run_dir = Path(run_dir)
     if model is None:
@@ -155,9 +152,10 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, out_dir
                **_digest(results, comparisons)}
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "eval.json", summary)
-    write_predictions(out_dir / "predictions.jsonl", test, references, results, comparisons)
-    write_reports(out_dir, summary, test, references, results, comparisons, run_dir / "metrics.jsonl")
+    out = RunFolder(out_dir)
+    write_json(out.eval_json, summary)
+    write_predictions(out.predictions, test, references, results, comparisons)
+    write_reports(out, summary, test, references, results, comparisons, RunFolder(run_dir).metrics)
     return summary
 
 

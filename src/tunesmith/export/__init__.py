@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from tunesmith.checkpoint import atomic_folder
+from tunesmith.runfolder import RUN_PARTS, atomic_folder
 from tunesmith.export.checks import ExportError, greedy, load_run_fp32, make_probes, probe_logits
 
 log = logging.getLogger("tunesmith")
@@ -65,7 +65,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, quant: str | None 
 def _check_out(out: Path, run_dir: Path) -> None:
     """Refuse to replace a folder that is not an earlier export (it would be deleted), or the run itself."""
     inside = run_dir.resolve() in out.resolve().parents
-    if out.resolve() == run_dir.resolve() or (inside and out.name in ("adapter", "model", "checkpoints")):
+    if out.resolve() == run_dir.resolve() or (inside and out.name in RUN_PARTS):
         raise ExportError("the output folder must not be the run folder or one of its parts", origin=str(out))
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "export.json").is_file())):
         raise ExportError("exists and is not an earlier tunesmith export; choose a new folder (nothing was "
@@ -78,7 +78,7 @@ def _finish(tmp: Path, report: dict) -> None:
 
 def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
     from tunesmith.export.peft_folder import verify_peft, write_peft
-    from tunesmith.models import load_model, resolve_model
+    from tunesmith.model import build_model, resolve_model
 
     if not run.is_adapter:
         raise ExportError("this run fine-tuned all weights (method: full): it has no adapter; use --format hf")
@@ -86,8 +86,7 @@ def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
     reference = probe_logits(run.model, probes)
 
     def base():
-        return load_model(source, dtype="float32", attention=run.config.model.attention,
-                          trust_remote_code=run.config.model.trust_remote_code)
+        return build_model(run.config, trainable=False, source=source, dtype="float32", quantize="none")
 
     def write(tmp: Path) -> None:
         write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.load_path)

@@ -57,12 +57,12 @@ class RunModel:
 def load_run_fp32(run_dir: str | Path) -> RunModel:
     """The run's model in float32 on the CPU (whatever dtype and device it trained in, a QLoRA adapter on the
     unquantized base): the reference every export must match, merged and written from CPU memory."""
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
+    from tunesmith.runfolder import RunFolder
 
     model, tokenizer, config = load_tuned(run_dir, dtype="float32", device="cpu")
-    adapter_dir = Path(run_dir) / "adapter"
-    adapter_dir = adapter_dir if (adapter_dir / "adapter_config.json").is_file() else None
-    return RunModel(model, tokenizer, config, adapter_dir)
+    run = RunFolder(run_dir)
+    return RunModel(model, tokenizer, config, run.adapter if run.has_adapter else None)
 
 
 def make_probes(config: Config, tokenizer, n_data: int = 3, max_length: int = 256) -> Probes:

@@ -1,11 +1,8 @@
 """Check a GGUF file with the program that will read it: llama.cpp, through llama-cpp-python.
 
-Three checks, each a way GGUF exports are known to go wrong:
-- tokenization: llama.cpp splits the probe texts into the same ids as the transformers tokenizer;
-- weights: from the same prompt ids, llama.cpp's 16 greedy tokens (on past any stop token) equal tunesmith's
-  (f32/f16: all 16; quantized files are reported, not required to match);
-- template and stop tokens: llama.cpp's own chat path (embedded template, its stop tokens) answers the
-  fixed probe questions with the same text as tunesmith's generation.
+Three checks, each a way GGUF exports go wrong: tokenization (same ids as the transformers tokenizer),
+weights (the same 16 greedy tokens from the same prompts; quantized files are reported, not required to
+match), and the embedded chat template with its stop tokens (the same answers to the fixed probes).
 """
 
 from __future__ import annotations

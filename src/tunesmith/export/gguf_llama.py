@@ -1,13 +1,8 @@
 """Write a Llama-architecture transformers model as a GGUF file llama.cpp (and Ollama) can run.
 
-What llama.cpp needs and transformers does not spell out:
-- tensor names `token_embd`, `blk.N.attn_q`, ... (`TENSOR_MAP` below);
-- Q and K projection rows in the interleaved rotary layout: transformers' Llama rotates the two *halves* of
-  each head (`rotate_half`), llama.cpp's Llama rotates *adjacent pairs*, so each head's rows are reordered
-  from [x0..x(d/2-1), y0..y(d/2-1)] to [x0, y0, x1, y1, ...] (`interleave_rotary_rows`);
-- the byte-level BPE vocabulary with merges, token types (special tokens are CONTROL) and the name of the
-  pre-tokenizer regex llama.cpp must apply (read off the tokenizer's own pre-tokenizer, `pre_tokenizer_name`);
-- bos/eos/pad and the end-of-turn token, and the chat template, so a chat runs and stops as in training.
+What llama.cpp needs that transformers does not spell out: its tensor names (`TENSOR_MAP`), Q/K rows in
+the interleaved rotary layout (`interleave_rotary_rows`), the BPE vocabulary with merges, token types and
+pre-tokenizer name (`pre_tokenizer_name`), the special tokens and the chat template (docs/export.md).
 """
 
 from __future__ import annotations

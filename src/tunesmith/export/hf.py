@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from tunesmith.export.checks import ExportError, Probes, greedy, logit_tolerance, max_gap, probe_logits
-from tunesmith.models import DTYPES
+from tunesmith.model.load import DTYPES
 from tunesmith.render import stop_token_ids, template_of
 
 log = logging.getLogger("tunesmith")

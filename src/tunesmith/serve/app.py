@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tunesmith.data.types import Message
 from tunesmith.render import render_prompt
 from tunesmith.serve import protocol as P
 from tunesmith.serve.engine import Engine, Job, QueueFull, ServedModel
+
+Body = TypeVar("Body", bound=BaseModel)
+AnyRequest = P.ChatRequest | P.CompletionRequest
 
 
 @dataclass(frozen=True)
@@ -42,41 +46,46 @@ class ApiError(Exception):
                                        "code": self.code}}, status_code=self.status)
 
 
-def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:
-    """The API over one engine. With `api_key`, every /v1 request must send `Authorization: Bearer KEY`."""
+class Api:
+    """The request handling of one app: checks, job submission, and the replies (whole or streamed).
+
+    Endpoint methods carry no docstring and no return annotation: FastAPI would take them as the OpenAPI
+    description and the response model.
+    """
+
+    def __init__(self, engine: Engine, api_key: str | None, limits: Limits):
+        self.engine, self.api_key, self.limits = engine, api_key, limits
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine.start()
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        """Runs the engine's worker while the app serves."""
+        self.engine.start()
         yield
-        engine.close()  # uvicorn has let in-flight requests finish; drain and stop the worker
+        self.engine.close()  # uvicorn has let in-flight requests finish; drain and stop the worker
 
-    app = FastAPI(title="tunesmith", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, e: ApiError) -> JSONResponse:
-        return e.response()
-
-    def authorize(request: Request) -> None:
-        if api_key is None:
+    def authorize(self, request: Request) -> None:
+        """With an API key, refuses (401) a request that does not send `Authorization: Bearer KEY`."""
+        if self.api_key is None:
             return
         sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {api_key}".encode()):
+        if not hmac.compare_digest(sent.encode(), f"Bearer {self.api_key}".encode()):
             raise ApiError(401, "missing or wrong API key (send 'Authorization: Bearer KEY')", code="invalid_api_key")
 
-    async def body_of(request: Request, schema):
-        too_large = ApiError(413, f"request body over {limits.max_body_bytes} bytes")
+    async def body_of(self, request: Request, schema: type[Body]) -> Body:
+        """The JSON body validated by `schema`; 413 over `max_body_bytes`, 400 for bad JSON or fields."""
+        limit = self.limits.max_body_bytes
+        too_large = ApiError(413, f"request body over {limit} bytes")
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > 8 * limits.max_body_bytes:
+        if length.isdigit() and int(length) > 8 * limit:
             raise too_large  # not even read: the connection is closed under the sender
         data, seen = bytearray(), 0
         async for chunk in request.stream():
             seen += len(chunk)
-            if seen <= limits.max_body_bytes:
+            if seen <= limit:
                 data += chunk
-            elif seen > 8 * limits.max_body_bytes:
+            elif seen > 8 * limit:
                 raise too_large
-        if seen > limits.max_body_bytes:  # read to the end (discarded), so a client still sending gets the 413
+        if seen > limit:  # read to the end (discarded), so a client still sending gets the 413
             raise too_large
         try:
             obj = json.loads(data)
@@ -91,44 +100,47 @@ def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = L
             where = ".".join(str(x) for x in first["loc"])
             raise ApiError(400, f"{where}: {first['msg']}", param=where) from None
 
-    def served(name: str) -> ServedModel:
-        if name not in engine.models:
-            raise ApiError(404, f"model '{name}' does not exist; this server has: {', '.join(engine.models)}",
+    def served(self, name: str) -> ServedModel:
+        """The served model of that name, or 404 naming the ones there are."""
+        models = self.engine.models
+        if name not in models:
+            raise ApiError(404, f"model '{name}' does not exist; this server has: {', '.join(models)}",
                            param="model", code="model_not_found")
-        return engine.models[name]
+        return models[name]
 
-    def budget(req, prompt: list[int], default: int) -> int:
-        asked = req.requested_tokens
-        if asked is not None and asked > limits.max_tokens:
-            raise ApiError(400, f"max_tokens {asked} is over this server's limit of {limits.max_tokens}",
-                           param="max_tokens")
-        room = engine.context - len(prompt)
+    def budget(self, req: AnyRequest, prompt: list[int], default: int) -> int:
+        """The tokens to generate: as asked (or `default`), within the server's limit and the context left."""
+        asked, context, most = req.requested_tokens, self.engine.context, self.limits.max_tokens
+        if asked is not None and asked > most:
+            raise ApiError(400, f"max_tokens {asked} is over this server's limit of {most}", param="max_tokens")
+        room = context - len(prompt)
         if room < 1:
-            raise ApiError(400, f"the prompt is {len(prompt)} tokens; the model's context is {engine.context}",
+            raise ApiError(400, f"the prompt is {len(prompt)} tokens; the model's context is {context}",
                            param="messages", code="context_length_exceeded")
         if asked is not None and asked > room:
             raise ApiError(400, f"prompt ({len(prompt)} tokens) + max_tokens ({asked}) exceed the model's "
-                           f"context of {engine.context} tokens", param="max_tokens", code="context_length_exceeded")
-        return min(asked or min(default, limits.max_tokens), room)
+                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
+        return min(asked or min(default, most), room)
 
-    def start(model: ServedModel, req, prompt: list[int], max_tokens: int) -> tuple[Job, asyncio.Queue]:
-        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+    def start(self, model: ServedModel, req: AnyRequest, prompt: list[int],
+              max_tokens: int) -> tuple[Job, asyncio.Queue]:
+        """Submits the job (503 when the queue is full); its events arrive on the returned queue."""
+        loop, events = asyncio.get_running_loop(), asyncio.Queue[tuple]()
 
-        def emit(event: tuple) -> None:
-            try:
+        def emit(event: tuple) -> None:  # called on the worker thread
+            with suppress(RuntimeError):  # the event loop is gone (shutdown): nobody is listening any more
                 loop.call_soon_threadsafe(events.put_nowait, event)
-            except RuntimeError:  # the event loop is gone (shutdown): nobody is listening any more
-                pass
 
         job = Job(model, prompt, max_tokens, emit, temperature=req.temperature, top_p=req.top_p,
                   stop=list(req.stop or []), seed=req.seed)
         try:
-            engine.submit(job)
+            self.engine.submit(job)
         except QueueFull as e:
             raise ApiError(503, f"server busy: {e}; retry later") from None
         return job, events
 
-    async def collect(job: Job, events: asyncio.Queue) -> tuple[str, str, int]:
+    async def collect(self, job: Job, events: asyncio.Queue) -> tuple[str, str, int]:
+        """The whole answer: (text, finish reason, completion tokens); a worker error becomes a 500."""
         parts = []
         try:
             while True:
@@ -142,7 +154,10 @@ def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = L
         finally:
             job.cancelled.set()  # no-op when finished; stops the worker when the client went away
 
-    async def sse(job: Job, events: asyncio.Queue, first: dict | None, piece, last, usage_of) -> AsyncIterator[str]:
+    async def sse(self, job: Job, events: asyncio.Queue, first: dict | None, piece: Callable[[str], dict],
+                  last: Callable[[str], dict], usage_of: Callable[[int], dict] | None) -> AsyncIterator[str]:
+        """The answer as server-sent events: `first`, a `piece` per text, `last`, the usage, then [DONE]."""
+
         def line(obj: dict) -> str:
             return f"data: {json.dumps(obj)}\n\n"
 
@@ -165,58 +180,69 @@ def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = L
         finally:
             job.cancelled.set()
 
-    @app.get("/health")
-    async def health():
-        return {"status": "ok", "models": list(engine.models), "waiting": engine.waiting}
+    def stream(self, req: AnyRequest, job: Job, events: asyncio.Queue, first: dict | None, piece: Callable[[str], dict],
+               last: Callable[[str], dict], usage_of: Callable[[int], dict]) -> StreamingResponse:
+        """The streamed reply of both endpoints; the usage chunk only when the client asked for it."""
+        chunks = self.sse(job, events, first, piece, last, usage_of if req.include_usage else None)
+        return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/v1/models")
-    async def list_models(request: Request):
-        authorize(request)
+    async def health(self):
+        return {"status": "ok", "models": list(self.engine.models), "waiting": self.engine.waiting}
+
+    async def list_models(self, request: Request):
+        self.authorize(request)
         return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created,
-                                            "owned_by": "tunesmith"} for m in engine.models.values()]}
+                                            "owned_by": "tunesmith"} for m in self.engine.models.values()]}
 
-    @app.get("/v1/models/{name}")
-    async def get_model(name: str, request: Request):
-        authorize(request)
-        m = served(name)
+    async def get_model(self, name: str, request: Request):
+        self.authorize(request)
+        m = self.served(name)
         return {"id": m.name, "object": "model", "created": m.created, "owned_by": "tunesmith"}
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        authorize(request)
-        req = await body_of(request, P.ChatRequest)
-        model = served(req.model)
+    async def chat_completions(self, request: Request):
+        self.authorize(request)
+        req = await self.body_of(request, P.ChatRequest)
+        model = self.served(req.model)
         messages = [Message("system" if m.role == "developer" else m.role, m.text()) for m in req.messages]
-        prompt = render_prompt(messages, engine.tokenizer, system_prompt=model.system_prompt)
-        job, events = start(model, req, prompt, budget(req, prompt, limits.default_max_tokens))
-        rid = P.new_id("chatcmpl")
+        prompt = render_prompt(messages, self.engine.tokenizer, system_prompt=model.system_prompt)
+        job, events = self.start(model, req, prompt, self.budget(req, prompt, self.limits.default_max_tokens))
+        rid, name = P.new_id("chatcmpl"), model.name
         if not req.stream:
-            text, finish, n = await collect(job, events)
-            return P.chat_response(rid, model.name, text, finish, P.usage(len(prompt), n))
-        usage_of = (lambda n: P.usage_chunk(rid, model.name, "chat.completion.chunk", P.usage(len(prompt), n))) \
-            if req.include_usage else None
-        return StreamingResponse(sse(job, events, P.chat_chunk(rid, model.name, {"role": "assistant", "content": ""}),
-                                     lambda t: P.chat_chunk(rid, model.name, {"content": t}),
-                                     lambda f: P.chat_chunk(rid, model.name, {}, f), usage_of),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            text, finish, n = await self.collect(job, events)
+            return P.chat_response(rid, name, text, finish, P.usage(len(prompt), n))
+        return self.stream(req, job, events, P.chat_chunk(rid, name, {"role": "assistant", "content": ""}),
+                           lambda t: P.chat_chunk(rid, name, {"content": t}), lambda f: P.chat_chunk(rid, name, {}, f),
+                           lambda n: P.usage_chunk(rid, name, "chat.completion.chunk", P.usage(len(prompt), n)))
 
-    @app.post("/v1/completions")
-    async def completions(request: Request):
-        authorize(request)
-        req = await body_of(request, P.CompletionRequest)
-        model = served(req.model)
-        prompt = list(engine.tokenizer(req.prompt).input_ids)
+    async def completions(self, request: Request):
+        self.authorize(request)
+        req = await self.body_of(request, P.CompletionRequest)
+        model = self.served(req.model)
+        prompt = list(self.engine.tokenizer(req.prompt).input_ids)
         if not prompt:
             raise ApiError(400, "the prompt is empty", param="prompt")
-        job, events = start(model, req, prompt, budget(req, prompt, 16))
-        rid = P.new_id("cmpl")
+        job, events = self.start(model, req, prompt, self.budget(req, prompt, 16))
+        rid, name = P.new_id("cmpl"), model.name
         if not req.stream:
-            text, finish, n = await collect(job, events)
-            return P.completion_response(rid, model.name, text, finish, P.usage(len(prompt), n))
-        usage_of = (lambda n: P.usage_chunk(rid, model.name, "text_completion", P.usage(len(prompt), n))) \
-            if req.include_usage else None
-        return StreamingResponse(sse(job, events, None, lambda t: P.completion_response(rid, model.name, t, None, None),
-                                     lambda f: P.completion_response(rid, model.name, "", f, None), usage_of),
-                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            text, finish, n = await self.collect(job, events)
+            return P.completion_response(rid, name, text, finish, P.usage(len(prompt), n))
+        return self.stream(req, job, events, None, lambda t: P.completion_response(rid, name, t, None, None),
+                           lambda f: P.completion_response(rid, name, "", f, None),
+                           lambda n: P.usage_chunk(rid, name, "text_completion", P.usage(len(prompt), n)))
 
+
+def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:
+    """The API over one engine. With `api_key`, every /v1 request must send `Authorization: Bearer KEY`."""
+    api = Api(engine, api_key, limits)
+    app = FastAPI(title="tunesmith", lifespan=api.lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError) -> JSONResponse:
+        return e.response()
+
+    app.add_api_route("/health", api.health, methods=["GET"])
+    app.add_api_route("/v1/models", api.list_models, methods=["GET"])
+    app.add_api_route("/v1/models/{name}", api.get_model, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", api.chat_completions, methods=["POST"])
+    app.add_api_route("/v1/completions", api.completions, methods=["POST"])
     return app

@@ -138,12 +138,12 @@ class Engine:
 
 def _adapter_source(path: str) -> tuple[Path, str | None, str | None]:
     """(adapter folder, base model name, system prompt) for `--adapter NAME=PATH`: a run folder or an adapter folder."""
-    from tunesmith.runfolder import run_config
+    from tunesmith.runfolder import RunFolder, run_config
 
     p = Path(path)
-    if (p / "adapter" / "adapter_config.json").is_file():
+    if RunFolder(p).has_adapter:
         config = run_config(p)
-        return p / "adapter", config.model.name, config.data.system_prompt
+        return RunFolder(p).adapter, config.model.name, config.data.system_prompt
     if (p / "adapter_config.json").is_file():
         return p, None, None
     raise ConfigError("is neither a tunesmith run with an adapter nor a PEFT adapter folder", origin=path,
@@ -152,7 +152,7 @@ def _adapter_source(path: str) -> tuple[Path, str | None, str | None]:
 
 def load_engine(run_dir: str | Path, adapters: dict[str, str] | None = None, *, max_queue: int = 256) -> Engine:
     """Load a run's model once and every extra adapter into it; name each as clients will ask for it."""
-    from tunesmith.runfolder import load_tuned
+    from tunesmith.model.tuned import load_tuned
 
     adapters = adapters or {}
     model, tokenizer, config = load_tuned(run_dir)

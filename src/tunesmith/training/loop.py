@@ -10,17 +10,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from tunesmith.checkpoint import LoopState
+from tunesmith.training.checkpoint import LoopState
 from tunesmith.config import TrainSpec
-from tunesmith.distributed import DistInfo, clip_grad_norm, sum_across
+from tunesmith.training.distributed import DistInfo, clip_grad_norm, sum_across
 from tunesmith.errors import RunError
 from tunesmith.pack import real_tokens
 from tunesmith.render import IGNORE
-from tunesmith.training.loss import loss_sum
+from tunesmith.training.loss import TokenLoss
 
 
 @dataclass
@@ -33,6 +33,7 @@ class LoopHooks:
     save: Callable[[LoopState], None]
     evaluate: Callable[[], float] | None = None
     should_stop: Callable[[], bool] = lambda: False
+    loss: Callable[..., tuple[torch.Tensor, int]] = field(default_factory=TokenLoss)  # (model, batch) -> (sum, n)
 
 
 def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, state: LoopState,
@@ -49,7 +50,7 @@ def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, st
             n_labels = sum_across(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro), dist)
             total = 0.0
             for batch in micro:
-                loss, _ = loss_sum(model, batch)
+                loss, _ = hooks.loss(model, batch)
                 (loss * dist.world_size / max(n_labels, 1)).backward()  # DDP / FSDP average over ranks
                 total += float(loss.detach())
             grad_norm = clip_grad_norm(params, clip)

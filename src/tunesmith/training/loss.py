@@ -1,26 +1,22 @@
 """Token-level cross-entropy, computed only where there is a label, without a logits tensor per batch.
 
-The model is run for its final hidden states; only the rows that predict a trained token are multiplied
-by the output embedding, a chunk of rows at a time, and each chunk's logits become its loss and its
-gradients at once (`LinearCrossEntropy`), so neither the `(tokens, vocab)` logits nor their gradient are
-kept for backward. A model whose output head is more than a bias-free linear map (logit soft-capping,
-scaling) is detected on first use by comparing one position with the model's own logits, and then goes
-through the model's logits instead.
+Only the rows that predict a trained token meet the output embedding, a chunk at a time, and each chunk's
+logits give its loss and gradients at once (`LinearCrossEntropy`). A head that is more than a bias-free
+linear map (soft-capping, scaling) is detected on the first batch and goes through the model's logits.
 """
 
 from __future__ import annotations
 
-import weakref
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from tunesmith.fused import compiled, compiles_on, is_fused
-from tunesmith.models import device_of
+from tunesmith.model.fused import compiled, compiles_on
+from tunesmith.model import device_of
 from tunesmith.render import IGNORE
 
 CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49,152 fp32 = 96 MiB for SmolLM2
-_PLAIN_HEAD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its head is a plain linear map
 
 
 class LinearCrossEntropy(torch.autograd.Function):
@@ -102,36 +98,48 @@ def _output_head(model) -> torch.nn.Linear | None:
     return None
 
 
-def loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Sum of next-token losses over the batch's trained tokens, and how many there were.
+@dataclass
+class TokenLoss:
+    """The loss of one model's batches: `fused` (the run's `train.fuse` decision, `model/fused.py`) computes
+    the softmax gradient in one compiled pass; `plain_head` is learned on the first batch."""
 
-    Returning the sum (not the mean) lets the caller normalise by the label count of a whole accumulated
-    batch, so that batch 8 and batch 1 x 8 accumulation give the same gradient.
-    """
-    targets = batch["labels"][:, 1:]
-    trained = targets != IGNORE
-    n = int(trained.sum())
-    if n == 0:
-        return torch.zeros((), device=device_of(model), requires_grad=torch.is_grad_enabled()), 0
-    device = device_of(model)  # batches are built on the CPU; the model may be on a GPU
-    inputs = {k: v.to(device, non_blocking=True) for k, v in _model_inputs(batch).items()}
-    targets, trained = targets.to(device, non_blocking=True), trained.to(device, non_blocking=True)
-    head = _output_head(model)
-    plain = _PLAIN_HEAD.get(model)
-    if head is None or plain is False:
-        return _loss_through_logits(model, inputs, targets, trained), n
-    probe = trained.any(dim=0).nonzero()[:1, 0]  # one position: checks the head is the plain linear map
-    out = model(**inputs, use_cache=False, logits_to_keep=probe if plain is None else probe[:0],
-                output_hidden_states=True)
-    hidden = out.hidden_states[-1][:, :-1]
-    if plain is None:
-        mine = F.linear(hidden[:, probe], head.weight).float()
-        _PLAIN_HEAD[model] = plain = bool(torch.allclose(mine, out.logits.float(), rtol=2e-2, atol=2e-2))
-        if not plain:
+    fused: bool = False
+    plain_head: bool | None = None  # whether the output head is a bias-free linear map (None: not yet known)
+
+    def __call__(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """Sum of next-token losses over the batch's trained tokens, and how many there were.
+
+        Returning the sum (not the mean) lets the caller normalise by the label count of a whole accumulated
+        batch, so that batch 8 and batch 1 x 8 accumulation give the same gradient.
+        """
+        targets = batch["labels"][:, 1:]
+        trained = targets != IGNORE
+        n = int(trained.sum())
+        device = device_of(model)  # batches are built on the CPU; the model may be on a GPU
+        if n == 0:
+            return torch.zeros((), device=device, requires_grad=torch.is_grad_enabled()), 0
+        inputs = {k: v.to(device, non_blocking=True) for k, v in _model_inputs(batch).items()}
+        targets, trained = targets.to(device, non_blocking=True), trained.to(device, non_blocking=True)
+        head = _output_head(model)
+        if head is None or self.plain_head is False:
             return _loss_through_logits(model, inputs, targets, trained), n
-    loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled(),
-                                    is_fused(model))
-    return loss, n
+        probe = trained.any(dim=0).nonzero()[:1, 0]  # one position: checks the head is the plain linear map
+        out = model(**inputs, use_cache=False, logits_to_keep=probe if self.plain_head is None else probe[:0],
+                    output_hidden_states=True)
+        hidden = out.hidden_states[-1][:, :-1]
+        if self.plain_head is None:
+            mine = F.linear(hidden[:, probe], head.weight).float()
+            self.plain_head = bool(torch.allclose(mine, out.logits.float(), rtol=2e-2, atol=2e-2))
+            if not self.plain_head:
+                return _loss_through_logits(model, inputs, targets, trained), n
+        loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled(),
+                                        self.fused)
+        return loss, n
+
+
+def loss_sum(model, batch: dict[str, torch.Tensor], *, fused: bool = False) -> tuple[torch.Tensor, int]:
+    """`TokenLoss` for one batch on its own (a loop keeps one `TokenLoss` per model instead)."""
+    return TokenLoss(fused)(model, batch)
 
 
 def _loss_through_logits(model, inputs, targets, trained) -> torch.Tensor:
@@ -142,12 +150,13 @@ def _loss_through_logits(model, inputs, targets, trained) -> torch.Tensor:
 
 
 @torch.no_grad()
-def mean_loss(model, batches) -> float:
+def mean_loss(model, batches, loss_fn: TokenLoss | None = None) -> float:
     """Mean per-token loss over batches (held-out loss). Leaves the model in eval mode."""
+    loss_fn = loss_fn or TokenLoss()
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        loss, n = loss_sum(model, batch)
+        loss, n = loss_fn(model, batch)
         total += float(loss)
         count += n
     return total / max(count, 1)

@@ -1,25 +1,9 @@
 """Causal self-attention for training: query blocks through batched matmuls on CPU, packed samples apart.
 
-On SmolLM2's shapes PyTorch's CPU flash-attention kernel (what SDPA runs for a causal batch on CPU) reached
-50-60 GFLOP/s here, where a bf16 batched matmul reaches 400+. Attention computed one block of queries at a
-time, each block against only the keys it may see (matmul, softmax, matmul; autograd does the backward),
-ran forward + backward 2-3x faster on those shapes (`benchmarks/attention.py`: 3.2x at 150 tokens,
-2.3x at 300 and 500). It keeps each block's
-softmax output for backward, about half an attention matrix per layer, so it is used only for sequences up
-to `MAX_LENGTH` tokens.
-
-Packed rows (one sequence of several samples whose position ids restart at 0, see `pack.py`) are attended
-within each sample, the samples laid side by side as a padded batch for attention alone, so the linear
-layers see no padding and attention stays a few batched matmuls; the block-diagonal
-mask transformers builds for them is checked to be exactly that (once per forward pass, not per layer).
-On a GPU the same padded batch goes to SDPA as a plain causal batch (no mask), which SDPA runs with its
-flash or memory-efficient kernel instead of the dense-mask kernel the block-diagonal mask would need: the
-variable-length packing of flash-attention without the `flash-attn` package.
-Everything else (a padding mask, a KV cache, attention dropout, soft-capping, sliding windows, no gradients,
-unpacked rows on a GPU, CPU samples longer than `MAX_LENGTH`) goes to transformers' own SDPA function unchanged.
-
-It is registered under the name `blocked` through transformers' documented `AttentionInterface`, with
-SDPA's mask function, so models build exactly the masks they build for SDPA.
+Blocked attention keeps each block's softmax for backward, so it serves sequences up to `MAX_LENGTH`;
+packed rows are attended per sample as a padded batch for attention alone (SDPA's causal kernels on GPUs).
+Everything else goes to transformers' SDPA unchanged. `register()` adds it to transformers'
+`AttentionInterface` under `NAME`, with SDPA's masks. Measurements: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -35,8 +19,6 @@ NAME = "blocked"
 BLOCK = 64  # queries per block: the fastest of 64/128/whole on SmolLM2 shapes at 150-500 tokens
 MAX_LENGTH = 1024  # longer sequences: the kept softmax outputs would outgrow the rest of the activations
 
-
-_checked: tuple[weakref.ref, list] | None = None  # the last packing mask found block-diagonal, with its samples
 
 
 def _eligible(module, query, key, dropout, kwargs) -> bool:
@@ -69,22 +51,29 @@ def _sample_of_position(segments: list[tuple[int, int]], device=None) -> torch.T
     return torch.repeat_interleave(torch.arange(len(segments), device=device), lengths)
 
 
-def _is_block_causal(mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool:
-    """True when the boolean (1, 1, S, S) mask lets each token see exactly its own sample's earlier tokens.
+class MaskCheck:
+    """Whether a packed row's mask is exactly block-causal. Every layer gets the same mask object in one
+    forward pass, so the answer for the last mask seen is kept and the check runs once per forward."""
 
-    Every layer gets the same mask object in one forward pass, so the answer is kept for the last mask seen.
-    """
-    global _checked
-    if _checked is not None and _checked[0]() is mask and _checked[1] == segments:
+    def __init__(self) -> None:
+        self._last: tuple[weakref.ref, list] | None = None  # the last mask found block-causal, with its samples
+
+    def __call__(self, mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool:
+        if self._last is not None and self._last[0]() is mask and self._last[1] == segments:
+            return True
+        if not is_block_causal(mask, segments):
+            return False
+        self._last = (weakref.ref(mask), segments)
         return True
+
+
+def is_block_causal(mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool:
+    """True when the boolean (1, 1, S, S) mask lets each token see exactly its own sample's earlier tokens."""
     n = segments[-1][1]
     if mask.dtype != torch.bool or mask.shape != (1, 1, n, n):
         return False
     sample = _sample_of_position(segments)
-    if not torch.equal(mask[0, 0].cpu(), (sample[:, None] == sample[None, :]).tril_()):
-        return False
-    _checked = (weakref.ref(mask), segments)
-    return True
+    return torch.equal(mask[0, 0].cpu(), (sample[:, None] == sample[None, :]).tril_())
 
 
 def block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
@@ -146,28 +135,36 @@ def packed_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch
     return out[sample, offset].unsqueeze(0)
 
 
-def blocked_attention_forward(module, query, key, value, attention_mask, dropout: float = 0.0,
-                              scaling: float | None = None, **kwargs):
+class BlockedAttention:
     """transformers' attention-function signature; SDPA wherever the blocked path does not apply."""
-    segments = None
-    if _eligible(module, query, key, dropout, kwargs):
-        if attention_mask is None:
-            segments = [(0, query.shape[2])]
-        else:
-            packed = packed_segments(kwargs.get("position_ids"))
-            if packed is not None and _is_block_causal(attention_mask, packed):
-                segments = packed
-    blocked = runs_blocked(query.device)
-    if segments is None or (blocked and max(e - s for s, e in segments) > MAX_LENGTH) or \
-            (not blocked and len(segments) == 1):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    if len(segments) == 1:
-        return block_causal_attention(query, key, value, scale), None
-    kernel = block_causal_attention if blocked else sdpa_causal(module)
-    return packed_causal_attention(query, key, value, scale, segments, kernel), None
+
+    def __init__(self) -> None:
+        self.mask_check = MaskCheck()
+
+    def __call__(self, module, query, key, value, attention_mask, dropout: float = 0.0,
+                 scaling: float | None = None, **kwargs):
+        segments = None
+        if _eligible(module, query, key, dropout, kwargs):
+            if attention_mask is None:
+                segments = [(0, query.shape[2])]
+            else:
+                packed = packed_segments(kwargs.get("position_ids"))
+                if packed is not None and self.mask_check(attention_mask, packed):
+                    segments = packed
+        blocked = runs_blocked(query.device)
+        if segments is None or (blocked and max(e - s for s, e in segments) > MAX_LENGTH) or \
+                (not blocked and len(segments) == 1):
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                          scaling=scaling, **kwargs)
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        if len(segments) == 1:
+            return block_causal_attention(query, key, value, scale), None
+        kernel = block_causal_attention if blocked else sdpa_causal(module)
+        return packed_causal_attention(query, key, value, scale, segments, kernel), None
 
 
-AttentionInterface.register(NAME, blocked_attention_forward)
-ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+def register() -> str:
+    """Make `NAME` an attention implementation transformers knows (again: a fresh one); return the name."""
+    AttentionInterface.register(NAME, BlockedAttention())
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+    return NAME

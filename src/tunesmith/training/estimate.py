@@ -104,12 +104,11 @@ class PeakRss:
 def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
               steps: int = CALIBRATION_STEPS) -> dict:
     """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
-    from tunesmith.adapters import apply_method, count_parameters
-    from tunesmith.checkpoint import LoopState
-    from tunesmith.fused import fuse_for_training
-    from tunesmith.hardware import choose_threads, resolve_device
-    from tunesmith.models import load_model, resolve_packing
+    from tunesmith.hardware import choose_threads, kept_process_state, resolve_device
+    from tunesmith.model.adapters import count_parameters
+    from tunesmith.training.checkpoint import LoopState
     from tunesmith.training.loop import LoopHooks, train_loop
+    from tunesmith.training.setup import make_optimizer, trainable_model
 
     t = config.train
     plan, _ = plan_steps([len(r.input_ids) for r in rows], config)
@@ -118,42 +117,33 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     largest = max(full, key=lambda i: work[i])
     chosen = [0] + [i for i in [largest] + sorted(full, key=lambda i: -work[i])[len(full) // 2:] if i != 0]
     chosen = list(dict.fromkeys(chosen))[:steps]
-    previous_threads = torch.get_num_threads()
-    threads = choose_threads(t.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # as training chooses
-    try:
+    with kept_process_state():
+        threads = choose_threads(t.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # as training chooses
         with PeakRss() as rss:
             base = rss.now()
             started = time.perf_counter()
-            torch.manual_seed(t.seed)
             device = resolve_device(config.model.device)
-            model = apply_method(load_model(source, dtype=config.model.dtype, attention=config.model.attention,
-                                            trust_remote_code=config.model.trust_remote_code,
-                                            device=device,
-                                            quantize=config.model.quantize),
-                                 config.method, config.lora)
+            built = trainable_model(config, source, device, len(plan))  # as training builds it
+            model = built.model
             load_seconds = time.perf_counter() - started
-            packing = resolve_packing(t.packing, model)
-            fuse_for_training(model, config, device, len(plan))  # as training does
-            params = [p for p in model.parameters() if p.requires_grad]
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
-            train_bytes = sum(p.numel() * p.element_size() for p in params)
-            optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+            train_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+            optimizer = make_optimizer(model, t)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, packing)
+            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, built.packing)
                        for s in chosen for micro in plan[s]]
             marks: list[float] = []
             hooks = LoopHooks(plan=lambda epoch: batches if epoch == 0 else [], total_steps=len(chosen),
-                              log=lambda record: marks.append(time.perf_counter()), save=lambda state: None)
+                              log=lambda record: marks.append(time.perf_counter()), save=lambda state: None,
+                              loss=built.loss)
             loop_started = time.perf_counter()
             train_loop(model, optimizer, scheduler, t, hooks, LoopState())
             peak = rss.peak
             gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        batches.clear()
-        del model, optimizer, scheduler, params, hooks
-        gc.collect()
-    finally:
-        torch.set_num_threads(previous_threads)
+            batches.clear()
+            del model, built, optimizer, scheduler, hooks
+            gc.collect()
     seconds = [b - a for a, b in zip([loop_started] + marks[:-1], marks)]
     measured = list(zip(chosen, seconds))
     later = measured[1:] or measured

@@ -1,32 +1,14 @@
 """Fused kernels for CPU training (`train.fuse`): RMSNorm, and the cross-entropy's softmax gradient.
 
-In eager mode a Llama-style RMSNorm is six elementwise passes forward (fp32 copy, square, mean, scale, bf16
-copy, weight) and about as many backward, all memory-bound on a CPU. With 61 norms in SmolLM2-135M
-they were about 7% of a LoRA step (`benchmarks/profile_step.py`). Here the formula is one small function
-given to `torch.compile` (dynamic shapes), and its CPU backend fuses it into one loop forward and one
-backward. Forward plus backward of one norm on SmolLM2's shapes went from 3.2 to 0.6 ms at 1,400 tokens
-(`benchmarks/fused.py`). The same is done for the loss: the softmax-minus-one-hot gradient of each 512-row
-chunk of logits (`training/loss.py`) is one compiled pass, 3.7x faster than the eager in-place version.
-Compiling costs 5-30 s over the first steps (about 15 s in the first step on SmolLM2 with a cold inductor
-cache; far less once the cache holds the kernels), so `auto` fuses only runs long enough to pay that back.
-The only recompile was the first block's norm, whose input (the frozen embeddings' output) needs no gradient:
-that case now runs eagerly. (Compiling the MLP's `silu(gate) * up` the same way measured no gain in
-training steps, so it is not done.)
-
-`fuse(model)` swaps in `FusedRMSNorm` for the model's RMSNorm instances after checking each one:
-- the same structure: a 1-D weight and `variance_epsilon`, no children;
-- the same output on a probe input.
-
-The weight is carried over under the same name, so state dicts, adapters and checkpoints do not change.
-The compiled kernels run only while training on a CPU. Evaluation, generation and GPUs run the same
-formulas eagerly.
+Each formula is one small function given to `torch.compile` (one loop forward, one backward on CPU).
+`fuse(model)` swaps `FusedRMSNorm` in for each Llama-style RMSNorm after checking it bit for bit; weights keep
+their names. The compiled kernels run only while training on a CPU. Why and how much: docs/performance.md.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import weakref
 
 import torch
 
@@ -44,9 +26,6 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
-_FUSED: weakref.WeakSet = weakref.WeakSet()  # models `fuse_for_training` fused: their loss is fused as well
-
-
 @functools.cache
 def compiled(fn):
     """`fn` through torch.compile, once per function (dynamic shapes: one graph for every batch length)."""
@@ -56,10 +35,6 @@ def compiled(fn):
 def compiles_on(device: torch.device) -> bool:
     """Where the fused kernels run compiled: CPUs with a C++ compiler (elsewhere the eager formulas run)."""
     return device.type == "cpu" and can_compile()
-
-
-def is_fused(model: torch.nn.Module) -> bool:
-    return getattr(model, "module", model) in _FUSED  # DDP wraps the model it was given
 
 
 class FusedRMSNorm(torch.nn.Module):
@@ -122,17 +97,18 @@ def fuse(model: torch.nn.Module) -> int:
     return len(swaps)
 
 
-def fuse_for_training(model: torch.nn.Module, config, device: torch.device, steps: int) -> int:
+def wants_fusion(model: torch.nn.Module, config, device: torch.device, steps: int) -> bool:
     """`train.fuse` for a run of `steps` optimizer steps: CPU training only, not with `train.compile` (which
-    compiles whole blocks) nor on a 4-bit model. `auto` fuses where compiling pays back: models of 50M+
-    parameters, runs of 100+ steps. In the 40-step demo, compiling (and a recompile since removed, see
-    `FusedRMSNorm.forward`) cost ~30 s over the first 4 steps, against ~0.35 s gained per later step. Return
-    how many norms were swapped."""
+    compiles whole blocks) nor on a 4-bit model. `auto` fuses where compiling (5-30 s over the first steps)
+    pays back: models of `FUSE_MIN_PARAMETERS`+ parameters, runs of `FUSE_MIN_STEPS`+ steps."""
     t = config.train
     if not t.fuse or t.compile or device.type != "cpu" or config.model.quantize != "none":
-        return 0
-    if t.fuse == "auto" and (steps < FUSE_MIN_STEPS or
-                             sum(p.numel() for p in model.parameters()) < FUSE_MIN_PARAMETERS):
-        return 0
-    _FUSED.add(model)  # `training/loss.py`: the cross-entropy's softmax gradient is one compiled kernel too
-    return fuse(model)
+        return False
+    return t.fuse != "auto" or (steps >= FUSE_MIN_STEPS and
+                                sum(p.numel() for p in model.parameters()) >= FUSE_MIN_PARAMETERS)
+
+
+def fuse_for_training(model: torch.nn.Module, config, device: torch.device, steps: int) -> int:
+    """Fuse the model's RMSNorms where `wants_fusion` says so; return how many were swapped. (The run's
+    loss is fused on the same condition: `training.loss.TokenLoss(fused=...)`.)"""
+    return fuse(model) if wants_fusion(model, config, device, steps) else 0

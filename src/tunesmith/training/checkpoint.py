@@ -9,7 +9,6 @@ resumed run continue the very same loss curve.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from dataclasses import asdict, dataclass
@@ -19,8 +18,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tunesmith import distributed
+from tunesmith.training import distributed
 from tunesmith.errors import RunError
+from tunesmith.runfolder import atomic_folder
 
 PREFIX = "step-"
 
@@ -33,54 +33,6 @@ class LoopState:
     epoch: int = 0  # current epoch
     batch: int = 0  # next micro-batch within the epoch's plan
     tokens: int = 0  # real (non-pad) tokens trained on, summed over ranks
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for f in folder.rglob("*"):
-        if f.is_file():
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
-    fsync_dir(folder)
-
-
-def atomic_folder(dest: Path, write) -> Path:
-    """Run `write(tmp_folder)`, then fsync and rename it to `dest` (replacing an older one)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        _fsync_tree(tmp)
-        if dest.exists():
-            old = dest.parent / f".old-{dest.name}-{os.getpid()}"
-            os.replace(dest, old)
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a small file atomically (temporary file, fsync, rename)."""
-    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def rng_state() -> dict:

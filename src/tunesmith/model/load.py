@@ -7,12 +7,12 @@ so later loads take about a second.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import torch
 
 from tunesmith.errors import ModelError
 from tunesmith.hardware import resolve_dtype
+from tunesmith.runfolder import atomic_folder
 
 log = logging.getLogger("tunesmith")
 
@@ -70,20 +71,19 @@ def _convert_gguf(gguf: Path, dest: Path) -> None:
     log.info("converting %s to safetensors once (about 20 s); later loads use %s", gguf.name, dest)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tmp = dest.parent / f".tmp-{dest.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     config = model.config.to_dict()
     config.pop("quantization_config", None)  # the weights are plain floats now
     config["dtype"] = "float32"
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
-    save_model(model, str(tmp / "model.safetensors"))
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id).save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "tunesmith-source.json").write_text(json.dumps({"gguf": str(gguf)}))
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+
+    def write(tmp: Path) -> None:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2))
+        save_model(model, str(tmp / "model.safetensors"))
+        GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "tunesmith-source.json").write_text(json.dumps({"gguf": str(gguf)}))
+
+    atomic_folder(dest, write)
 
 
 def resolve_model(name: str) -> ModelSource:
@@ -124,13 +124,13 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
 
 
 def attn_implementation(attention: str) -> str:
-    """transformers' name for the attention setting: `auto` is tunesmith's own causal attention for training
+    """transformers' name for the attention setting, registering ours when it is asked for: `auto` is tunesmith's own causal attention for training
     (blocked matmuls on CPU, SDPA per packed sample on GPUs), which hands every other case (masks, KV cache, no
     gradients) to SDPA; `flash_attention_2` needs the `flash-attn` package and a CUDA GPU."""
     if attention == "auto":
-        from tunesmith.attention import NAME  # importing it registers the function with transformers
+        from tunesmith.model import attention as blocked
 
-        return NAME
+        return blocked.register()
     return attention
 
 
@@ -235,3 +235,8 @@ def compile_blocks(model) -> int:
     for block in blocks:
         block.compile(dynamic=True)
     return len(blocks)
+
+
+def eager(compiled: bool):
+    """Run compiled blocks eagerly (evaluation and generation: other shapes, no gradients, no recompiles)."""
+    return torch.compiler.set_stance("force_eager") if compiled else contextlib.nullcontext()

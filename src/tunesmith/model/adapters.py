@@ -17,7 +17,7 @@ def apply_method(model, method: str, lora: LoraSpec):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    from tunesmith.fastlora import FusedLoraLinear
+    from tunesmith.model.fastlora import FusedLoraLinear
 
     cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                      target_modules=lora.targets, use_dora=method == "dora", use_rslora=lora.rslora,

@@ -1,0 +1,139 @@
+"""`tunesmith.train(config)`: the whole job in reading order, above training and evaluation.
+
+Set up (data checked before anything is written), evaluate the base model, train, save the deliverable,
+evaluate again, compare base zero-/few-shot against tuned, and write the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunesmith.config import Config, load_config
+from tunesmith.evaluate.heldout import heldout_metrics
+from tunesmith.evaluate.periodic import GenerationProbe
+from tunesmith.hardware import kept_process_state
+from tunesmith.model.load import eager
+from tunesmith.runfolder import read_json, write_json
+from tunesmith.training import finish, setup
+from tunesmith.training.fit import fit
+from tunesmith.training.setup import Run
+
+log = logging.getLogger("tunesmith")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced (also written to `summary.json`)."""
+
+    run_dir: Path
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def before(self) -> dict | None:
+        return self.summary.get("before")
+
+    @property
+    def after(self) -> dict | None:
+        return self.summary.get("after")
+
+
+def train(config: Config | dict | str | Path, overrides: list[str] | None = None, *,
+          resume: bool | None = None, show_progress: bool = True) -> RunResult:
+    """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one.
+    Torch's thread count and the RNGs are as they were when it returns."""
+    config = load_config(config, overrides)
+    with kept_process_state():
+        run = setup.start(config, resume)
+        done = _finished(run)
+        if done is not None:
+            return RunResult(run.folder.root, done if run.dist.is_main else {})
+        setup.build(run)
+        _evaluate_before(run)
+        setup.optimize(run)
+        probe = _generation_probe(run)
+        fitted = fit(run, show_progress=show_progress,
+                     annotate=_probe_every(probe, config) if probe is not None else None,
+                     stop_early=lambda: probe is not None and probe.should_stop)
+        model = finish.unshard(run)
+        if model is None:  # not rank 0: rank 0 saves and evaluates
+            return RunResult(run.folder.root)
+        if probe is not None:
+            probe.restore_best()  # only when eval.select_best: the final weights are the best step's
+        finish.save_final(model, run.prep.tokenizer, run.folder, config.method)
+        summary = {**finish.summary(run, fitted), **_evaluate_after(run, model)}
+        if probe is not None and probe.summary() is not None:
+            summary["best"] = probe.summary()
+        summary.update(_compare(run, model, summary["after"]))
+        write_json(run.folder.summary, summary)
+    return RunResult(run.folder.root, summary)
+
+
+def _finished(run: Run) -> dict | None:
+    """The summary of a run already finished at this length (None when there is training to do)."""
+    if not run.folder.summary.is_file():
+        return None
+    done = read_json(run.folder.summary)
+    if run.latest is None or done.get("steps", 0) >= run.total_steps or (done.get("best") or {}).get("early_stopped"):
+        log.info("%s holds this run, finished at step %s: nothing to train (raise train.max_steps or "
+                 "train.epochs to go on, or choose another output_dir)", run.folder.root, done.get("steps"))
+        return done
+    return None
+
+
+def _evaluate_before(run: Run) -> None:
+    """The base model's held-out figures, once per run folder (a resumed run keeps the first)."""
+    config = run.config
+    if run.dist.is_main and run.eval_batches and config.eval.enabled and not run.folder.eval_before.is_file():
+        log.info("evaluating the base model on %d held-out rows", len(run.prep.eval_rows))
+        write_json(run.folder.eval_before, heldout_metrics(run.model, run.prep.tokenizer, config,
+                                                           run.prep.eval_convs, run.eval_batches))
+
+
+def _evaluate_after(run: Run, model) -> dict:
+    config = run.config
+    with eager(config.train.compile):
+        after = heldout_metrics(model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches) \
+            if run.eval_batches and config.eval.enabled else None
+    before = read_json(run.folder.eval_before) if run.folder.eval_before.is_file() else None
+    return {"before": before, "after": after}
+
+
+def _generation_probe(run: Run) -> GenerationProbe | None:
+    """The periodic generation eval (eval.generate_every) on the first eval.generate_samples held-out rows."""
+    e, prep = run.config.eval, run.prep
+    if run.dist.world_size != 1 or not e.generate_every:
+        return None
+    if not any(not c.is_text for c in prep.eval_convs):
+        log.warning("eval.generate_every needs chat eval data with answers: no periodic generation eval")
+        return None
+    return GenerationProbe(run.model, prep.tokenizer, prep.eval_convs, samples=e.generate_samples,
+                           system_prompt=run.config.data.system_prompt, answer_regex=e.answer_regex,
+                           max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, select_best=e.select_best,
+                           patience=e.patience)
+
+
+def _probe_every(probe: GenerationProbe, config: Config):
+    def annotate(record: dict) -> None:
+        if record["step"] % config.eval.generate_every == 0:
+            with eager(config.train.compile):
+                record[probe.key] = probe(record["step"])
+
+    return annotate
+
+
+def _compare(run: Run, model, after: dict | None) -> dict:
+    """Base zero-shot, base few-shot and tuned on the held-out chat data: report.html and its headline."""
+    config = run.config
+    if after is None or not config.eval.report or not any(not c.is_text for c in run.prep.eval_convs):
+        return {}
+    from tunesmith.evaluate import evaluate_run
+
+    log.info("comparing base zero-shot, base %d-shot and tuned on the held-out data", config.eval.few_shot)
+    with eager(config.train.compile):
+        report = evaluate_run(run.folder.root, model=model, tokenizer=run.prep.tokenizer, config=config,
+                              few_shot=config.eval.few_shot, max_samples=config.eval.max_samples)
+    primary = report["task"]["primary"]
+    return {"comparison": {"report": str(run.folder.report_html), "metric": primary,
+                           **{k: s["metrics"][primary]["value"] for k, s in report["systems"].items()}}}

@@ -1,0 +1,57 @@
+"""After the last step: the trained model as one plain module, the deliverable written atomically, and the
+run's figures for `summary.json`.
+"""
+
+from __future__ import annotations
+
+import resource
+from pathlib import Path
+
+import torch
+
+from tunesmith.model import build_model
+from tunesmith.runfolder import RunFolder, atomic_folder
+from tunesmith.training import checkpoint, distributed
+from tunesmith.training.fit import Fitted
+from tunesmith.training.setup import Run
+
+
+def unshard(run: Run) -> torch.nn.Module | None:
+    """The trained model as one plain module on rank 0 (None on the others). Under FSDP the trainable weights
+    are gathered (a collective) and loaded into the base model loaded again."""
+    model = run.model
+    if distributed.is_sharded(model):
+        weights = distributed.gather_trainable(model)
+        run.wrapped = run.optimizer = None
+        if not run.dist.is_main:
+            return None
+        model = build_model(run.config, device=run.device, source=run.prep.source)
+        checkpoint.load_weights(model, weights, "the sharded model")
+    return model if run.dist.is_main else None
+
+
+def save_final(model, tokenizer, folder: RunFolder, method: str) -> Path:
+    """The deliverable: a PEFT adapter folder (`adapter/`) or a full model folder (`model/`), with tokenizer."""
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return atomic_folder(folder.deliverable(method), write)
+
+
+def summary(run: Run, fitted: Fitted) -> dict:
+    """The run's training figures (the evaluations are added by the caller)."""
+    config, state, device = run.config, run.state, run.device
+    trained = state.step > fitted.start_step
+    return {
+        "run_dir": str(run.folder.root), "model": config.model.name, "method": config.method, "steps": state.step,
+        "epochs": state.epoch + state.batch / max(run.micro_per_epoch, 1), "train_rows": len(run.prep.train_rows),
+        "eval_rows": len(run.prep.eval_rows), "dropped_rows": [str(r.origin) for r in run.prep.dropped],
+        "trainable_parameters": run.parameters[0], "total_parameters": run.parameters[1], "threads": run.threads,
+        "device": str(device), "train_seconds": round(fitted.seconds, 2), "tokens": state.tokens,
+        "tokens_per_s": round((state.tokens - fitted.start_tokens) / fitted.seconds, 1) if trained else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda"
+           else {}),
+    }
