@@ -1,4 +1,4 @@
-"""Causal attention forward + backward on SmolLM2's shapes: SDPA (PyTorch's CPU flash kernel) vs tunesmith's blocked path.
+"""Causal attention forward + backward on SmolLM2's shapes: SDPA (PyTorch's CPU flash kernel) vs the blocked path.
 
 Batch 8, 9 query heads sharing 3 key/value heads, head size 64, bf16; best of 5 runs per cell, both run in this
 process one after the other, so the ratio is what to read.
@@ -36,8 +36,10 @@ def main() -> None:
     print(f"{'tokens':>6s} {'SDPA ms':>8s} {'blocked ms':>11s} {'speed-up':>9s}")
     for s in (int(x) for x in args.lengths.split(",")):
         q, k, v = (torch.randn(8, n, s, 64, dtype=torch.bfloat16, requires_grad=True) for n in (9, 3, 3))
-        sdpa = best_of(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).sum().backward())
-        ours = best_of(lambda: block_causal_attention(q, k, v, 64 ** -0.5).sum().backward())
+        sdpa = best_of(
+            lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).sum().backward()
+        )
+        ours = best_of(lambda: block_causal_attention(q, k, v, 64**-0.5).sum().backward())
         print(f"{s:6d} {sdpa * 1e3:8.1f} {ours * 1e3:11.1f} {sdpa / ours:8.2f}x")
 
 

@@ -31,10 +31,18 @@ def plain_loop(model, tokenizer, prompts: list[list[int]], max_new_tokens: int) 
     answers = []
     for p in prompts:
         ids = torch.tensor([p])
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, temperature=None, top_p=None, top_k=None,
-                             eos_token_id=stop_token_ids(tokenizer), pad_token_id=tokenizer.pad_token_id)
-        answers.append(tokenizer.decode(out[0, len(p):], skip_special_tokens=True).strip())
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            eos_token_id=stop_token_ids(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        answers.append(tokenizer.decode(out[0, len(p) :], skip_special_tokens=True).strip())
     return answers
 
 
@@ -66,29 +74,46 @@ def main() -> None:
     gold = [task.gold(c.reference()) for c in convs]
 
     plain, t_plain = timed(lambda: plain_loop(model, tokenizer, prompts, args.max_new_tokens))
-    batched, t_batch = timed(lambda: generate_answers(model, tokenizer, [list(c.prompt_messages()) for c in convs],
-                                                      system_prompt=system, max_new_tokens=args.max_new_tokens,
-                                                      batch_size=args.batch_size))
-    rows = [("HF generate, one example at a time", plain, t_plain),
-            (f"tunesmith batched generation (batch {args.batch_size}, left-padded, KV cache)", batched, t_batch)]
+    batched, t_batch = timed(
+        lambda: generate_answers(
+            model,
+            tokenizer,
+            [list(c.prompt_messages()) for c in convs],
+            system_prompt=system,
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+        )
+    )
+    rows = [
+        ("HF generate, one example at a time", plain, t_plain),
+        (f"tunesmith batched generation (batch {args.batch_size}, left-padded, KV cache)", batched, t_batch),
+    ]
     if task.kind == "label":
         cands = candidate_ids(tokenizer, task.labels, task.label_prefix, end_of_turn=task.answer_regex is None)
-        scores, t_rank = timed(lambda: rank_labels(model, prompts, cands, tokenizer.pad_token_id,
-                                                   batch_rows=2 * args.batch_size))
+        scores, t_rank = timed(
+            lambda: rank_labels(model, prompts, cands, tokenizer.pad_token_id, batch_rows=2 * args.batch_size)
+        )
         ranked = [task.label_prefix + task.labels[max(range(len(s)), key=s.__getitem__)] for s in scores]
         rows.append((f"tunesmith label ranking ({len(task.labels)} labels, log-likelihood)", ranked, t_rank))
 
-    print(f"\nmodel {source.name}, {len(convs)} examples from {args.data}, max_new_tokens {args.max_new_tokens}, "
-          f"{args.threads} thread(s), {next(model.parameters()).dtype}, greedy\n")
+    print(
+        f"\nmodel {source.name}, {len(convs)} examples from {args.data}, max_new_tokens {args.max_new_tokens}, "
+        f"{args.threads} thread(s), {next(model.parameters()).dtype}, greedy\n"
+    )
     print("| method | seconds | examples/s | vs plain HF | same answer as plain | label accuracy |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, answers, seconds in rows:
         same = sum(normalise(a) == normalise(b) for a, b in zip(answers, plain)) / len(plain)
         same_text = "-" if "ranking" in name else f"{100 * same:.0f}%"
-        acc = sum(to_label(a, task.labels, task.answer_regex) == g for a, g in zip(answers, gold)) / len(gold) \
-            if task.kind == "label" else float("nan")
-        print(f"| {name} | {seconds:.1f} | {len(convs) / seconds:.2f} | {t_plain / seconds:.2f}x | {same_text} | "
-              f"{100 * acc:.1f}% |")
+        acc = (
+            sum(to_label(a, task.labels, task.answer_regex) == g for a, g in zip(answers, gold)) / len(gold)
+            if task.kind == "label"
+            else float("nan")
+        )
+        print(
+            f"| {name} | {seconds:.1f} | {len(convs) / seconds:.2f} | {t_plain / seconds:.2f}x | {same_text} | "
+            f"{100 * acc:.1f}% |"
+        )
 
 
 if __name__ == "__main__":

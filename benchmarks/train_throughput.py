@@ -35,11 +35,15 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["naive", "trl", "trl_packed", "tunesmith"]  # and tunesmith_qlora, on request
 LR, RANK, ALPHA, MAX_LENGTH = 2e-4, 16, 32, 512
 # larger shapes of the same family (the published SmolLM2 configs), randomly initialised
-SHAPES = {"smollm2-135m": None,
-          "smollm2-360m": dict(hidden_size=960, intermediate_size=2560, num_hidden_layers=32,
-                               num_attention_heads=15, num_key_value_heads=5),
-          "smollm2-1.7b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
-                               num_attention_heads=32, num_key_value_heads=32)}
+SHAPES = {
+    "smollm2-135m": None,
+    "smollm2-360m": dict(
+        hidden_size=960, intermediate_size=2560, num_hidden_layers=32, num_attention_heads=15, num_key_value_heads=5
+    ),
+    "smollm2-1.7b": dict(
+        hidden_size=2048, intermediate_size=8192, num_hidden_layers=24, num_attention_heads=32, num_key_value_heads=32
+    ),
+}
 
 
 def make_shape(shape: str, folder: Path) -> str:
@@ -81,8 +85,15 @@ def make_rows(n: int, seed: int, tokenizer) -> list[dict]:
             ids += tokenizer(" " + rng.choice(texts), add_special_tokens=False).input_ids
         return tokenizer.decode(ids[:n_tokens]).strip()
 
-    return [{"messages": [{"role": "user", "content": text_of(rng.randint(20, 200))},
-                          {"role": "assistant", "content": text_of(rng.randint(5, 100))}]} for _ in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": text_of(rng.randint(20, 200))},
+                {"role": "assistant", "content": text_of(rng.randint(5, 100))},
+            ]
+        }
+        for _ in range(n)
+    ]
 
 
 def setup(args):
@@ -114,19 +125,20 @@ def eval_loss(model, eval_rows, pad_id) -> float:
 
     model = model.float()
     with torch.autocast("cpu", enabled=False):
-        return mean_loss(model, [collate_padded(eval_rows[i:i + 8], pad_id) for i in range(0, len(eval_rows), 8)])
+        return mean_loss(model, [collate_padded(eval_rows[i : i + 8], pad_id) for i in range(0, len(eval_rows), 8)])
 
 
 def lora_model(source, dtype, device):
+    import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    import torch
-
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=dtype).to(device)
-    return get_peft_model(model, LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05,
-                                            target_modules="all-linear", task_type="CAUSAL_LM"))
+    return get_peft_model(
+        model,
+        LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
 
 
 # ------------------------------------------------------------------------------------------- variants
@@ -145,7 +157,7 @@ def run_naive(args) -> dict:
     model.train()
     times, tokens = [], 0
     for i in range(args.steps):
-        batch = collate_padded(train_rows[i * args.batch:(i + 1) * args.batch], tok.pad_token_id)
+        batch = collate_padded(train_rows[i * args.batch : (i + 1) * args.batch], tok.pad_token_id)
         t = time.perf_counter()
         out = model(**{k: v.to(args.device) for k, v in batch.items()})
         out.loss.backward()
@@ -180,17 +192,38 @@ def run_trl(args, packed: bool) -> dict:
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(source.load_path, dtype=torch.float32)
     gpu = args.device.startswith("cuda")
-    cfg = SFTConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch, max_steps=args.steps,
-                    learning_rate=LR, max_length=MAX_LENGTH, packing=packed, padding_free=packed,
-                    logging_steps=1000, save_strategy="no",
-                    report_to=[], use_cpu=not gpu, dataloader_num_workers=0, seed=0, data_seed=0,
-                    lr_scheduler_type="constant", warmup_steps=0, disable_tqdm=True, bf16=gpu)
+    cfg = SFTConfig(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.steps,
+        learning_rate=LR,
+        max_length=MAX_LENGTH,
+        packing=packed,
+        padding_free=packed,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=not gpu,
+        dataloader_num_workers=0,
+        seed=0,
+        data_seed=0,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        disable_tqdm=True,
+        bf16=gpu,
+    )
     # conversational prompt/completion rows: TRL then trains on the completion only, as the others do
     pc = [{"prompt": r["messages"][:1], "completion": r["messages"][1:]} for r in rows]
-    trainer = SFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(pc), processing_class=tok,
-                         peft_config=LoraConfig(r=RANK, lora_alpha=ALPHA, lora_dropout=0.05,
-                                                target_modules="all-linear", task_type="CAUSAL_LM"),
-                         callbacks=[Timer()])
+    trainer = SFTTrainer(
+        model=model,
+        args=cfg,
+        train_dataset=Dataset.from_list(pc),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=RANK, lora_alpha=ALPHA, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+        callbacks=[Timer()],
+    )
     counted = 0
     for i, batch in enumerate(trainer.get_train_dataloader()):
         if i >= args.steps:
@@ -209,25 +242,41 @@ def run_tunesmith(args, quantize: str = "none") -> dict:
     from tunesmith.model.tuned import load_tuned
     from tunesmith.runfolder import read_metrics
 
-    source, tok, rows, _, eval_rows = setup(args)
+    _, tok, rows, _, eval_rows = setup(args)
     tmp = Path(tempfile.mkdtemp())
     with open(tmp / "train.jsonl", "w") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
-    result = tunesmith.train({
-        "model": {"name": args.model, "device": args.device, "quantize": quantize},
-        "data": {"train": str(tmp / "train.jsonl")},
-        "lora": {"r": RANK, "alpha": ALPHA, "dropout": 0.05},
-        "train": {"max_steps": args.steps, "batch_size": args.batch, "lr": LR, "max_length": MAX_LENGTH,
-                  "threads": args.threads, "save_every": 10_000,
-                  "lr_scheduler": "constant", "warmup_ratio": 0.0,  # the schedule every variant shares
-                  "fuse": True},  # what `auto` does for runs of 100+ steps; this short benchmark has fewer
-        "output_dir": str(tmp / "run")}, show_progress=False)
+    result = tunesmith.train(
+        {
+            "model": {"name": args.model, "device": args.device, "quantize": quantize},
+            "data": {"train": str(tmp / "train.jsonl")},
+            "lora": {"r": RANK, "alpha": ALPHA, "dropout": 0.05},
+            "train": {
+                "max_steps": args.steps,
+                "batch_size": args.batch,
+                "lr": LR,
+                "max_length": MAX_LENGTH,
+                "threads": args.threads,
+                "save_every": 10_000,
+                "lr_scheduler": "constant",
+                "warmup_ratio": 0.0,  # the schedule every variant shares
+                "fuse": True,
+            },  # what `auto` does for runs of 100+ steps; this short benchmark has fewer
+            "output_dir": str(tmp / "run"),
+        },
+        show_progress=False,
+    )
     metrics = read_metrics(result.run_dir / "metrics.jsonl")
-    times = [m["tokens"] / m["tokens_per_s"] if i == 0 else (m["tokens"] - metrics[i - 1]["tokens"]) / m["tokens_per_s"]
-             for i, m in enumerate(metrics)]
+    times = [
+        m["tokens"] / m["tokens_per_s"] if i == 0 else (m["tokens"] - metrics[i - 1]["tokens"]) / m["tokens_per_s"]
+        for i, m in enumerate(metrics)
+    ]
     model, _, _ = load_tuned(result.run_dir, dtype="float32")  # QLoRA too: its adapter on the fp32 base
-    return {"step_s": times, "tokens": metrics[-1]["tokens"] - metrics[0]["tokens"],
-            "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id)}
+    return {
+        "step_s": times,
+        "tokens": metrics[-1]["tokens"] - metrics[0]["tokens"],
+        "eval_loss": eval_loss(model, eval_rows, tok.pad_token_id),
+    }
 
 
 def sync(device: str) -> None:
@@ -241,8 +290,13 @@ def sync(device: str) -> None:
 def worker(args) -> None:
     import torch
 
-    run = {"naive": run_naive, "trl": lambda a: run_trl(a, False), "trl_packed": lambda a: run_trl(a, True),
-           "tunesmith": run_tunesmith, "tunesmith_qlora": lambda a: run_tunesmith(a, "4bit")}[args.worker]
+    run = {
+        "naive": run_naive,
+        "trl": lambda a: run_trl(a, False),
+        "trl_packed": lambda a: run_trl(a, True),
+        "tunesmith": run_tunesmith,
+        "tunesmith_qlora": lambda a: run_tunesmith(a, "4bit"),
+    }[args.worker]
     out = run(args)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.device.startswith("cuda"):
@@ -257,13 +311,19 @@ def worker(args) -> None:
 
 
 def matmul_peak(threads: int, device: str = "cpu") -> dict:
-    """Best bf16 and fp32 torch.mm throughput on this device, in TFLOP/s (the ceiling for the fraction)."""
+    """Best bf16 and fp32 torch.mm throughput on this device, in TFLOP/s (the ceiling for the fraction). bf16 is
+    measured only where the hardware runs it fast: without AVX-512 BF16 or AMX it is a slow fallback path
+    (10+ minutes for these matmuls on an AVX2-only CPU) that tunesmith does not train in."""
     import torch
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from tunesmith.hardware import fast_bf16
 
     torch.set_num_threads(threads)
     n = 2048 if device == "cpu" else 8192
     out = {}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+    dtypes = (("bf16", torch.bfloat16),) if fast_bf16(device) else ()
+    for name, dtype in (*dtypes, ("fp32", torch.float32)):
         a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
         best = 0.0
         for _ in range(5):
@@ -272,7 +332,7 @@ def matmul_peak(threads: int, device: str = "cpu") -> dict:
             for _ in range(4):
                 torch.mm(a, b)
             sync(device)
-            best = max(best, 4 * 2 * n ** 3 / (time.perf_counter() - t) / 1e12)
+            best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t) / 1e12)
         out[name] = best
     return out
 
@@ -299,12 +359,27 @@ def main() -> None:
     runs: dict[str, list[dict]] = {v: [] for v in variants}
     peaks = []
     for r in range(args.rounds):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for v in order:
             out = Path(tempfile.mkstemp(suffix=".json")[1])
-            cmd = [sys.executable, __file__, "--worker", v, "--out", str(out), "--steps", str(args.steps),
-                   "--batch", str(args.batch), "--threads", str(args.threads), "--device", args.device,
-                   "--model", args.model]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                v,
+                "--out",
+                str(out),
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+                "--model",
+                args.model,
+            ]
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             done = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if done.returncode:
@@ -313,20 +388,33 @@ def main() -> None:
             print(f"round {r + 1} {v:11s} {runs[v][-1]['tokens_per_s']:8.1f} tok/s", file=sys.stderr)
         peaks.append(matmul_peak(args.threads, args.device))
 
-    res = {v: {"tokens_per_s": statistics.median(x["tokens_per_s"] for x in rs),
-               "step_s": statistics.median(x["step_s_median"] for x in rs),
-               "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
-               "eval_loss": statistics.median(x["eval_loss"] for x in rs),
-               **({"peak_gpu_mb": max(x["peak_gpu_mb"] for x in rs)} if "peak_gpu_mb" in rs[0] else {})}
-           for v, rs in runs.items()}
-    peak = {k: max(p[k] for p in peaks) for k in ("bf16", "fp32")}
+    res = {
+        v: {
+            "tokens_per_s": statistics.median(x["tokens_per_s"] for x in rs),
+            "step_s": statistics.median(x["step_s_median"] for x in rs),
+            "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
+            "eval_loss": statistics.median(x["eval_loss"] for x in rs),
+            **({"peak_gpu_mb": max(x["peak_gpu_mb"] for x in rs)} if "peak_gpu_mb" in rs[0] else {}),
+        }
+        for v, rs in runs.items()
+    }
+    peak = {k: max(p[k] for p in peaks) for k in peaks[0]}
     n_params = model_parameters(args.model)  # LoRA, frozen weights: ~4 N FLOPs a token (fwd 2N + input grads 2N)
-    summary = {"variants": res, "matmul_peak_tflops": peak, "steps": args.steps, "batch": args.batch,
-               "threads": args.threads, "rounds": args.rounds, "device": device_name(args.device),
-               "shape": args.shape, "parameters": n_params}
+    summary = {
+        "variants": res,
+        "matmul_peak_tflops": peak,
+        "steps": args.steps,
+        "batch": args.batch,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "device": device_name(args.device),
+        "shape": args.shape,
+        "parameters": n_params,
+    }
     if "tunesmith" in res:
         ts = res["tunesmith"]
-        summary["peak_fraction"] = 4 * n_params * ts["tokens_per_s"] / (peak["bf16"] * 1e12)
+        trained_in = "bf16" if "bf16" in peak else "fp32"  # what `model.dtype: auto` chose on this machine
+        summary["peak_fraction"] = 4 * n_params * ts["tokens_per_s"] / (peak[trained_in] * 1e12)
         if "naive" in res:
             summary["speedup_vs_naive"] = ts["tokens_per_s"] / res["naive"]["tokens_per_s"]
             summary["rss_ratio_vs_naive"] = ts["peak_rss_mb"] / res["naive"]["peak_rss_mb"]
@@ -337,13 +425,21 @@ def main() -> None:
         if trl:
             summary["speedup_vs_trl"] = ts["tokens_per_s"] / max(trl)
     base = res.get("naive", next(iter(res.values())))
-    print(f"\n{'variant':12s} {'tokens/s':>9s} {'step s':>7s} {'peak RSS MB':>12s} {'eval loss':>10s} "
-          f"{'speed x naive':>14s} {'RSS x naive':>12s}")
+    print(
+        f"\n{'variant':12s} {'tokens/s':>9s} {'step s':>7s} {'peak RSS MB':>12s} {'eval loss':>10s} "
+        f"{'speed x naive':>14s} {'RSS x naive':>12s}"
+    )
     for v, r in res.items():
-        print(f"{v:12s} {r['tokens_per_s']:9.1f} {r['step_s']:7.2f} {r['peak_rss_mb']:12.0f} {r['eval_loss']:10.4f} "
-              f"{r['tokens_per_s'] / base['tokens_per_s']:14.2f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f}")
-    print(f"\nmatmul peak: bf16 {peak['bf16']:.2f} TFLOP/s, fp32 {peak['fp32']:.2f} TFLOP/s; "
-          + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float)))
+        print(
+            f"{v:12s} {r['tokens_per_s']:9.1f} {r['step_s']:7.2f} {r['peak_rss_mb']:12.0f} {r['eval_loss']:10.4f} "
+            f"{r['tokens_per_s'] / base['tokens_per_s']:14.2f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f}"
+        )
+    print(
+        "\nmatmul peak: "
+        + ", ".join(f"{k} {v:.2f} TFLOP/s" for k, v in peak.items())
+        + "; "
+        + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if isinstance(v, float))
+    )
     if any("peak_gpu_mb" in r for r in res.values()):
         print("peak GPU MB: " + ", ".join(f"{v} {r['peak_gpu_mb']:.0f}" for v, r in res.items()))
     if args.json:

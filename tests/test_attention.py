@@ -33,7 +33,7 @@ def test_bf16_error_is_that_of_sdpa():
     exact = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True).transpose(1, 2)
     qb, kb, vb = q.bfloat16(), k.bfloat16(), v.bfloat16()
     with torch.no_grad():
-        ours = block_causal_attention(qb, kb, vb, 64 ** -0.5).float()
+        ours = block_causal_attention(qb, kb, vb, 64**-0.5).float()
         sdpa = F.scaled_dot_product_attention(qb, kb, vb, is_causal=True, enable_gqa=True).transpose(1, 2).float()
     assert (ours - exact).abs().max() <= 2 * (sdpa - exact).abs().max() + 1e-3
 
@@ -124,8 +124,8 @@ def test_packed_rows_attend_per_sample_like_sdpa(chatml_tok, monkeypatch):
     # each sample alone gives the same logits: no sample sees another
     start = 0
     for n in lengths:
-        alone = model(input_ids=ids[:, start:start + n], use_cache=False).logits
-        assert (alone - results[attention.NAME][0][:, start:start + n]).abs().max() < 1e-5
+        alone = model(input_ids=ids[:, start : start + n], use_cache=False).logits
+        assert (alone - results[attention.NAME][0][:, start : start + n]).abs().max() < 1e-5
         start += n
 
 
@@ -151,9 +151,15 @@ def test_packed_row_matches_attention_per_sample(kernel, h, hkv):
     bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
     fn = block_causal_attention if kernel == "blocked" else sdpa_causal(module)
     out = packed_causal_attention(q, k, v, 0.25, list(zip(bounds[:-1], bounds[1:])), fn)
-    ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
-                                                    scale=0.25, enable_gqa=True).transpose(1, 2)
-                     for a, e in zip(bounds[:-1], bounds[1:])], 1)
+    ref = torch.cat(
+        [
+            F.scaled_dot_product_attention(
+                q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True, scale=0.25, enable_gqa=True
+            ).transpose(1, 2)
+            for a, e in zip(bounds[:-1], bounds[1:])
+        ],
+        1,
+    )
     assert out.shape == ref.shape and (out - ref).abs().max() < 1e-12
     g = torch.randn_like(out)
     for x, y in zip(torch.autograd.grad(out, (q, k, v), g), torch.autograd.grad(ref, (q, k, v), g)):
@@ -167,8 +173,11 @@ def test_gpu_route_sends_packed_rows_to_sdpa_without_a_mask(chatml_tok, monkeypa
     real = attention.sdpa_attention_forward
     monkeypatch.setattr(attention, "runs_blocked", lambda device: False)
     monkeypatch.setattr(attention, "block_causal_attention", lambda *a, **kw: pytest.fail("ran blocked"))
-    monkeypatch.setattr(attention, "sdpa_attention_forward",
-                        lambda m, q, k, v, mask, **kw: masks.append((mask, q.shape[0])) or real(m, q, k, v, mask, **kw))
+    monkeypatch.setattr(
+        attention,
+        "sdpa_attention_forward",
+        lambda m, q, k, v, mask, **kw: masks.append((mask, q.shape[0])) or real(m, q, k, v, mask, **kw),
+    )
     lengths = [7, 12, 5]
     ids = torch.randint(5, 60, (1, sum(lengths)))
     positions = torch.cat([torch.arange(n) for n in lengths])[None]

@@ -47,7 +47,9 @@ def test_minimal_yaml_gets_documented_defaults(tmp_path):
 
 
 def test_full_yaml_is_read_with_types(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         # a comment
         model:
           name: some/model
@@ -75,7 +77,8 @@ def test_full_yaml_is_read_with_types(tmp_path):
           enabled: false
           answer_regex: "category:\\\\s*(\\\\w+)"
         output_dir: runs/demo
-        """)
+        """,
+    )
     cfg = load_config(path)
     assert cfg.model.name == "some/model" and cfg.model.dtype == "bfloat16" and cfg.model.attention == "eager"
     assert cfg.data.columns == {"prompt": "question", "completion": "answer"}
@@ -135,23 +138,26 @@ def test_config_error_is_a_user_error_with_exit_code_2(tmp_path):
 # --- overrides --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("override, getter, expected", [
-    ("train.max_steps=20", lambda c: c.train.max_steps, 20),
-    ("train.lr=1e-3", lambda c: c.train.lr, 1e-3),
-    ("train.lr=0.5", lambda c: c.train.lr, 0.5),
-    ("train.lr=3", lambda c: c.train.lr, 3.0),
-    ("train.packing=true", lambda c: c.train.packing, True),
-    ("eval.enabled=false", lambda c: c.eval.enabled, False),
-    ("train.max_grad_norm=null", lambda c: c.train.max_grad_norm, None),
-    ("data.system_prompt=Be brief, please.", lambda c: c.data.system_prompt, "Be brief, please."),
-    ("data.system_prompt=a=b", lambda c: c.data.system_prompt, "a=b"),
-    ("data.system_prompt=", lambda c: c.data.system_prompt, ""),
-    ("method=full", lambda c: c.method, "full"),
-    ("output_dir=runs/other", lambda c: c.output_dir, "runs/other"),
-    ("lora.targets=[q_proj, v_proj]", lambda c: c.lora.targets, ["q_proj", "v_proj"]),
-    ("data.columns={prompt: question}", lambda c: c.data.columns, {"prompt": "question"}),
-    ("model.dtype=bfloat16", lambda c: c.model.dtype, "bfloat16"),
-])
+@pytest.mark.parametrize(
+    "override, getter, expected",
+    [
+        ("train.max_steps=20", lambda c: c.train.max_steps, 20),
+        ("train.lr=1e-3", lambda c: c.train.lr, 1e-3),
+        ("train.lr=0.5", lambda c: c.train.lr, 0.5),
+        ("train.lr=3", lambda c: c.train.lr, 3.0),
+        ("train.packing=true", lambda c: c.train.packing, True),
+        ("eval.enabled=false", lambda c: c.eval.enabled, False),
+        ("train.max_grad_norm=null", lambda c: c.train.max_grad_norm, None),
+        ("data.system_prompt=Be brief, please.", lambda c: c.data.system_prompt, "Be brief, please."),
+        ("data.system_prompt=a=b", lambda c: c.data.system_prompt, "a=b"),
+        ("data.system_prompt=", lambda c: c.data.system_prompt, ""),
+        ("method=full", lambda c: c.method, "full"),
+        ("output_dir=runs/other", lambda c: c.output_dir, "runs/other"),
+        ("lora.targets=[q_proj, v_proj]", lambda c: c.lora.targets, ["q_proj", "v_proj"]),
+        ("data.columns={prompt: question}", lambda c: c.data.columns, {"prompt": "question"}),
+        ("model.dtype=bfloat16", lambda c: c.model.dtype, "bfloat16"),
+    ],
+)
 def test_override_values_are_typed(tmp_path, override, getter, expected):
     cfg = load_config(write(tmp_path, MINIMAL + "train:\n  max_steps: 5\n  lr: 2.0e-4\n"), [override])
     value = getter(cfg)
@@ -180,7 +186,10 @@ def test_null_override_clears_a_file_value(tmp_path):
 
 def test_parse_overrides_nests_keys():
     assert parse_overrides(["train.lr=1e-3", "train.batch_size=2", "method=full", "a.b.c=x"]) == {
-        "train": {"lr": "1e-3", "batch_size": 2}, "method": "full", "a": {"b": {"c": "x"}}}
+        "train": {"lr": "1e-3", "batch_size": 2},
+        "method": "full",
+        "a": {"b": {"c": "x"}},
+    }
 
 
 @pytest.mark.parametrize("bad", ["train.lr", "=3", "train..lr=3", ".lr=3", "train.=3"])
@@ -195,10 +204,13 @@ def test_conflicting_overrides():
         parse_overrides(["train.lr=1", "train.lr.x=2"])
 
 
-@pytest.mark.parametrize("model_yaml", [
-    "model: named-model\n",
-    "model:\n  name: named-model\n  dtype: bfloat16\n",
-])
+@pytest.mark.parametrize(
+    "model_yaml",
+    [
+        "model: named-model\n",
+        "model:\n  name: named-model\n  dtype: bfloat16\n",
+    ],
+)
 def test_model_path_shorthand_override(tmp_path, model_yaml):
     folder = tmp_path / "my model"
     cfg = load_config(write(tmp_path, model_yaml + MINIMAL), [f"model={folder}"])
@@ -212,10 +224,13 @@ def test_model_field_override_on_string_model(tmp_path):
     assert cfg.model.name == "named-model" and cfg.model.dtype == "float16"
 
 
-@pytest.mark.parametrize("overrides", [
-    ["model=/some/folder", "model.attention=eager"],
-    ["model.attention=eager", "model=/some/folder"],  # the shorthand must not drop the earlier model.* value
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=/some/folder", "model.attention=eager"],
+        ["model.attention=eager", "model=/some/folder"],  # the shorthand must not drop the earlier model.* value
+    ],
+)
 def test_model_path_shorthand_combined_with_model_fields(tmp_path, overrides):
     cfg = load_config(write(tmp_path, "model:\n  name: x\n  dtype: float16\n" + MINIMAL), overrides)
     assert cfg.model.name == "/some/folder" and cfg.model.attention == "eager" and cfg.model.dtype == "float16"
@@ -251,12 +266,15 @@ def test_unknown_key_without_close_match_lists_known_keys(tmp_path):
     assert "known keys:" in str(err) and "answer_regex" in str(err) and "max_samples" in str(err)
 
 
-@pytest.mark.parametrize("override, field, hint", [
-    ("train.lrr=1e-3", "train.lrr", "did you mean 'lr'?"),
-    ("trian.lr=1e-3", "trian", "did you mean 'train'?"),
-    ("model.dtyp=float16", "model.dtyp", "did you mean 'dtype'?"),
-    ("outputdir=x", "outputdir", "did you mean 'output_dir'?"),
-])
+@pytest.mark.parametrize(
+    "override, field, hint",
+    [
+        ("train.lrr=1e-3", "train.lrr", "did you mean 'lr'?"),
+        ("trian.lr=1e-3", "trian", "did you mean 'train'?"),
+        ("model.dtyp=float16", "model.dtyp", "did you mean 'dtype'?"),
+        ("outputdir=x", "outputdir", "did you mean 'output_dir'?"),
+    ],
+)
 def test_unknown_key_in_override(tmp_path, override, field, hint):
     err = config_error(write(tmp_path, MINIMAL), [override])
     assert err.field == field and err.origin == "override" and hint in str(err)
@@ -270,18 +288,21 @@ def test_unknown_key_in_dict_source():
 # --- invalid values ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("yaml_tail, field, line, words", [
-    ("train:\n  lr: -1.0e-3\n", "train.lr", 4, "greater than 0"),
-    ("train:\n  batch_size: 0\n", "train.batch_size", 4, "greater than or equal to 1"),
-    ("train:\n  max_length: 4\n", "train.max_length", 4, "greater than or equal to 8"),
-    ("train:\n  max_steps: lots\n", "train.max_steps", 4, "integer"),
-    ("lora:\n  dropout: 1.0\n", "lora.dropout", 4, "less than 1"),
-    ("lora:\n  targets: 3\n", "lora.targets", 4, "string"),
-    ("eval:\n  answer_regex: '(unclosed'\n", "eval.answer_regex", 4, "not a valid regular expression"),
-    ("method: qlora\n", "method", 3, "'lora', 'dora' or 'full'"),
-    ("model:\n  dtype: int8\n", "model.dtype", 4, "'float32', 'bfloat16' or 'float16'"),
-    ("train: 3\n", "train", 3, "dictionary"),
-])
+@pytest.mark.parametrize(
+    "yaml_tail, field, line, words",
+    [
+        ("train:\n  lr: -1.0e-3\n", "train.lr", 4, "greater than 0"),
+        ("train:\n  batch_size: 0\n", "train.batch_size", 4, "greater than or equal to 1"),
+        ("train:\n  max_length: 4\n", "train.max_length", 4, "greater than or equal to 8"),
+        ("train:\n  max_steps: lots\n", "train.max_steps", 4, "integer"),
+        ("lora:\n  dropout: 1.0\n", "lora.dropout", 4, "less than 1"),
+        ("lora:\n  targets: 3\n", "lora.targets", 4, "string"),
+        ("eval:\n  answer_regex: '(unclosed'\n", "eval.answer_regex", 4, "not a valid regular expression"),
+        ("method: qlora\n", "method", 3, "'lora', 'dora' or 'full'"),
+        ("model:\n  dtype: int8\n", "model.dtype", 4, "'float32', 'bfloat16' or 'float16'"),
+        ("train: 3\n", "train", 3, "dictionary"),
+    ],
+)
 def test_invalid_value_in_file_names_field_and_line(tmp_path, yaml_tail, field, line, words):
     path = write(tmp_path, MINIMAL + yaml_tail)
     err = config_error(path)
@@ -305,14 +326,17 @@ def test_eval_and_eval_fraction_together(tmp_path):
     assert "Value error" not in str(err)
 
 
-@pytest.mark.parametrize("override, field", [
-    ("train.lr=-1", "train.lr"),
-    ("train.batch_size=0", "train.batch_size"),
-    ("data.eval_fraction=1.5", "data.eval_fraction"),
-    ("eval.answer_regex=[a-", "eval.answer_regex"),
-    ("method=sft", "method"),
-    ("lora.targets=[1, 2]", "lora.targets"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("train.lr=-1", "train.lr"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("data.eval_fraction=1.5", "data.eval_fraction"),
+        ("eval.answer_regex=[a-", "eval.answer_regex"),
+        ("method=sft", "method"),
+        ("lora.targets=[1, 2]", "lora.targets"),
+    ],
+)
 def test_invalid_value_in_override_is_attributed_to_the_override(tmp_path, override, field):
     # the file holds a valid value for some of these fields: the error must not point at that line
     path = write(tmp_path, MINIMAL + "train:\n  lr: 1.0e-3\n")
@@ -335,11 +359,14 @@ def test_build_config_without_file_uses_source_name():
 # --- malformed YAML ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, line", [
-    ("data:\n  train: t.jsonl\n  bad: value: x\ntrain:\n  lr: 1\n", 3),
-    ("data:\n  train: t.jsonl\ntrain:\n  lr: 1\n   batch_size: 2\n", 5),
-    ("data:\n\ttrain: t.jsonl\n", 2),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("data:\n  train: t.jsonl\n  bad: value: x\ntrain:\n  lr: 1\n", 3),
+        ("data:\n  train: t.jsonl\ntrain:\n  lr: 1\n   batch_size: 2\n", 5),
+        ("data:\n\ttrain: t.jsonl\n", 2),
+    ],
+)
 def test_malformed_yaml_names_the_line(tmp_path, text, line):
     path = write(tmp_path, text)
     err = config_error(path)
@@ -351,16 +378,22 @@ def test_malformed_yaml_names_the_line(tmp_path, text, line):
 
 
 def test_dump_then_load_round_trips(tmp_path):
-    cfg = load_config({
-        "model": {"name": str(tmp_path / "model dir"), "dtype": "bfloat16"},
-        "data": {"train": "a.jsonl", "eval_fraction": 0.2, "columns": {"prompt": "q", "completion": "a"},
-                 "system_prompt": "Line one: with a colon.\nLine two, 'quoted' and \"double\"."},
-        "method": "dora",
-        "lora": {"targets": ["q_proj", "v_proj"], "r": 4, "alpha": 8},
-        "train": {"lr": 1e-3, "max_steps": 7, "max_grad_norm": None, "threads": 2},
-        "eval": {"answer_regex": r"category:\s*(\w+)", "enabled": False},
-        "output_dir": "runs/x",
-    })
+    cfg = load_config(
+        {
+            "model": {"name": str(tmp_path / "model dir"), "dtype": "bfloat16"},
+            "data": {
+                "train": "a.jsonl",
+                "eval_fraction": 0.2,
+                "columns": {"prompt": "q", "completion": "a"},
+                "system_prompt": "Line one: with a colon.\nLine two, 'quoted' and \"double\".",
+            },
+            "method": "dora",
+            "lora": {"targets": ["q_proj", "v_proj"], "r": 4, "alpha": 8},
+            "train": {"lr": 1e-3, "max_steps": 7, "max_grad_norm": None, "threads": 2},
+            "eval": {"answer_regex": r"category:\s*(\w+)", "enabled": False},
+            "output_dir": "runs/x",
+        }
+    )
     text = dump_config(cfg)
     path = tmp_path / "saved.yaml"
     path.write_text(text, encoding="utf-8")

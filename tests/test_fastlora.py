@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 
 import tiny
-from tunesmith.model.adapters import apply_method
 from tunesmith.config import LoraSpec
+from tunesmith.model.adapters import apply_method
 from tunesmith.model.fastlora import FusedLoraLinear, LoraLinearFn, dropped_positions
 
 
@@ -17,9 +17,17 @@ def _models(tok, dtype, method="lora", dropout=0.0):
     """(tunesmith's fused peft model, plain peft model) with identical weights and adapters."""
     spec = LoraSpec(r=4, alpha=8, dropout=dropout)
     fused = apply_method(tiny.llama(tok).to(dtype), method, spec)
-    plain = get_peft_model(tiny.llama(tok).to(dtype), LoraConfig(
-        r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear", use_dora=method == "dora",
-        task_type="CAUSAL_LM"))
+    plain = get_peft_model(
+        tiny.llama(tok).to(dtype),
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=dropout,
+            target_modules="all-linear",
+            use_dora=method == "dora",
+            task_type="CAUSAL_LM",
+        ),
+    )
     torch.manual_seed(1)
     for (_, p), (_, q) in zip(fused.named_parameters(), plain.named_parameters()):
         if p.requires_grad:  # B starts at zero: give it values so the adapter path matters
@@ -78,7 +86,7 @@ def test_dropped_positions_are_iid_bernoulli():
     torch.manual_seed(0)
     n, p = 2_000_000, 0.05
     pos = dropped_positions(n, p)
-    assert pos.dtype == torch.int64 and bool((pos[1:] > pos[:-1]).all()) and 0 <= int(pos[0]) and int(pos[-1]) < n
+    assert pos.dtype == torch.int64 and bool((pos[1:] > pos[:-1]).all()) and int(pos[0]) >= 0 and int(pos[-1]) < n
     sigma = (p * (1 - p) / n) ** 0.5
     assert abs(pos.numel() / n - p) < 4 * sigma
     gaps = (pos[1:] - pos[:-1]).double()

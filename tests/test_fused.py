@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import tiny
-from tunesmith.model.adapters import apply_method
 from tunesmith.config import LoraSpec
+from tunesmith.model.adapters import apply_method
 from tunesmith.model.fused import FusedRMSNorm, fuse, rms_norm
 
 
@@ -20,8 +20,9 @@ def test_llama_norms_are_swapped_and_compute_the_same(chatml_tok):
     model = tiny.llama(chatml_tok)
     fused, n = _fused_copy(model)
     assert n == 2 * 2 + 1  # two norms per block and the final norm
-    assert isinstance(fused.model.norm, FusedRMSNorm) and isinstance(fused.model.layers[1].input_layernorm,
-                                                                     FusedRMSNorm)
+    assert isinstance(fused.model.norm, FusedRMSNorm) and isinstance(
+        fused.model.layers[1].input_layernorm, FusedRMSNorm
+    )
     assert list(fused.state_dict()) == list(model.state_dict())  # same names, same order
     ids = torch.randint(5, 60, (2, 17))
     with torch.no_grad():  # eager formulas: bit for bit
@@ -88,8 +89,8 @@ def test_train_fuse_setting(setting, expected, chatml_tok):
 
 
 def test_auto_fuses_large_models_on_long_runs(monkeypatch, chatml_tok):
-    from tunesmith.model import fused
     from tunesmith.config import Config
+    from tunesmith.model import fused
 
     monkeypatch.setattr(fused, "FUSE_MIN_PARAMETERS", 1000)  # the tiny model stands in for a large one
     cfg = Config.model_validate({"data": {"train": "x"}})

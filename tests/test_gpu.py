@@ -19,16 +19,34 @@ pytestmark = pytest.mark.gpu
 
 
 def _config(tmp_path, model_dir, name, *, device="cuda", dtype="auto", **extra):
-    rows = [{"messages": [{"role": "user", "content": f"Where is my order VC-{i:06d}?"},
-                          {"role": "assistant", "content": "category: shipping" if i % 2 else "category: billing"}]}
-            for i in range(32)]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Where is my order VC-{i:06d}?"},
+                {"role": "assistant", "content": "category: shipping" if i % 2 else "category: billing"},
+            ]
+        }
+        for i in range(32)
+    ]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train = {"max_steps": 6, "batch_size": 8, "lr": 5e-3, "lr_scheduler": "constant", "warmup_ratio": 0,
-             "max_length": 64, "save_every": 3, **extra.pop("train", {})}
-    return {"model": {"name": str(model_dir), "device": device, "dtype": dtype, **extra.pop("model", {})},
-            "data": {"train": str(tmp_path / "train.jsonl"), "eval_fraction": 0.25},
-            "lora": {"r": 8, "alpha": 16, "dropout": extra.pop("dropout", 0.0)}, "train": train,
-            "eval": {"max_samples": 4, "max_new_tokens": 4, "report": False}, "output_dir": str(tmp_path / name)}
+    train = {
+        "max_steps": 6,
+        "batch_size": 8,
+        "lr": 5e-3,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0,
+        "max_length": 64,
+        "save_every": 3,
+        **extra.pop("train", {}),
+    }
+    return {
+        "model": {"name": str(model_dir), "device": device, "dtype": dtype, **extra.pop("model", {})},
+        "data": {"train": str(tmp_path / "train.jsonl"), "eval_fraction": 0.25},
+        "lora": {"r": 8, "alpha": 16, "dropout": extra.pop("dropout", 0.0)},
+        "train": train,
+        "eval": {"max_samples": 4, "max_new_tokens": 4, "report": False},
+        "output_dir": str(tmp_path / name),
+    }
 
 
 def _losses(result):
@@ -70,8 +88,7 @@ def test_resume_on_gpu_continues_the_same_curve(tmp_path, model_dir):
 def test_packed_attention_on_gpu_matches_per_sample_sdpa():
     lengths = [9, 3, 70, 1, 6]
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, n, sum(lengths), 64, generator=g).cuda().bfloat16().requires_grad_()
-               for n in (8, 2, 2))
+    q, k, v = (torch.randn(1, n, sum(lengths), 64, generator=g).cuda().bfloat16().requires_grad_() for n in (8, 2, 2))
 
     class Module(torch.nn.Module):
         is_causal = True
@@ -79,14 +96,21 @@ def test_packed_attention_on_gpu_matches_per_sample_sdpa():
 
     positions = torch.cat([torch.arange(n) for n in lengths])[None].cuda()
     ids = torch.cat([torch.full((n,), i) for i, n in enumerate(lengths)]).cuda()
-    mask = ((ids[:, None] == ids[None, :]) & torch.ones(len(ids), len(ids), dtype=torch.bool).cuda().tril())
+    mask = (ids[:, None] == ids[None, :]) & torch.ones(len(ids), len(ids), dtype=torch.bool).cuda().tril()
     with torch.enable_grad():
-        out, _ = attention.BlockedAttention()(Module(), q, k, v, mask[None, None], scaling=0.125,
-                                                     position_ids=positions)
+        out, _ = attention.BlockedAttention()(
+            Module(), q, k, v, mask[None, None], scaling=0.125, position_ids=positions
+        )
     bounds = [sum(lengths[:i]) for i in range(len(lengths) + 1)]
-    ref = torch.cat([F.scaled_dot_product_attention(q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True,
-                                                    scale=0.125, enable_gqa=True).transpose(1, 2)
-                     for a, e in zip(bounds[:-1], bounds[1:])], 1)
+    ref = torch.cat(
+        [
+            F.scaled_dot_product_attention(
+                q[:, :, a:e], k[:, :, a:e], v[:, :, a:e], is_causal=True, scale=0.125, enable_gqa=True
+            ).transpose(1, 2)
+            for a, e in zip(bounds[:-1], bounds[1:])
+        ],
+        1,
+    )
     assert (out.float() - ref.float()).abs().max() < 2e-2
 
 

@@ -14,7 +14,7 @@ def rows(lengths, vocab=300, seed=0):
     out = []
     for n, length in enumerate(lengths):
         ids = torch.randint(5, vocab, (length,), generator=g).tolist()
-        labels = [IGNORE] * (length // 2) + ids[length // 2:]
+        labels = [IGNORE] * (length // 2) + ids[length // 2 :]
         out.append(Rendered(ids, labels, Origin("x", n + 1)))
     return out
 
@@ -45,7 +45,7 @@ def test_packed_logits_equal_unpacked(chatml_tok):
         start = 0
         for row in r:
             alone = model(input_ids=torch.tensor([row.input_ids]), use_cache=False).logits
-            seg = logits[:, start:start + len(row.input_ids)]
+            seg = logits[:, start : start + len(row.input_ids)]
             assert torch.allclose(seg, alone, atol=1e-5), (seg - alone).abs().max()
             start += len(row.input_ids)
 

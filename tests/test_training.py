@@ -13,29 +13,54 @@ import torch
 import tunesmith
 from tunesmith.runfolder import read_metrics
 
-QA = [("What is the capital of France?", "Paris."), ("Reset my password please", "category: account"),
-      ("Where is my order VC-123456?", "category: shipping"), ("I was charged twice", "category: billing"),
-      ("How are you?", "Fine, thanks."), ("Say hello", "Hello!"), ("What colour is the sky?", "Blue."),
-      ("The quick brown fox?", "Jumps over the lazy dog."), ("Refund me", "category: billing"),
-      ("Count to three", "one two three"), ("Help", "How can I help you today?"), ("Bye", "Goodbye.")]
+QA = [
+    ("What is the capital of France?", "Paris."),
+    ("Reset my password please", "category: account"),
+    ("Where is my order VC-123456?", "category: shipping"),
+    ("I was charged twice", "category: billing"),
+    ("How are you?", "Fine, thanks."),
+    ("Say hello", "Hello!"),
+    ("What colour is the sky?", "Blue."),
+    ("The quick brown fox?", "Jumps over the lazy dog."),
+    ("Refund me", "category: billing"),
+    ("Count to three", "one two three"),
+    ("Help", "How can I help you today?"),
+    ("Bye", "Goodbye."),
+]
 
 
 def write_data(path, n=16):
     with open(path, "w") as fh:
         for i in range(n):
             q, a = QA[i % len(QA)]
-            fh.write(json.dumps({"messages": [{"role": "user", "content": f"{q} #{i}"},
-                                              {"role": "assistant", "content": a}]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"messages": [{"role": "user", "content": f"{q} #{i}"}, {"role": "assistant", "content": a}]}
+                )
+                + "\n"
+            )
     return str(path)
 
 
 def config(tmp_path, model_dir, name, **train):
     data = write_data(tmp_path / "train.jsonl")
-    return {"model": {"name": str(model_dir), "dtype": "float32"}, "data": {"train": data},
-            "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-            "train": {"max_steps": 4, "batch_size": 8, "grad_accum": 1, "lr": 1e-2, "max_length": 64,
-                      "group_by_length": False, "save_every": 100, **train},
-            "eval": {"enabled": False}, "output_dir": str(tmp_path / name)}
+    return {
+        "model": {"name": str(model_dir), "dtype": "float32"},
+        "data": {"train": data},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {
+            "max_steps": 4,
+            "batch_size": 8,
+            "grad_accum": 1,
+            "lr": 1e-2,
+            "max_length": 64,
+            "group_by_length": False,
+            "save_every": 100,
+            **train,
+        },
+        "eval": {"enabled": False},
+        "output_dir": str(tmp_path / name),
+    }
 
 
 def losses(result):
@@ -80,6 +105,7 @@ def test_resume_continues_the_same_curve(tmp_path, tiny_llama_dir):
     ckpts = sorted((run / "checkpoints").iterdir())
     assert [c.name for c in ckpts] == ["step-000003", "step-000006"]
     import shutil
+
     shutil.rmtree(ckpts[-1])
     resumed = tunesmith.train(cut, show_progress=False)
     assert losses(resumed) == pytest.approx(full, abs=1e-6)
@@ -105,6 +131,7 @@ def test_sigterm_saves_a_checkpoint_and_rerun_resumes(tmp_path, tiny_llama_dir):
     cfg["train"]["keep_checkpoints"] = 1
     path = tmp_path / "cfg.json"
     import yaml
+
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, TUNESMITH_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
@@ -146,11 +173,13 @@ def test_adapter_reloads_in_peft_with_identical_logits(tmp_path, tiny_llama_dir)
 
 @pytest.mark.parametrize("method", ["dora", "full"])
 def test_other_methods_train(tmp_path, tiny_llama_dir, method):
-    result = tunesmith.train(dict(config(tmp_path, tiny_llama_dir, method, max_steps=3), method=method),
-                             show_progress=False)
+    result = tunesmith.train(
+        dict(config(tmp_path, tiny_llama_dir, method, max_steps=3), method=method), show_progress=False
+    )
     folder = "model" if method == "full" else "adapter"
-    assert (result.run_dir / folder / "config.json").is_file() or \
-        (result.run_dir / folder / "adapter_config.json").is_file()
+    assert (result.run_dir / folder / "config.json").is_file() or (
+        result.run_dir / folder / "adapter_config.json"
+    ).is_file()
     assert losses(result)[-1] < losses(result)[0]
 
 
@@ -159,11 +188,14 @@ def test_gpt2_style_base_model_trains(tmp_path, tiny_gpt2_dir):
     assert len(losses(result)) == 2
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("constant", [1e-2, 1e-2, 1e-2, 1e-2]),
-    ("linear", [1e-2, 7.5e-3, 5e-3, 2.5e-3]),
-    ("cosine", [1e-2, 8.5355e-3, 5e-3, 1.4645e-3]),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("constant", [1e-2, 1e-2, 1e-2, 1e-2]),
+        ("linear", [1e-2, 7.5e-3, 5e-3, 2.5e-3]),
+        ("cosine", [1e-2, 8.5355e-3, 5e-3, 1.4645e-3]),
+    ],
+)
 def test_lr_scheduler(tmp_path, tiny_llama_dir, name, expected):
     cfg = config(tmp_path, tiny_llama_dir, name, lr_scheduler=name)
     lrs = [r["lr"] for r in read_metrics(tunesmith.train(cfg, show_progress=False).run_dir / "metrics.jsonl")]

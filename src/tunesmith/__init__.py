@@ -1,8 +1,8 @@
 """tunesmith: turn a general pre-trained language model into a specialist.
 
-    import tunesmith
-    result = tunesmith.train("examples/support/config.yaml", ["train.max_steps=20"])
-    print(result.run_dir, result.before, result.after)
+import tunesmith
+result = tunesmith.train("examples/support/config.yaml", ["train.max_steps=20"])
+print(result.run_dir, result.before, result.after)
 """
 
 from tunesmith.config import Config, load_config

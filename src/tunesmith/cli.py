@@ -20,8 +20,12 @@ err_console = Console(stderr=True)
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=err_console, show_path=False)])
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
     logging.getLogger("tunesmith").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -56,8 +60,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if path.is_dir():
             raise TunesmithError("is a folder; give a file path for the report", origin=path)
     config = load(args.target, args.overrides, args.model)
-    report = run_check(config, samples=args.samples, calibrate=not args.no_calibrate,
-                       price_per_hour=args.price_per_hour)
+    report = run_check(
+        config, samples=args.samples, calibrate=not args.no_calibrate, price_per_hour=args.price_per_hour
+    )
     print_report(report, console, show_ids=args.ids, strict=args.strict)
     if args.json:
         import json
@@ -98,8 +103,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             table.add_row(label, _fmt(before.get(key)), _fmt(after.get(key)))
     if before or after:
         console.print(table)
-    console.print(f"steps {s.get('steps')}  tokens {s.get('tokens')}  {_fmt(s.get('tokens_per_s'), 1)} tok/s  "
-                  f"{_fmt(s.get('train_seconds'), 1)} s  peak RSS {_fmt(s.get('peak_rss_mb'), 0)} MB")
+    console.print(
+        f"steps {s.get('steps')}  tokens {s.get('tokens')}  {_fmt(s.get('tokens_per_s'), 1)} tok/s  "
+        f"{_fmt(s.get('train_seconds'), 1)} s  peak RSS {_fmt(s.get('peak_rss_mb'), 0)} MB"
+    )
     comparison = s.get("comparison")
     if comparison:
         scores = "  ".join(f"{k} {_fmt(v)}" for k, v in comparison.items() if k not in ("report", "metric"))
@@ -117,28 +124,48 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tunesmith.hardware import choose_threads
 
     choose_threads(args.threads)
-    schema = json.loads(open(args.schema, encoding="utf-8").read()) if args.schema else None
+    schema = json.loads(Path(args.schema).read_text(encoding="utf-8")) if args.schema else None
     labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else None
-    s = evaluate_run(args.run_dir, data=args.data, out_dir=args.out, compare=args.compare or [],
-                     few_shot=args.few_shot, instruction=args.instruction, labels=labels,
-                     answer_regex=args.answer_regex, schema=schema, method=args.method,
-                     max_samples=args.max_samples, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                     n_resamples=args.resamples, seed=args.seed, include_base=not args.no_base)
+    s = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        out_dir=args.out,
+        compare=args.compare or [],
+        few_shot=args.few_shot,
+        instruction=args.instruction,
+        labels=labels,
+        answer_regex=args.answer_regex,
+        schema=schema,
+        method=args.method,
+        max_samples=args.max_samples,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        n_resamples=args.resamples,
+        seed=args.seed,
+        include_base=not args.no_base,
+    )
     systems = s["systems"]
     table = Table(title=f"{s['examples']} examples, {s['task']['kind']} task (95% bootstrap CI)", show_edge=False)
     table.add_column("metric")
     for sys_ in systems.values():
         table.add_column(sys_["title"], justify="right")
     for name in next(iter(systems.values()))["metrics"]:
-        table.add_row(name, *(f"{100 * v['metrics'][name]['value']:.1f} "
-                              f"[{100 * v['metrics'][name]['ci'][0]:.1f}, {100 * v['metrics'][name]['ci'][1]:.1f}]"
-                              for v in systems.values()))
+        table.add_row(
+            name,
+            *(
+                f"{100 * v['metrics'][name]['value']:.1f} "
+                f"[{100 * v['metrics'][name]['ci'][0]:.1f}, {100 * v['metrics'][name]['ci'][1]:.1f}]"
+                for v in systems.values()
+            ),
+        )
     table.add_row("held-out loss", *(_fmt(v["loss"]["eval_loss"]) for v in systems.values()))
     table.add_row("examples/s", *(_fmt(v["examples_per_s"], 2) for v in systems.values()))
     console.print(table)
     for key, c in s["tuned_vs"].items():
-        console.print(f"tuned vs {systems[key]['title']}: {100 * c['delta']:+.1f} points {c['metric']} "
-                      f"[{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}], fixed {c['fixed']}, broke {c['broke']}")
+        console.print(
+            f"tuned vs {systems[key]['title']}: {100 * c['delta']:+.1f} points {c['metric']} "
+            f"[{100 * c['ci'][0]:+.1f}, {100 * c['ci'][1]:+.1f}], fixed {c['fixed']}, broke {c['broke']}"
+        )
     out = args.out or args.run_dir
     console.print(f"report: [bold]{os.path.join(out, 'report.html')}[/bold]")
     return 0
@@ -152,8 +179,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     model, tokenizer, config = load_tuned(args.run_dir)
     system = args.system if args.system is not None else config.data.system_prompt
-    answers = generate_answers(model, tokenizer, [[Message("user", p)] for p in args.prompt], system_prompt=system,
-                               max_new_tokens=args.max_new_tokens, batch_size=len(args.prompt))
+    answers = generate_answers(
+        model,
+        tokenizer,
+        [[Message("user", p)] for p in args.prompt],
+        system_prompt=system,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=len(args.prompt),
+    )
     for answer in answers:
         console.print(answer, markup=False, highlight=False)
     return 0
@@ -182,8 +215,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history.append(Message("user", line))
         console.print("model> ", end="")
         parts = []
-        for piece in stream_answer(model, tokenizer, history, system_prompt=system,
-                                   max_new_tokens=args.max_new_tokens, temperature=args.temperature):
+        for piece in stream_answer(
+            model,
+            tokenizer,
+            history,
+            system_prompt=system,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+        ):
             parts.append(piece)
             console.print(piece, end="", markup=False, highlight=False)
         console.print()
@@ -195,75 +234,125 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a run as a merged HF folder, a PEFT adapter folder, or a GGUF file; each is checked before it is kept."""
     from tunesmith.export import export
 
-    report = export(args.run_dir, args.format, args.out, quant=args.quant, merge=args.merge, verify=not args.no_verify,
-                    max_shard_size=args.max_shard_size)
+    report = export(
+        args.run_dir,
+        args.format,
+        args.out,
+        quant=args.quant,
+        merge=args.merge,
+        verify=not args.no_verify,
+        max_shard_size=args.max_shard_size,
+    )
     for key in ("merge", "check"):
         if key in report:
-            console.print(f"{key}: " + ", ".join(f"{k} {_fmt(v, 6)}" for k, v in report[key].items()),
-                          markup=False, highlight=False)
+            console.print(
+                f"{key}: " + ", ".join(f"{k} {_fmt(v, 6)}" for k, v in report[key].items()),
+                markup=False,
+                highlight=False,
+            )
     console.print(f"exported to [bold]{args.out}[/bold] (report: export.json)")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a run over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
-    from tunesmith.serve import parse_adapters, serve
-
     from tunesmith.errors import ConfigError
+    from tunesmith.serve import parse_adapters, serve
 
     try:
         key = Path(args.api_key_file).read_text().strip() if args.api_key_file else args.api_key
     except OSError as e:
         raise ConfigError(f"cannot read the API key file: {e.strerror}", origin=args.api_key_file) from None
-    serve(args.run_dir, adapters=parse_adapters(args.adapter), host=args.host, port=args.port, api_key=key,
-          max_tokens=args.max_tokens)
+    serve(
+        args.run_dir,
+        adapters=parse_adapters(args.adapter),
+        host=args.host,
+        port=args.port,
+        api_key=key,
+        max_tokens=args.max_tokens,
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune a causal language model on your "
-                                     "examples: check, train, evaluate, try.")
+    parser = argparse.ArgumentParser(
+        prog="tunesmith", description="Fine-tune a causal language model on your examples: check, train, evaluate, try."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="verb", required=True)
+    for add in (_add_check, _add_train, _add_eval, _add_generate, _add_chat, _add_export, _add_serve):
+        add(sub)
+    return parser
 
+
+def _add_check(sub) -> None:
     p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("target", help="YAML config, or a data file (.jsonl, .json, .csv, .parquet) with --model")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_length=1024")
-    p.add_argument("--model", default=None, help="model to check against (default: the config's, else "
-                   "smollm2-135m)")
+    p.add_argument("--model", default=None, help="model to check against (default: the config's, else smollm2-135m)")
     p.add_argument("--json", metavar="OUT", default=None, help="write the full report as JSON")
     p.add_argument("--html", metavar="OUT", default=None, help="write a self-contained HTML report")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings")
     p.add_argument("--samples", type=int, default=2, metavar="N", help="records shown with trained tokens marked")
     p.add_argument("--ids", action="store_true", help="show token ids in the samples")
-    p.add_argument("--price-per-hour", type=float, default=None, metavar="X", help="price of this machine per "
-                   "hour, for the cost estimate")
-    p.add_argument("--no-calibrate", action="store_true", help="skip the calibration run (no time or memory "
-                   "estimate; no model is loaded)")
+    p.add_argument(
+        "--price-per-hour",
+        type=float,
+        default=None,
+        metavar="X",
+        help="price of this machine per hour, for the cost estimate",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="skip the calibration run (no time or memory estimate; no model is loaded)",
+    )
     p.set_defaults(func=cmd_check)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
-    p.add_argument("config", help="YAML config (see examples/support/config.yaml), or a data file (.jsonl, .json, "
-                   ".csv, .parquet) to train on with the defaults, into runs/<file stem>")
+    p.add_argument(
+        "config",
+        help="YAML config (see examples/support/config.yaml), or a data file (.jsonl, .json, "
+        ".csv, .parquet) to train on with the defaults, into runs/<file stem>",
+    )
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_steps=20")
     p.add_argument("--model", help="model to tune (overrides the config's; default: the bundled smollm2-135m)")
-    p.add_argument("--resume", action="store_true", help="require an existing run to resume (re-running into "
-                   "the same output_dir resumes anyway)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="require an existing run to resume (re-running into the same output_dir resumes anyway)",
+    )
     p.set_defaults(func=cmd_train)
 
+
+def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     p.add_argument("run_dir")
     p.add_argument("--data", default=None, help="test file (default: the run's eval data)")
     p.add_argument("--compare", action="append", metavar="OTHER_RUN", help="another run to include (repeatable)")
-    p.add_argument("--few-shot", type=int, default=3, metavar="K", help="training examples shown to the base "
-                   "model as prior turns (0 = no few-shot system)")
-    p.add_argument("--instruction", default=None, help="instruction (system prompt) for the base model "
-                   "(default: the run's data.system_prompt)")
+    p.add_argument(
+        "--few-shot",
+        type=int,
+        default=3,
+        metavar="K",
+        help="training examples shown to the base model as prior turns (0 = no few-shot system)",
+    )
+    p.add_argument(
+        "--instruction",
+        default=None,
+        help="instruction (system prompt) for the base model (default: the run's data.system_prompt)",
+    )
     p.add_argument("--labels", default=None, help="comma-separated label set (default: inferred from the data)")
     p.add_argument("--answer-regex", default=None, help="scored part of an answer (default: eval.answer_regex)")
     p.add_argument("--schema", default=None, help="JSON Schema file that answers must match")
-    p.add_argument("--method", choices=["generate", "rank"], default="generate",
-                   help="generate answers, or rank the label set by log-likelihood (label tasks)")
+    p.add_argument(
+        "--method",
+        choices=["generate", "rank"],
+        default="generate",
+        help="generate answers, or rank the label set by log-likelihood (label tasks)",
+    )
     p.add_argument("--max-samples", type=int, default=None)
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: eval.max_new_tokens")
     p.add_argument("--batch-size", type=int, default=None, help="default: eval.batch_size")
@@ -274,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the free cores)")
     p.set_defaults(func=cmd_eval)
 
+
+def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
     p.add_argument("run_dir")
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for several)")
@@ -281,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.set_defaults(func=cmd_generate)
 
+
+def _add_chat(sub) -> None:
     p = sub.add_parser("chat", help=cmd_chat.__doc__, description=cmd_chat.__doc__)
     p.add_argument("run_dir")
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
@@ -288,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.set_defaults(func=cmd_chat)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=["hf", "peft", "gguf"])
@@ -298,17 +393,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip reloading the export to check it")
     p.set_defaults(func=cmd_export)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help=cmd_serve.__doc__, description=cmd_serve.__doc__)
     p.add_argument("run_dir")
-    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
-                   help="another adapter on the same base model (a run folder or a PEFT folder); repeatable")
+    p.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another adapter on the same base model (a run folder or a PEFT folder); repeatable",
+    )
     p.add_argument("--host", default="127.0.0.1", help="other than loopback needs --api-key")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     p.add_argument("--api-key-file", default=None, help="read the API key from a file (keeps it out of `ps`)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens one request may ask for")
     p.set_defaults(func=cmd_serve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -90,7 +90,9 @@ class TrainSpec(_Strict):
     threads: int | None = Field(default=None, ge=1)
     compile: bool = False
     distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate (DDP) or shard (FSDP2, per block)
-    fuse: bool | Literal["auto"] = "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
+    fuse: bool | Literal["auto"] = (
+        "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
+    )
 
     @field_validator("packing", "fuse", mode="before")
     @classmethod
@@ -142,11 +144,15 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _quantized_needs_adapter(self) -> Config:
         if self.model.quantize != "none" and self.method == "full":
-            raise ValueError("model.quantize=4bit trains an adapter on frozen 4-bit weights (QLoRA); "
-                             "it cannot fine-tune all weights: use method lora or dora")
+            raise ValueError(
+                "model.quantize=4bit trains an adapter on frozen 4-bit weights (QLoRA); "
+                "it cannot fine-tune all weights: use method lora or dora"
+            )
         if self.model.quantize != "none" and self.train.distributed == "fsdp":
-            raise ValueError("model.quantize=4bit cannot be sharded with train.distributed=fsdp here (4-bit "
-                             "weights are packed bytes); use train.distributed=ddp, which copies the small 4-bit model")
+            raise ValueError(
+                "model.quantize=4bit cannot be sharded with train.distributed=fsdp here (4-bit "
+                "weights are packed bytes); use train.distributed=ddp, which copies the small 4-bit model"
+            )
         return self
 
     @field_validator("model", mode="before")
@@ -238,8 +244,9 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def build_config(raw: dict, overrides: list[str] | None = None, *, source: str = "<config>",
-                 text: str | None = None) -> Config:
+def build_config(
+    raw: dict, overrides: list[str] | None = None, *, source: str = "<config>", text: str | None = None
+) -> Config:
     """Validate a raw mapping (plus overrides) into a `Config`, with errors that name file, line and field."""
     lines = _line_index(text) if text else {}
 
@@ -276,9 +283,8 @@ def _given(data, loc: list) -> list:
     """The leading part of a validation-error location that addresses values present in `data`."""
     out, node = [], data
     for p in loc:
-        if isinstance(node, dict) and p in node:
-            node = node[p]
-        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+        in_list = isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node)
+        if (isinstance(node, dict) and p in node) or in_list:
             node = node[p]
         else:
             break

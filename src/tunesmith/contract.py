@@ -18,37 +18,58 @@ def truncate(full: Rendered, max_length: int) -> Rendered:
     if len(full.input_ids) <= max_length:
         return full
     lost = sum(1 for x in full.labels[max_length:] if x != IGNORE)
-    return Rendered(full.input_ids[:max_length], full.labels[:max_length], full.origin, truncated=True,
-                    trained_tokens_lost=lost)
+    return Rendered(
+        full.input_ids[:max_length], full.labels[:max_length], full.origin, truncated=True, trained_tokens_lost=lost
+    )
 
 
 def _text(tokenizer, messages, generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                         chat_template=template_of(tokenizer), tokenize=False,
-                                         add_generation_prompt=generation_prompt)
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages],
+        chat_template=template_of(tokenizer),
+        tokenize=False,
+        add_generation_prompt=generation_prompt,
+    )
 
 
 def _piece(tokenizer, ids: Sequence[int]) -> str:
     return repr(tokenizer.decode(list(ids)))
 
 
-def row_findings(conv: Conversation, row: Rendered, tokenizer, system_prompt: str | None,
-                 end_ids: set[int]) -> list[Finding]:
+def row_findings(
+    conv: Conversation, row: Rendered, tokenizer, system_prompt: str | None, end_ids: set[int]
+) -> list[Finding]:
     """Error-level contract problems of one training row (empty when the row is sound)."""
     out: list[Finding] = []
     where = str(conv.origin)
-    if not row.truncated and not any(x in end_ids for x in row.labels if x != IGNORE) and \
-            any(x != IGNORE for x in row.labels):
+    if (
+        not row.truncated
+        and not any(x in end_ids for x in row.labels if x != IGNORE)
+        and any(x != IGNORE for x in row.labels)
+    ):
         names = ", ".join(repr(tokenizer.convert_ids_to_tokens(i)) for i in sorted(end_ids))
-        out.append(Finding("error", "eos_not_trained", "no end-of-turn/eos token is trained in this row "
-                           f"(looked for {names}): the model would never learn to stop", origin=where))
+        out.append(
+            Finding(
+                "error",
+                "eos_not_trained",
+                "no end-of-turn/eos token is trained in this row "
+                f"(looked for {names}): the model would never learn to stop",
+                origin=where,
+            )
+        )
     bos = tokenizer.bos_token_id
     ids = row.input_ids
     if bos is not None and any(ids[i] == bos and ids[i + 1] == bos for i in range(len(ids) - 1)):
         i = next(i for i in range(len(ids) - 1) if ids[i] == bos and ids[i + 1] == bos)
-        out.append(Finding("error", "double_bos", f"BOS token {tokenizer.bos_token!r} appears twice in a row at "
-                           f"token {i}: the model would train on a sequence start it never sees at inference",
-                           origin=where))
+        out.append(
+            Finding(
+                "error",
+                "double_bos",
+                f"BOS token {tokenizer.bos_token!r} appears twice in a row at "
+                f"token {i}: the model would train on a sequence start it never sees at inference",
+                origin=where,
+            )
+        )
     if not conv.is_text and conv.prompt_messages():
         prompt_messages = with_system(conv.prompt_messages(), system_prompt)
         full_messages = with_system(conv.messages, system_prompt)
@@ -56,24 +77,40 @@ def row_findings(conv: Conversation, row: Rendered, tokenizer, system_prompt: st
         text_full = _text(tokenizer, full_messages, False)
         if not text_full.startswith(text_prompt):
             k = next((i for i, (a, b) in enumerate(zip(text_prompt, text_full)) if a != b), len(text_full))
-            out.append(Finding("error", "prompt_not_prefix", "the inference rendering (generation prompt) is not "
-                               f"a byte-exact prefix of the training rendering: they differ at character {k} "
-                               f"(inference {text_prompt[k:k + 20]!r}, training {text_full[k:k + 20]!r})",
-                               origin=where, field="messages"))
+            out.append(
+                Finding(
+                    "error",
+                    "prompt_not_prefix",
+                    "the inference rendering (generation prompt) is not "
+                    f"a byte-exact prefix of the training rendering: they differ at character {k} "
+                    f"(inference {text_prompt[k : k + 20]!r}, training {text_full[k : k + 20]!r})",
+                    origin=where,
+                    field="messages",
+                )
+            )
         else:
             prompt = render_prompt(conv.prompt_messages(), tokenizer, system_prompt=system_prompt)
             n = min(len(prompt), len(ids))
             if list(ids[:n]) != list(prompt[:n]):
                 k = next(i for i in range(n) if ids[i] != prompt[i])
-                out.append(Finding("error", "prompt_not_prefix", "the inference prompt tokenizes differently "
-                                   f"from the training row at token {k} (inference {_piece(tokenizer, prompt[k:k + 3])}"
-                                   f", training {_piece(tokenizer, ids[k:k + 3])}): the model would learn token "
-                                   "boundaries it never sees at inference", origin=where, field="messages"))
+                out.append(
+                    Finding(
+                        "error",
+                        "prompt_not_prefix",
+                        "the inference prompt tokenizes differently "
+                        f"from the training row at token {k} (inference {_piece(tokenizer, prompt[k : k + 3])}"
+                        f", training {_piece(tokenizer, ids[k : k + 3])}): the model would learn token "
+                        "boundaries it never sees at inference",
+                        origin=where,
+                        field="messages",
+                    )
+                )
     return out
 
 
-def refuse_contract_errors(convs: Iterable[Conversation], rows: Iterable[Rendered], tokenizer,
-                           system_prompt: str | None) -> None:
+def refuse_contract_errors(
+    convs: Iterable[Conversation], rows: Iterable[Rendered], tokenizer, system_prompt: str | None
+) -> None:
     """Raise the first contract error of the rows training is about to use, as a `DataError`."""
     by_origin = {c.origin: c for c in convs}
     end_ids = set(stop_token_ids(tokenizer))

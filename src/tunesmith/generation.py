@@ -17,14 +17,21 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
     return ids, mask
 
 
 @torch.no_grad()
-def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 128,
-                   temperature: float = 0.0, top_p: float = 1.0) -> list[str]:
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> list[str]:
     """Continue each prompt (token ids) until an end-of-turn token; return the decoded answers.
 
     Prompts are left-padded so every row's last prompt token sits at the same position, and the KV cache
@@ -36,43 +43,75 @@ def generate_batch(model, tokenizer, prompts: list[list[int]], *, max_new_tokens
     device = device_of(model)
     ids, mask = ids.to(device), mask.to(device)
     width = ids.shape[1]
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else \
-        {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                         eos_token_id=stop_token_ids(tokenizer), pad_token_id=pad, **sampling)
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        if temperature > 0
+        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    )
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=stop_token_ids(tokenizer),
+        pad_token_id=pad,
+        **sampling,
+    )
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
 
-def generate_answers(model, tokenizer, conversations: list[list[Message]], *, system_prompt: str | None,
-                     max_new_tokens: int = 128, batch_size: int = 16) -> list[str]:
+def generate_answers(
+    model,
+    tokenizer,
+    conversations: list[list[Message]],
+    *,
+    system_prompt: str | None,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+) -> list[str]:
     """Answer each conversation's last user turn; longest prompts first to waste little padding."""
     prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        for i, text in zip(chunk, generate_batch(model, tokenizer, [prompts[i] for i in chunk],
-                                                 max_new_tokens=max_new_tokens)):
+        chunk = order[start : start + batch_size]
+        for i, text in zip(
+            chunk, generate_batch(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens=max_new_tokens)
+        ):
             answers[i] = text
     return answers
 
 
-def stream_answer(model, tokenizer, messages: list[Message], *, system_prompt: str | None,
-                  max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+def stream_answer(
+    model,
+    tokenizer,
+    messages: list[Message],
+    *,
+    system_prompt: str | None,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+) -> Iterator[str]:
     """Yield the answer to a conversation piece by piece, as it is generated (the server's token path)."""
     prompt = render_prompt(messages, tokenizer, system_prompt=system_prompt)
     text = TextStream(tokenizer)
-    for token in generate_tokens(model, prompt, max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(tokenizer),
-                                 temperature=temperature):
+    for token in generate_tokens(
+        model, prompt, max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(tokenizer), temperature=temperature
+    ):
         piece = text.push(token)
         if piece:
             yield piece
 
 
 @torch.no_grad()
-def generate_tokens(model, prompt: list[int], *, max_new_tokens: int, stop_ids: list[int],
-                    temperature: float = 0.0, top_p: float = 1.0,
-                    generator: torch.Generator | None = None) -> Iterator[int]:
+def generate_tokens(
+    model,
+    prompt: list[int],
+    *,
+    max_new_tokens: int,
+    stop_ids: list[int],
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Iterator[int]:
     """Yield new token ids one at a time (KV cache, one sequence); a stop token ends it and is not yielded.
 
     Greedy (argmax) unless `temperature > 0`; then nucleus sampling with `top_p`, drawn from `generator`.
@@ -125,5 +164,5 @@ class TextStream:
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         if text.endswith("\ufffd"):
             return ""
-        piece, self.sent = text[self.sent:], len(text)
+        piece, self.sent = text[self.sent :], len(text)
         return piece

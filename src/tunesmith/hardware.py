@@ -46,12 +46,16 @@ def resolve_device(requested: str = "auto", local_rank: int | None = None) -> to
     device = torch.device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"'{requested}' asked for, but this torch build sees no CUDA GPU "
-                              f"(torch {torch.__version__}); use model.device=cpu or auto", field="model.device")
+            raise ConfigError(
+                f"'{requested}' asked for, but this torch build sees no CUDA GPU "
+                f"(torch {torch.__version__}); use model.device=cpu or auto",
+                field="model.device",
+            )
         index = device.index if device.index is not None else local_rank % torch.cuda.device_count()
         if index >= torch.cuda.device_count():
-            raise ConfigError(f"'{requested}' asked for, but there are {torch.cuda.device_count()} CUDA GPUs",
-                              field="model.device")
+            raise ConfigError(
+                f"'{requested}' asked for, but there are {torch.cuda.device_count()} CUDA GPUs", field="model.device"
+            )
         device = torch.device("cuda", index)
     return device
 
@@ -78,7 +82,7 @@ def free_cores(sample_s: float = 0.3) -> int:
         import psutil
 
         busy = psutil.cpu_percent(interval=sample_s, percpu=True)
-    except Exception:  # noqa: BLE001 - no measurement: assume every usable core is free
+    except Exception:
         return usable_cores()
     return max(1, min(usable_cores(), sum(1 for b in busy if b < 50.0)))
 
@@ -104,8 +108,7 @@ def kept_process_state(seed: int | None = None) -> Iterator[None]:
     import numpy as np
 
     threads, py_state, np_state = torch.get_num_threads(), random.getstate(), np.random.get_state()
-    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() \
-        else []
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     try:
         with torch.random.fork_rng(devices=cuda):
             if seed is not None:

@@ -16,8 +16,9 @@ from tunesmith.render import IGNORE, Rendered
 GROUP_CHUNK = 64  # batches per length-sorted chunk: enough to group lengths, small enough to stay shuffled
 
 
-def plan_batches(lengths: list[int], batch_size: int, *, seed: int, epoch: int,
-                 group_by_length: bool = True) -> list[list[int]]:
+def plan_batches(
+    lengths: list[int], batch_size: int, *, seed: int, epoch: int, group_by_length: bool = True
+) -> list[list[int]]:
     """Row indices for each batch of one epoch; the same (seed, epoch) always gives the same plan.
 
     With grouping, shuffled rows are sorted by length inside chunks, cut into batches, and the batches
@@ -27,12 +28,12 @@ def plan_batches(lengths: list[int], batch_size: int, *, seed: int, epoch: int,
     order = list(range(len(lengths)))
     rng.shuffle(order)
     if not group_by_length:
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     chunk = batch_size * GROUP_CHUNK
     batches = []
     for c in range(0, len(order), chunk):
-        part = sorted(order[c:c + chunk], key=lambda i: -lengths[i])
-        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+        part = sorted(order[c : c + chunk], key=lambda i: -lengths[i])
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
@@ -53,13 +54,18 @@ def collate_padded(rows: list[Rendered], pad_id: int) -> dict[str, torch.Tensor]
 
 def collate_packed(rows: list[Rendered]) -> dict[str, torch.Tensor]:
     """All rows end to end in one sequence, positions restarting per row; no padding at all."""
-    ids, labels, positions = [], [], []
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
     for r in rows:
         ids += r.input_ids
         labels += [IGNORE] + r.labels[1:]
         positions += range(len(r.input_ids))
-    return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-            "position_ids": torch.tensor([positions])}
+    return {
+        "input_ids": torch.tensor([ids]),
+        "labels": torch.tensor([labels]),
+        "position_ids": torch.tensor([positions]),
+    }
 
 
 def collate(rows: list[Rendered], pad_id: int, packing: bool) -> dict[str, torch.Tensor]:

@@ -39,8 +39,13 @@ class RunResult:
         return self.summary.get("after")
 
 
-def train(config: Config | dict | str | Path, overrides: list[str] | None = None, *,
-          resume: bool | None = None, show_progress: bool = True) -> RunResult:
+def train(
+    config: Config | dict | str | Path,
+    overrides: list[str] | None = None,
+    *,
+    resume: bool | None = None,
+    show_progress: bool = True,
+) -> RunResult:
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one.
     Torch's thread count and the RNGs are as they were when it returns."""
     config = load_config(config, overrides)
@@ -53,9 +58,12 @@ def train(config: Config | dict | str | Path, overrides: list[str] | None = None
         _evaluate_before(run)
         setup.optimize(run)
         probe = _generation_probe(run)
-        fitted = fit(run, show_progress=show_progress,
-                     annotate=_probe_every(probe, config) if probe is not None else None,
-                     stop_early=lambda: probe is not None and probe.should_stop)
+        fitted = fit(
+            run,
+            show_progress=show_progress,
+            annotate=_probe_every(probe, config) if probe is not None else None,
+            stop_early=lambda: probe is not None and probe.should_stop,
+        )
         model = finish.unshard(run)
         if model is None:  # not rank 0: rank 0 saves and evaluates
             return RunResult(run.folder.root)
@@ -76,8 +84,12 @@ def _finished(run: Run) -> dict | None:
         return None
     done = read_json(run.folder.summary)
     if run.latest is None or done.get("steps", 0) >= run.total_steps or (done.get("best") or {}).get("early_stopped"):
-        log.info("%s holds this run, finished at step %s: nothing to train (raise train.max_steps or "
-                 "train.epochs to go on, or choose another output_dir)", run.folder.root, done.get("steps"))
+        log.info(
+            "%s holds this run, finished at step %s: nothing to train (raise train.max_steps or "
+            "train.epochs to go on, or choose another output_dir)",
+            run.folder.root,
+            done.get("steps"),
+        )
         return done
     return None
 
@@ -87,15 +99,20 @@ def _evaluate_before(run: Run) -> None:
     config = run.config
     if run.dist.is_main and run.eval_batches and config.eval.enabled and not run.folder.eval_before.is_file():
         log.info("evaluating the base model on %d held-out rows", len(run.prep.eval_rows))
-        write_json(run.folder.eval_before, heldout_metrics(run.model, run.prep.tokenizer, config,
-                                                           run.prep.eval_convs, run.eval_batches))
+        write_json(
+            run.folder.eval_before,
+            heldout_metrics(run.model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches),
+        )
 
 
 def _evaluate_after(run: Run, model) -> dict:
     config = run.config
     with eager(config.train.compile):
-        after = heldout_metrics(model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches) \
-            if run.eval_batches and config.eval.enabled else None
+        after = (
+            heldout_metrics(model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches)
+            if run.eval_batches and config.eval.enabled
+            else None
+        )
     before = read_json(run.folder.eval_before) if run.folder.eval_before.is_file() else None
     return {"before": before, "after": after}
 
@@ -108,10 +125,18 @@ def _generation_probe(run: Run) -> GenerationProbe | None:
     if not any(not c.is_text for c in prep.eval_convs):
         log.warning("eval.generate_every needs chat eval data with answers: no periodic generation eval")
         return None
-    return GenerationProbe(run.model, prep.tokenizer, prep.eval_convs, samples=e.generate_samples,
-                           system_prompt=run.config.data.system_prompt, answer_regex=e.answer_regex,
-                           max_new_tokens=e.max_new_tokens, batch_size=e.batch_size, select_best=e.select_best,
-                           patience=e.patience)
+    return GenerationProbe(
+        run.model,
+        prep.tokenizer,
+        prep.eval_convs,
+        samples=e.generate_samples,
+        system_prompt=run.config.data.system_prompt,
+        answer_regex=e.answer_regex,
+        max_new_tokens=e.max_new_tokens,
+        batch_size=e.batch_size,
+        select_best=e.select_best,
+        patience=e.patience,
+    )
 
 
 def _probe_every(probe: GenerationProbe, config: Config):
@@ -132,8 +157,19 @@ def _compare(run: Run, model, after: dict | None) -> dict:
 
     log.info("comparing base zero-shot, base %d-shot and tuned on the held-out data", config.eval.few_shot)
     with eager(config.train.compile):
-        report = evaluate_run(run.folder.root, model=model, tokenizer=run.prep.tokenizer, config=config,
-                              few_shot=config.eval.few_shot, max_samples=config.eval.max_samples)
+        report = evaluate_run(
+            run.folder.root,
+            model=model,
+            tokenizer=run.prep.tokenizer,
+            config=config,
+            few_shot=config.eval.few_shot,
+            max_samples=config.eval.max_samples,
+        )
     primary = report["task"]["primary"]
-    return {"comparison": {"report": str(run.folder.report_html), "metric": primary,
-                           **{k: s["metrics"][primary]["value"] for k, s in report["systems"].items()}}}
+    return {
+        "comparison": {
+            "report": str(run.folder.report_html),
+            "metric": primary,
+            **{k: s["metrics"][primary]["value"] for k, s in report["systems"].items()},
+        }
+    }

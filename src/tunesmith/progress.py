@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 class TrainProgress:
@@ -14,16 +13,24 @@ class TrainProgress:
         if not enabled:
             return
         self._bar = Progress(
-            TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._task = self._bar.add_task("train", total=total, completed=start, loss="-", tps="-")
         self._bar.start()
 
     def update(self, record: dict) -> None:
         if self.enabled:
-            self._bar.update(self._task, completed=record["step"], loss=f"{record['loss']:.4f}",
-                             tps=f"{record['tokens_per_s']:.0f}")
+            self._bar.update(
+                self._task, completed=record["step"], loss=f"{record['loss']:.4f}", tps=f"{record['tokens_per_s']:.0f}"
+            )
 
     def close(self) -> None:
         if self.enabled:

@@ -60,7 +60,10 @@ def _apply(tokenizer, messages: list[Message], *, generation_prompt: bool) -> st
         return ""
     return tokenizer.apply_chat_template(
         [{"role": m.role, "content": m.content} for m in messages],
-        chat_template=template_of(tokenizer), tokenize=False, add_generation_prompt=generation_prompt)
+        chat_template=template_of(tokenizer),
+        tokenize=False,
+        add_generation_prompt=generation_prompt,
+    )
 
 
 def _token_id(tokenizer, token: str) -> int | None:
@@ -73,8 +76,9 @@ def _end_tokens(tokenizer) -> list[str]:
     return names + [t for t in END_OF_TURN_TOKENS if t not in names and _token_id(tokenizer, t) is not None]
 
 
-def _trained_spans(tokenizer, messages: list[Message], full: str, origin: Origin,
-                   train_on_prompt: bool) -> list[tuple[int, int, bool]]:
+def _trained_spans(
+    tokenizer, messages: list[Message], full: str, origin: Origin, train_on_prompt: bool
+) -> list[tuple[int, int, bool]]:
     """Character spans [start, end) of trained text, and whether each already ends in an end-of-turn token."""
     if train_on_prompt:
         return [(0, len(full), True)]
@@ -86,9 +90,13 @@ def _trained_spans(tokenizer, messages: list[Message], full: str, origin: Origin
         head = _apply(tokenizer, messages[:i], generation_prompt=m.role == "assistant")
         upto = _apply(tokenizer, messages[: i + 1], generation_prompt=False)
         if not (full.startswith(head) and full.startswith(upto) and len(upto) >= len(head)):
-            raise DataError("the chat template does not render conversations prefix by prefix, so the "
-                            "trained turn cannot be located", origin=origin, field=f"messages[{i}]")
-        segment = full[len(head):len(upto)]
+            raise DataError(
+                "the chat template does not render conversations prefix by prefix, so the "
+                "trained turn cannot be located",
+                origin=origin,
+                field=f"messages[{i}]",
+            )
+        segment = full[len(head) : len(upto)]
         cut = max((segment.rfind(t) + len(t) for t in ends if t in segment), default=-1)
         if cut > 0:
             spans.append((len(head), len(head) + cut, True))
@@ -97,8 +105,9 @@ def _trained_spans(tokenizer, messages: list[Message], full: str, origin: Origin
     return spans
 
 
-def render(conv: Conversation, tokenizer, *, max_length: int, system_prompt: str | None = None,
-           train_on_prompt: bool = False) -> Rendered:
+def render(
+    conv: Conversation, tokenizer, *, max_length: int, system_prompt: str | None = None, train_on_prompt: bool = False
+) -> Rendered:
     """Tokenize one conversation and mark the trained tokens. Pure: same input, same output."""
     if conv.is_text:
         ids = tokenizer(conv.text, add_special_tokens=False).input_ids
@@ -131,8 +140,9 @@ def render(conv: Conversation, tokenizer, *, max_length: int, system_prompt: str
     return Rendered(ids[:max_length], labels[:max_length], conv.origin, truncated=True, trained_tokens_lost=lost)
 
 
-def render_prompt(messages: tuple[Message, ...] | list[Message], tokenizer, *,
-                  system_prompt: str | None = None) -> list[int]:
+def render_prompt(
+    messages: tuple[Message, ...] | list[Message], tokenizer, *, system_prompt: str | None = None
+) -> list[int]:
     """Token ids a model is given to answer: the same rendering as training, up to the generation prompt."""
     text = _apply(tokenizer, with_system(messages, system_prompt), generation_prompt=True)
     ids = list(tokenizer(text, add_special_tokens=False).input_ids)
@@ -158,18 +168,26 @@ def check_max_length(tokenizer, max_length: int, system_prompt: str | None) -> N
     """Refuse a max_length that cannot hold even an empty turn plus a few tokens of content."""
     overhead = template_overhead(tokenizer, system_prompt)
     if max_length < overhead + 8:
-        raise ConfigError(f"{max_length} is below the chat template's overhead ({overhead} tokens for an empty "
-                          f"turn, system prompt included) plus room for content; use at least {overhead + 8}",
-                          field="train.max_length")
+        raise ConfigError(
+            f"{max_length} is below the chat template's overhead ({overhead} tokens for an empty "
+            f"turn, system prompt included) plus room for content; use at least {overhead + 8}",
+            field="train.max_length",
+        )
 
 
-def render_all(convs: list[Conversation], tokenizer, *, max_length: int, system_prompt: str | None = None,
-               train_on_prompt: bool = False) -> tuple[list[Rendered], list[Rendered]]:
+def render_all(
+    convs: list[Conversation],
+    tokenizer,
+    *,
+    max_length: int,
+    system_prompt: str | None = None,
+    train_on_prompt: bool = False,
+) -> tuple[list[Rendered], list[Rendered]]:
     """Render every conversation; return (kept, dropped) where dropped rows have no trained token left."""
-    kept, dropped = [], []
+    kept: list[Rendered] = []
+    dropped: list[Rendered] = []
     for conv in convs:
-        r = render(conv, tokenizer, max_length=max_length, system_prompt=system_prompt,
-                   train_on_prompt=train_on_prompt)
+        r = render(conv, tokenizer, max_length=max_length, system_prompt=system_prompt, train_on_prompt=train_on_prompt)
         (kept if any(x != IGNORE for x in r.labels[1:]) else dropped).append(r)  # label 0 has no context
     return kept, dropped
 

@@ -15,21 +15,53 @@ import pytest
 from tunesmith.check import load, render_html, run_check
 
 pytestmark = pytest.mark.integration
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 
 
 def chat(user: str, answer: str) -> dict:
     return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]}
 
 
-QUESTIONS = ["Where is my parcel?", "I was charged twice.", "How do I reset my password?", "Can I return shoes?",
-             "Does the lamp need batteries?", "My app crashes at login.", "Is the kettle cordless?",
-             "Refund for order 1234 please.", "The tracking page is blank.", "Change the email on my account.",
-             "What size is the blue jacket?", "The box arrived damaged.", "Send the invoice again.",
-             "The screen stays black."]
-LABELS = ["shipping", "billing", "account", "returns", "product", "technical", "product", "billing", "shipping",
-          "account", "product", "returns", "billing", "technical"]
+QUESTIONS = [
+    "Where is my parcel?",
+    "I was charged twice.",
+    "How do I reset my password?",
+    "Can I return shoes?",
+    "Does the lamp need batteries?",
+    "My app crashes at login.",
+    "Is the kettle cordless?",
+    "Refund for order 1234 please.",
+    "The tracking page is blank.",
+    "Change the email on my account.",
+    "What size is the blue jacket?",
+    "The box arrived damaged.",
+    "Send the invoice again.",
+    "The screen stays black.",
+]
+LABELS = [
+    "shipping",
+    "billing",
+    "account",
+    "returns",
+    "product",
+    "technical",
+    "product",
+    "billing",
+    "shipping",
+    "account",
+    "product",
+    "returns",
+    "billing",
+    "technical",
+]
 
 
 def dataset(folder: Path, model: Path, *, duplicate: bool = False) -> Path:
@@ -39,28 +71,55 @@ def dataset(folder: Path, model: Path, *, duplicate: bool = False) -> Path:
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[2:]))
     (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
     config = folder / "config.yaml"
-    config.write_text(f"model: {str(model)!r}\ndata:\n  train: train.jsonl\n  eval: eval.jsonl\n"
-                      "train: {batch_size: 2, max_length: 128}\neval: {answer_regex: 'category: (\\w+)'}\n"
-                      "output_dir: out\n")
+    config.write_text(
+        f"model: {str(model)!r}\ndata:\n  train: train.jsonl\n  eval: eval.jsonl\n"
+        "train: {batch_size: 2, max_length: 128}\neval: {answer_regex: 'category: (\\w+)'}\n"
+        "output_dir: out\n"
+    )
     return config
 
 
 def tunesmith(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "NO_COLOR": "1", "COLUMNS": "120", "TUNESMITH_CACHE": str(cwd / "cache")}
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "NO_COLOR": "1",
+        "COLUMNS": "120",
+        "TUNESMITH_CACHE": str(cwd / "cache"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_check_end_to_end(tmp_path, tiny_llama_dir):
     dataset(tmp_path, tiny_llama_dir)
-    done = tunesmith(tmp_path, "check", "config.yaml", "--json", "report.json", "--html", "report.html",
-                     "--samples", "1", "--ids", "--price-per-hour", "3")
+    done = tunesmith(
+        tmp_path,
+        "check",
+        "config.yaml",
+        "--json",
+        "report.json",
+        "--html",
+        "report.html",
+        "--samples",
+        "1",
+        "--ids",
+        "--price-per-hour",
+        "3",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 errors, 0 warnings: ok" in done.stdout and "error:" not in done.stderr
     assert re.search(r"<\|im_end\|>\[2\]", done.stdout), "token ids are shown in the sample"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "eval.jsonl", "report.html",
-                                                          "report.json", "train.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.yaml",
+        "eval.jsonl",
+        "report.html",
+        "report.json",
+        "train.jsonl",
+    ]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["summary"] == {"error": 0, "warning": 0, "info": 1}
     estimate = report["estimate"]
@@ -73,8 +132,15 @@ def test_check_end_to_end(tmp_path, tiny_llama_dir):
     # a warning: exit 0, or 1 with --strict; the data-file form of the command
     dataset(tmp_path, tiny_llama_dir, duplicate=True)
     for strict, code in ((False, 0), (True, 1)):
-        done = tunesmith(tmp_path, "check", "train.jsonl", "--model", str(tiny_llama_dir), "--no-calibrate",
-                         *(["--strict"] if strict else []))
+        done = tunesmith(
+            tmp_path,
+            "check",
+            "train.jsonl",
+            "--model",
+            str(tiny_llama_dir),
+            "--no-calibrate",
+            *(["--strict"] if strict else []),
+        )
         assert done.returncode == code, done.stdout + done.stderr
         assert "warning: train.jsonl:13: exact duplicate of train.jsonl:1\n" in done.stdout
 
@@ -96,8 +162,12 @@ def chromium() -> str:
     """The Chromium binary, installed from Debian when missing (the test needs it, so it gets it)."""
     path = shutil.which("chromium")
     if path is None:
-        subprocess.run("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
-                       shell=True, check=True, timeout=600)
+        subprocess.run(
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium",
+            shell=True,
+            check=True,
+            timeout=600,
+        )
         path = shutil.which("chromium")
     assert path, "chromium could not be installed"
     return path
@@ -109,9 +179,20 @@ def test_html_report_renders_in_chromium(tmp_path, tiny_llama_dir, monkeypatch):
     report = run_check(load("config.yaml"), samples=2, price_per_hour=1.0)
     page = tmp_path / "report.html"
     page.write_text(render_html(report), encoding="utf-8")
-    done = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                           "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console  # no console messages at all: no errors, no CSP violations

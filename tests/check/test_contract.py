@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import tiny
-
 from tunesmith import cli
 from tunesmith.check import load, run_check
 from tunesmith.check.contract import row_findings, truncate
@@ -16,10 +15,14 @@ from tunesmith.data.types import Conversation, Message
 from tunesmith.errors import Origin
 from tunesmith.render import IGNORE, Rendered, render, stop_token_ids
 
-NO_END_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}\n{% endfor %}"
-                   "{% if add_generation_prompt %}assistant:\n{% endif %}")
-TRAILING_SPACE_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                           "{% if add_generation_prompt %}assistant: {% endif %}")
+NO_END_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}:\n{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:\n{% endif %}"
+)
+TRAILING_SPACE_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 
 def conv(user: str = "Where is my parcel?", answer: str = "It left today.", line: int = 1) -> Conversation:
@@ -97,11 +100,17 @@ def chat(user: str, answer: str) -> dict:
 
 def test_train_refuses_a_masked_eos(tmp_path, capsys, monkeypatch):
     model = model_with_template(tmp_path / "model", NO_END_TEMPLATE)
-    config = write(tmp_path, [chat("Where is my parcel?", "On its way."), chat("Hi", "Hello!")], model,
-                   extra="  train_on_prompt: true\n")
+    config = write(
+        tmp_path,
+        [chat("Where is my parcel?", "On its way."), chat("Hi", "Hello!")],
+        model,
+        extra="  train_on_prompt: true\n",
+    )
     monkeypatch.chdir(tmp_path)
-    message = ("error: train.jsonl:1: no end-of-turn/eos token is trained in this row (looked for '<|endoftext|>', "
-               "'<|im_end|>'): the model would never learn to stop")
+    message = (
+        "error: train.jsonl:1: no end-of-turn/eos token is trained in this row (looked for '<|endoftext|>', "
+        "'<|im_end|>'): the model would never learn to stop"
+    )
     for verb in ("check", "train"):
         assert cli.main([verb, str(config), "--no-calibrate"] if verb == "check" else [verb, str(config)]) == 2
         out = capsys.readouterr()

@@ -53,8 +53,10 @@ def test_malformed_input(case, corpus, capsys, tiny_llama_dir):
         model = [] if "model" in case else [f"model={tiny_llama_dir}"]
         check_args, train_args = ["check", case, *model], ["train", case, *model]
     else:  # the data-file form of both commands
-        check_args, train_args = (["check", case, "--model", str(tiny_llama_dir)],
-                                  ["train", case, "--model", str(tiny_llama_dir)])
+        check_args, train_args = (
+            ["check", case, "--model", str(tiny_llama_dir)],
+            ["train", case, "--model", str(tiny_llama_dir)],
+        )
     before = snapshot(corpus)
 
     code, errors = run(capsys, check_args)

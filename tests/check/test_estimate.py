@@ -23,20 +23,45 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tunesmith(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
-           "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "NO_COLOR": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def measure_pair(folder: Path) -> tuple[dict, dict, list[dict]]:
     """`tunesmith check` (calibrating) then `tunesmith train` of the same short config, into `folder`."""
     folder.mkdir()
     run = folder / "run"
-    overrides = ["train.max_steps=6", "train.batch_size=2", "train.threads=1", "eval.enabled=false",
-                 f"output_dir={run}"]
-    checked = tunesmith("check", "examples/support/config.yaml", *overrides, "--samples", "0",
-                        "--json", str(folder / "check.json"), "--price-per-hour", "2.0")
+    overrides = [
+        "train.max_steps=6",
+        "train.batch_size=2",
+        "train.threads=1",
+        "eval.enabled=false",
+        f"output_dir={run}",
+    ]
+    checked = tunesmith(
+        "check",
+        "examples/support/config.yaml",
+        *overrides,
+        "--samples",
+        "0",
+        "--json",
+        str(folder / "check.json"),
+        "--price-per-hour",
+        "2.0",
+    )
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
     assert not run.exists(), "check wrote into the run folder"
     estimate = json.loads((folder / "check.json").read_text())["estimate"]
@@ -54,10 +79,12 @@ def test_estimate_matches_the_demo_run(tmp_path):
         assert estimate["tokens"] == metrics[-1]["tokens"]  # the seeded plan makes token counts exact
         time_error = estimate["time_s"]["train"] / summary["train_seconds"] - 1
         memory_error = estimate["memory_mb"]["peak_rss"] / summary["peak_rss_mb"] - 1
-        print(f"attempt {attempt + 1}: time estimated {estimate['time_s']['train']:.1f} s, measured "
-              f"{summary['train_seconds']:.1f} s ({100 * time_error:+.1f}%); peak RSS estimated "
-              f"{estimate['memory_mb']['peak_rss']:.0f} MB, measured {summary['peak_rss_mb']:.0f} MB "
-              f"({100 * memory_error:+.1f}%)")
+        print(
+            f"attempt {attempt + 1}: time estimated {estimate['time_s']['train']:.1f} s, measured "
+            f"{summary['train_seconds']:.1f} s ({100 * time_error:+.1f}%); peak RSS estimated "
+            f"{estimate['memory_mb']['peak_rss']:.0f} MB, measured {summary['peak_rss_mb']:.0f} MB "
+            f"({100 * memory_error:+.1f}%)"
+        )
         assert abs(memory_error) <= 0.25, (estimate["memory_mb"], summary["peak_rss_mb"])
         assert estimate["cost"]["cost"] == pytest.approx(estimate["time_s"]["total"] / 3600 * 2.0, abs=1e-4)
         time_errors.append(round(time_error, 3))

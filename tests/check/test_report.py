@@ -18,10 +18,62 @@ from tunesmith.check import load, run_check
 from tunesmith.check.minhash import jaccard, shingles, similar_pairs
 from tunesmith.check.pii import luhn, scan_text
 
-WORDS = ("anchor bridge candle dolphin ember falcon garden harbor island jungle kettle lantern meadow nickel "
-         "orchard pepper quartz river saddle timber umbrella velvet walnut yonder zephyr amber basket copper "
-         "desert engine feather glacier hammer ivory jacket kernel ladder marble needle oyster pillow quiver "
-         "ribbon silver thistle tunnel valley window yellow zipper acorn beacon cactus drizzle").split()
+WORDS = [
+    "anchor",
+    "bridge",
+    "candle",
+    "dolphin",
+    "ember",
+    "falcon",
+    "garden",
+    "harbor",
+    "island",
+    "jungle",
+    "kettle",
+    "lantern",
+    "meadow",
+    "nickel",
+    "orchard",
+    "pepper",
+    "quartz",
+    "river",
+    "saddle",
+    "timber",
+    "umbrella",
+    "velvet",
+    "walnut",
+    "yonder",
+    "zephyr",
+    "amber",
+    "basket",
+    "copper",
+    "desert",
+    "engine",
+    "feather",
+    "glacier",
+    "hammer",
+    "ivory",
+    "jacket",
+    "kernel",
+    "ladder",
+    "marble",
+    "needle",
+    "oyster",
+    "pillow",
+    "quiver",
+    "ribbon",
+    "silver",
+    "thistle",
+    "tunnel",
+    "valley",
+    "window",
+    "yellow",
+    "zipper",
+    "acorn",
+    "beacon",
+    "cactus",
+    "drizzle",
+]
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -42,36 +94,48 @@ def crafted(folder: Path) -> tuple[Path, Path, set[tuple[str, str, str | None]]]
     q13 = held[0]["messages"][0]["content"]
     decoys = "Order VC-590559 on 2024-02-09 for $130.99, card 4111 1111 1111 1112 (invalid)."
     train += [
-        train[2],                                                                        # 21 exact duplicate of 3
+        train[2],  # 21 exact duplicate of 3
         chat("  " + train[4]["messages"][0]["content"].upper(), train[4]["messages"][1]["content"]),  # 22 dup of 5
-        chat(" ".join(q7), train[6]["messages"][1]["content"]),                          # 23 near-duplicate of 7
+        chat(" ".join(q7), train[6]["messages"][1]["content"]),  # 23 near-duplicate of 7
         chat(train[8]["messages"][0]["content"], "A completely different answer here."),  # 24 conflict with 9
-        chat("Please write to jane.roe@example.org about it.", "Noted, thanks."),        # 25 email
-        chat("How do I reach support?", "Call us on +1 415-555-0134 any day."),          # 26 phone
-        chat("Charge my card 4539 1488 0343 6467 please.", "Done."),                      # 27 card (Luhn-valid)
-        chat(decoys, "Nothing sensitive in this one."),                                   # 28 decoys only
+        chat("Please write to jane.roe@example.org about it.", "Noted, thanks."),  # 25 email
+        chat("How do I reach support?", "Call us on +1 415-555-0134 any day."),  # 26 phone
+        chat("Charge my card 4539 1488 0343 6467 please.", "Done."),  # 27 card (Luhn-valid)
+        chat(decoys, "Nothing sensitive in this one."),  # 28 decoys only
         chat("Here is my key sk-proj-AbCdEfGhIjKlMnOpQrStUvWx12 for the API.", "Please revoke it."),  # 29 API key
-        chat("Deploy with this:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
-             "-----END OPENSSH PRIVATE KEY-----", "Never share private keys."),         # 30 private key
-        chat("My AWS id is AKIAIOSFODNN7EXAMPLE, is that ok?", "Rotate it now."),          # 31 AWS key
+        chat(
+            "Deploy with this:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+            "-----END OPENSSH PRIVATE KEY-----",
+            "Never share private keys.",
+        ),  # 30 private key
+        chat("My AWS id is AKIAIOSFODNN7EXAMPLE, is that ok?", "Rotate it now."),  # 31 AWS key
     ]
     near = q13.split()
     near[3] = "xylophone"
-    held += [chat(train[10]["messages"][0]["content"], "Another answer."),  # eval 7: exact leak of train 11
-             chat(" ".join(near), held[0]["messages"][1]["content"])]       # eval 8: near-dup of eval 1 (same split)
+    held += [
+        chat(train[10]["messages"][0]["content"], "Another answer."),  # eval 7: exact leak of train 11
+        chat(" ".join(near), held[0]["messages"][1]["content"]),
+    ]  # eval 8: near-dup of eval 1 (same split)
     # eval 8 is a near-duplicate inside eval; a near *leak* needs a train twin:
     near_leak = train[12]["messages"][0]["content"].split()
     near_leak[2] = "xylophone"
-    held += [chat(" ".join(near_leak), "Yet another answer.")]             # eval 9: near leak of train 13
+    held += [chat(" ".join(near_leak), "Yet another answer.")]  # eval 9: near leak of train 13
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     (folder / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
     expected = {
-        ("duplicate", "train.jsonl:21", None), ("duplicate", "train.jsonl:22", None),
-        ("near_duplicate", "train.jsonl:23", None), ("conflict", "train.jsonl:24", None),
-        ("pii", "train.jsonl:25", "messages[0].content"), ("pii", "train.jsonl:26", "messages[1].content"),
-        ("pii", "train.jsonl:27", "messages[0].content"), ("pii", "train.jsonl:29", "messages[0].content"),
-        ("pii", "train.jsonl:30", "messages[0].content"), ("pii", "train.jsonl:31", "messages[0].content"),
-        ("leak", "eval.jsonl:7", None), ("near_duplicate", "eval.jsonl:8", None), ("near_leak", "eval.jsonl:9", None),
+        ("duplicate", "train.jsonl:21", None),
+        ("duplicate", "train.jsonl:22", None),
+        ("near_duplicate", "train.jsonl:23", None),
+        ("conflict", "train.jsonl:24", None),
+        ("pii", "train.jsonl:25", "messages[0].content"),
+        ("pii", "train.jsonl:26", "messages[1].content"),
+        ("pii", "train.jsonl:27", "messages[0].content"),
+        ("pii", "train.jsonl:29", "messages[0].content"),
+        ("pii", "train.jsonl:30", "messages[0].content"),
+        ("pii", "train.jsonl:31", "messages[0].content"),
+        ("leak", "eval.jsonl:7", None),
+        ("near_duplicate", "eval.jsonl:8", None),
+        ("near_leak", "eval.jsonl:9", None),
     }
     return folder / "train.jsonl", folder / "eval.jsonl", expected
 
@@ -100,8 +164,10 @@ def test_pii_patterns():
     assert luhn("4539148803436467") and not luhn("4111111111111112")
     assert [k for k, _ in scan_text("mail a.b+c@mail.example.co.uk")] == ["email address"]
     assert [k for k, _ in scan_text("call (415) 555-0199 or +44 20 7946 0958")] == ["phone number"] * 2
-    assert [k for k, _ in scan_text("ghp_" + "a1" * 18 + " and hf_" + "x" * 34)] == \
-        ["API key (GitHub token)", "API key (Hugging Face)"]
+    assert [k for k, _ in scan_text("ghp_" + "a1" * 18 + " and hf_" + "x" * 34)] == [
+        "API key (GitHub token)",
+        "API key (Hugging Face)",
+    ]
     assert list(scan_text("VC-123456 shipped 2024-02-09, total $1,299.00, ticket #4411")) == []
 
 

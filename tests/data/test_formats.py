@@ -50,7 +50,8 @@ def test_detect_format(record, fmt):
 
 def test_no_usable_field_lists_expected_and_found_keys():
     assert_error(
-        {"q": "x", "a": "y"}, None,
+        {"q": "x", "a": "y"},
+        None,
         "no usable field: expected one of 'messages', 'prompt'+'completion', 'instruction'+'output', 'text' "
         "(found keys: 'q', 'a'); to train on yours, map them: data.columns.prompt=q data.columns.completion=a",
     )
@@ -92,8 +93,11 @@ def test_messages_normalised_with_weights_and_extra_keys():
     assert conv == Conversation(
         origin=ORIGIN,
         messages=(
-            Message("system", "be nice"), Message("user", "hi"), Message("assistant", "hello", 0),
-            Message("user", "more", 1), Message("assistant", "hello"),
+            Message("system", "be nice"),
+            Message("user", "hi"),
+            Message("assistant", "hello", 0),
+            Message("user", "more", 1),
+            Message("assistant", "hello"),
         ),
         source_format="messages",
     )
@@ -110,8 +114,12 @@ def test_conversations_key_is_an_alias():
 def test_messages_column_mapping_and_field_names_use_the_records_key():
     conv = normalise({"dialog": [U, A]}, ORIGIN, columns={"messages": "dialog"})
     assert conv.reference() == "hello"
-    assert_error({"dialog": [U, {"role": "bot", "content": "x"}]}, "dialog[1].role",
-                 "unknown role 'bot' (allowed: 'system', 'user', 'assistant')", columns={"messages": "dialog"})
+    assert_error(
+        {"dialog": [U, {"role": "bot", "content": "x"}]},
+        "dialog[1].role",
+        "unknown role 'bot' (allowed: 'system', 'user', 'assistant')",
+        columns={"messages": "dialog"},
+    )
 
 
 def test_conversations_alias_errors_name_conversations():
@@ -125,10 +133,16 @@ def test_conversations_alias_errors_name_conversations():
         ([], "messages", "is empty: expected at least a user and an assistant message"),
         ([U, "hello"], "messages[1]", "expected a message object with 'role' and 'content', got string"),
         ([U, {"content": "x"}], "messages[1].role", "missing (allowed roles: 'system', 'user', 'assistant')"),
-        ([U, A, {"role": "human", "content": "x"}], "messages[2].role",
-         "unknown role 'human' (allowed: 'system', 'user', 'assistant')"),
-        ([U, {"role": "gpt", "content": "x"}], "messages[1].role",
-         "unknown role 'gpt' (allowed: 'system', 'user', 'assistant')"),
+        (
+            [U, A, {"role": "human", "content": "x"}],
+            "messages[2].role",
+            "unknown role 'human' (allowed: 'system', 'user', 'assistant')",
+        ),
+        (
+            [U, {"role": "gpt", "content": "x"}],
+            "messages[1].role",
+            "unknown role 'gpt' (allowed: 'system', 'user', 'assistant')",
+        ),
         ([U, {"role": "assistant"}], "messages[1].content", "missing"),
         ([U, {"role": "assistant", "content": ["part"]}], "messages[1].content", "expected a string, got list"),
         ([{**U, "content": 5}, A], "messages[0].content", "expected a string, got number"),
@@ -139,17 +153,29 @@ def test_conversations_alias_errors_name_conversations():
         ([U, A, S, U, A], "messages[2].role", "a system message is only allowed as the first message"),
         ([S, U], "messages", "no assistant message: there is nothing to learn from"),
         ([U, {"role": "assistant", "content": "  \n"}], "messages[1].content", "assistant message is empty"),
-        ([A, U, A], "messages[0].role",
-         "expected role 'user' here, got 'assistant' "
-         "(after an optional system message, user and assistant turns alternate, starting with user)"),
-        ([S, U, U, A], "messages[2].role",
-         "expected role 'assistant' here, got 'user' "
-         "(after an optional system message, user and assistant turns alternate, starting with user)"),
-        ([U, A, A], "messages[2].role",
-         "expected role 'user' here, got 'assistant' "
-         "(after an optional system message, user and assistant turns alternate, starting with user)"),
-        ([U, A, U], "messages[2].role",
-         "a trailing user message has no assistant reply; the last message must be from the assistant"),
+        (
+            [A, U, A],
+            "messages[0].role",
+            "expected role 'user' here, got 'assistant' "
+            "(after an optional system message, user and assistant turns alternate, starting with user)",
+        ),
+        (
+            [S, U, U, A],
+            "messages[2].role",
+            "expected role 'assistant' here, got 'user' "
+            "(after an optional system message, user and assistant turns alternate, starting with user)",
+        ),
+        (
+            [U, A, A],
+            "messages[2].role",
+            "expected role 'user' here, got 'assistant' "
+            "(after an optional system message, user and assistant turns alternate, starting with user)",
+        ),
+        (
+            [U, A, U],
+            "messages[2].role",
+            "a trailing user message has no assistant reply; the last message must be from the assistant",
+        ),
         ([U, {**A, "weight": 0}], "messages", "every message has weight 0: nothing would be trained"),
     ],
 )
@@ -188,8 +214,11 @@ def test_prompt_as_chat_messages():
     record = {"prompt": [S, U, A, {"role": "user", "content": "again"}], "completion": "done"}
     conv = normalise(record, ORIGIN)
     assert conv.messages == (
-        Message("system", "be nice"), Message("user", "hi"), Message("assistant", "hello"),
-        Message("user", "again"), Message("assistant", "done"),
+        Message("system", "be nice"),
+        Message("user", "hi"),
+        Message("assistant", "hello"),
+        Message("user", "again"),
+        Message("assistant", "done"),
     )
     assert conv.prompt_messages()[-1] == Message("user", "again")
     assert conv.reference() == "done"
@@ -213,12 +242,21 @@ def test_prompt_completion_column_mapping():
         ({"prompt": "p", "completion": ["c"]}, "completion", "expected a string, got list"),
         ({"prompt": "p", "completion": "c", "system": 1}, "system", "expected a string, got number"),
         ({"prompt": [], "completion": "c"}, "prompt", "is empty: expected at least a user and an assistant message"),
-        ({"prompt": [U, A], "completion": "c"}, "prompt[1].role",
-         "a chat-form prompt must end with a user message (the completion is the reply), got 'assistant'"),
-        ({"prompt": [U, {"role": "tool", "content": "x"}], "completion": "c"}, "prompt[1].role",
-         "unknown role 'tool' (allowed: 'system', 'user', 'assistant')"),
-        ({"prompt": [S, U], "completion": "c", "system": "s"}, "system",
-         "given twice: as this field and as the first message of 'prompt'"),
+        (
+            {"prompt": [U, A], "completion": "c"},
+            "prompt[1].role",
+            "a chat-form prompt must end with a user message (the completion is the reply), got 'assistant'",
+        ),
+        (
+            {"prompt": [U, {"role": "tool", "content": "x"}], "completion": "c"},
+            "prompt[1].role",
+            "unknown role 'tool' (allowed: 'system', 'user', 'assistant')",
+        ),
+        (
+            {"prompt": [S, U], "completion": "c", "system": "s"},
+            "system",
+            "given twice: as this field and as the first message of 'prompt'",
+        ),
     ],
 )
 def test_prompt_completion_errors(record, field, reason):

@@ -21,8 +21,16 @@ def jsonl(path, rows: list) -> str:
 
 
 def test_public_names_are_exported():
-    for name in ("read_records", "normalise", "detect_format", "load_conversations", "find_problems",
-                 "split_eval", "Conversation", "Message"):
+    for name in (
+        "read_records",
+        "normalise",
+        "detect_format",
+        "load_conversations",
+        "find_problems",
+        "split_eval",
+        "Conversation",
+        "Message",
+    ):
         assert hasattr(data, name)
 
 
@@ -30,11 +38,14 @@ def test_public_names_are_exported():
 
 
 def test_load_jsonl_mixing_chat_formats(tmp_path):
-    path = jsonl(tmp_path / "train.jsonl", [
-        CHAT,
-        {"prompt": "p", "completion": "c"},
-        {"instruction": "i", "input": "x", "output": "o"},
-    ])
+    path = jsonl(
+        tmp_path / "train.jsonl",
+        [
+            CHAT,
+            {"prompt": "p", "completion": "c"},
+            {"instruction": "i", "input": "x", "output": "o"},
+        ],
+    )
     convs = load_conversations(path)
     assert [c.source_format for c in convs] == ["messages", "prompt_completion", "alpaca"]
     assert [str(c.origin) for c in convs] == [f"{path}:1", f"{path}:2", f"{path}:3"]
@@ -46,7 +57,9 @@ def test_load_json_with_columns(tmp_path):
     path.write_text(json.dumps({"data": [{"question": "q1", "answer": "a1"}, {"question": "q2", "answer": "a2"}]}))
     convs = load_conversations(path, columns={"prompt": "question", "completion": "answer"})
     assert [c.messages for c in convs] == [
-        (Message("user", "q1"), Message("assistant", "a1")), (Message("user", "q2"), Message("assistant", "a2"))]
+        (Message("user", "q1"), Message("assistant", "a1")),
+        (Message("user", "q2"), Message("assistant", "a2")),
+    ]
     assert convs[1].origin == Origin(str(path), 2)
 
 
@@ -73,8 +86,10 @@ def test_load_parquet_text(tmp_path):
 
 def test_load_parquet_with_null_columns_of_other_formats(tmp_path):
     path = tmp_path / "train.parquet"
-    pq.write_table(pa.table({"prompt": ["p", None], "completion": ["c", None], "instruction": [None, "i"],
-                             "output": [None, "o"]}), path)
+    pq.write_table(
+        pa.table({"prompt": ["p", None], "completion": ["c", None], "instruction": [None, "i"], "output": [None, "o"]}),
+        path,
+    )
     assert [c.source_format for c in load_conversations(path)] == ["prompt_completion", "alpaca"]
 
 
@@ -106,14 +121,17 @@ def test_load_file_level_errors(tmp_path):
 
 
 def test_find_problems_keeps_going_past_bad_records(tmp_path):
-    path = jsonl(tmp_path / "train.jsonl", [
-        CHAT,
-        "{broken",
-        {"q": 1},
-        {"messages": [{"role": "user", "content": "x"}]},
-        [1],
-        {"prompt": "p", "completion": "c"},
-    ])
+    path = jsonl(
+        tmp_path / "train.jsonl",
+        [
+            CHAT,
+            "{broken",
+            {"q": 1},
+            {"messages": [{"role": "user", "content": "x"}]},
+            [1],
+            {"prompt": "p", "completion": "c"},
+        ],
+    )
     problems, total = find_problems(path)
     assert total == 4
     assert [str(p.origin) for p in problems] == [f"{path}:2", f"{path}:3", f"{path}:4", f"{path}:5"]

@@ -11,7 +11,6 @@ import pytest
 from tunesmith.data.sources import file_kind, json_type, read_records, scan_records
 from tunesmith.errors import DataError, Origin
 
-
 CHAT = [{"role": "user", "content": "hi", "weight": None}, {"role": "assistant", "content": "yo", "weight": 1}]
 
 
@@ -119,8 +118,15 @@ def test_no_suffix_is_unsupported(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("a.jsonl", "jsonl"), ("a.ndjson", "jsonl"), ("a.json", "json"), ("a.CSV", "csv"), ("a.tsv", "tsv"),
-     ("a.parquet", "parquet"), ("a.pq", "parquet")],
+    [
+        ("a.jsonl", "jsonl"),
+        ("a.ndjson", "jsonl"),
+        ("a.json", "json"),
+        ("a.CSV", "csv"),
+        ("a.tsv", "tsv"),
+        ("a.parquet", "parquet"),
+        ("a.pq", "parquet"),
+    ],
 )
 def test_file_kind_by_suffix(name, kind):
     assert file_kind(name) == kind
@@ -128,7 +134,14 @@ def test_file_kind_by_suffix(name, kind):
 
 def test_json_type_names():
     assert [json_type(v) for v in ({}, [], "", 1, 1.5, True, None)] == [
-        "object", "list", "string", "number", "number", "boolean", "null"]
+        "object",
+        "list",
+        "string",
+        "number",
+        "number",
+        "boolean",
+        "null",
+    ]
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -244,10 +257,12 @@ def test_csv_malformed_quoting_is_a_data_error(tmp_path):
 
 def test_parquet_rows_with_row_index_as_line(tmp_path):
     path = tmp_path / "train.parquet"
-    table = pa.table({
-        "messages": [CHAT] * 3,
-        "id": [1, 2, 3],
-    })
+    table = pa.table(
+        {
+            "messages": [CHAT] * 3,
+            "id": [1, 2, 3],
+        }
+    )
     pq.write_table(table, path, row_group_size=2)
     got = records(path)
     assert [o for o, _ in got] == [Origin(str(path), i) for i in (1, 2, 3)]

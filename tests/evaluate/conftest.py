@@ -5,11 +5,11 @@ among filler words; the answer is `category: <label>`. The randomly initialised 
 zero-shot and few-shot; 300 full fine-tuning steps learn the mapping.
 """
 
-
 import pytest
+from labeltask import run_config, write_rows
 
 import tunesmith
-from labeltask import run_config, write_rows
+
 
 @pytest.fixture(scope="session")
 def label_data(tmp_path_factory):

@@ -42,9 +42,27 @@ def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
 def test_cli_eval_ranks_labels_and_compares_runs(tuned_run, label_data, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = tmp_path / "eval"
-    cmd = [sys.executable, "-m", "tunesmith.cli", "eval", str(tuned_run.run_dir), "--data", label_data[1],
-           "--few-shot", "2", "--method", "rank", "--resamples", "200", "--compare", str(tuned_run.run_dir),
-           "--answer-regex", REGEX, "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunesmith.cli",
+        "eval",
+        str(tuned_run.run_dir),
+        "--data",
+        label_data[1],
+        "--few-shot",
+        "2",
+        "--method",
+        "rank",
+        "--resamples",
+        "200",
+        "--compare",
+        str(tuned_run.run_dir),
+        "--answer-regex",
+        REGEX,
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tuned vs base zero-shot" in done.stdout and "report.html" in done.stdout
@@ -60,6 +78,11 @@ def test_cli_eval_ranks_labels_and_compares_runs(tuned_run, label_data, tmp_path
 
 
 def test_cli_eval_errors_are_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tunesmith.cli", "eval", str(tmp_path)], capture_output=True,
-                          text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "eval", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     assert done.returncode == 2 and "not a tunesmith run folder" in done.stderr

@@ -9,9 +9,9 @@ from tunesmith.errors import Origin
 from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stats
 from tunesmith.evaluate.systems import System, pick_shots
 from tunesmith.evaluate.task import infer_task
+from tunesmith.pack import collate_padded
 from tunesmith.render import render
 from tunesmith.training.loss import mean_loss
-from tunesmith.pack import collate_padded
 
 
 def logprob(model, prompt, cand):
@@ -25,8 +25,11 @@ def logprob(model, prompt, cand):
 def test_rank_labels_equals_unbatched_log_likelihood(kind, batch_rows, chatml_tok, base_tok):
     tok = chatml_tok if kind == "llama" else base_tok
     model = tiny.llama(tok) if kind == "llama" else tiny.gpt2(tok)
-    prompts = [tok("Hello! How can", add_special_tokens=False).input_ids,
-               tok("My order VC-123456 has not arrived yet, where", add_special_tokens=False).input_ids, [5]]
+    prompts = [
+        tok("Hello! How can", add_special_tokens=False).input_ids,
+        tok("My order VC-123456 has not arrived yet, where", add_special_tokens=False).input_ids,
+        [5],
+    ]
     cands = candidate_ids(tok, ["billing", "shipping", "account status"], "category: ", end_of_turn=True)
     assert all(c[-1] == tok.eos_token_id for c in cands)
     got = rank_labels(model, prompts, cands, tok.pad_token_id or 0, batch_rows=batch_rows)
@@ -36,13 +39,21 @@ def test_rank_labels_equals_unbatched_log_likelihood(kind, batch_rows, chatml_to
 
 def test_token_stats_match_training_loss(chatml_tok):
     model = tiny.llama(chatml_tok)
-    convs = [Conversation(Origin("t", i), (Message("user", q), Message("assistant", a)))
-             for i, (q, a) in enumerate([("Hello!", "How can I help you today?"), ("Where is it?", "Paris."),
-                                         ("Reset my password", "category: account")])]
+    convs = [
+        Conversation(Origin("t", i), (Message("user", q), Message("assistant", a)))
+        for i, (q, a) in enumerate(
+            [
+                ("Hello!", "How can I help you today?"),
+                ("Where is it?", "Paris."),
+                ("Reset my password", "category: account"),
+            ]
+        )
+    ]
     rows = [render(c, chatml_tok, max_length=64) for c in convs]
     stats = token_stats(model, rows, chatml_tok.pad_token_id, batch_size=2)
-    assert stats["eval_loss"] == pytest.approx(mean_loss(model, [collate_padded(rows, chatml_tok.pad_token_id)]),
-                                               abs=1e-5)
+    assert stats["eval_loss"] == pytest.approx(
+        mean_loss(model, [collate_padded(rows, chatml_tok.pad_token_id)]), abs=1e-5
+    )
     assert stats["tokens"] == sum(r.n_trained for r in rows) and 0 <= stats["token_accuracy"] <= 1
 
 
@@ -62,8 +73,10 @@ def test_base_system_runs_with_the_adapter_disabled(chatml_tok):
 
 
 def test_few_shot_turns_cover_labels_and_are_not_trained(chatml_tok):
-    pool = [Conversation(Origin("train", i), (Message("user", f"q{i}"), Message("assistant", f"category: {lab}")))
-            for i, lab in enumerate(["a"] * 6 + ["b"] * 3 + ["c"])]
+    pool = [
+        Conversation(Origin("train", i), (Message("user", f"q{i}"), Message("assistant", f"category: {lab}")))
+        for i, lab in enumerate(["a"] * 6 + ["b"] * 3 + ["c"])
+    ]
     task = infer_task([c.reference() for c in pool], answer_regex=r"category:\s*(\w+)")
     shots = pick_shots(pool, 3, seed=0, task=task)
     assert sorted(m.content for m in shots if m.role == "assistant") == ["category: a", "category: b", "category: c"]

@@ -69,11 +69,21 @@ def test_bootstrap_helpers():
 
 
 def test_task_inference():
-    refs = ["category: billing\nreply: a", "category: shipping\nreply: b", "category: billing\nreply: c",
-            "category: account\nreply: d", "category: shipping\nreply: e", "category: account\nreply: f"]
+    refs = [
+        "category: billing\nreply: a",
+        "category: shipping\nreply: b",
+        "category: billing\nreply: c",
+        "category: account\nreply: d",
+        "category: shipping\nreply: e",
+        "category: account\nreply: f",
+    ]
     task = infer_task(refs, answer_regex=r"category:\s*(\w+)")
-    assert (task.kind, task.labels, task.label_prefix, task.primary) == \
-        ("label", ["account", "billing", "shipping"], "category: ", "accuracy")
+    assert (task.kind, task.labels, task.label_prefix, task.primary) == (
+        "label",
+        ["account", "billing", "shipping"],
+        "category: ",
+        "accuracy",
+    )
     assert infer_task(["yes", "no", "yes", "no"]).kind == "label"
     assert infer_task(["a long free answer one", "another different answer", "and a third"]).kind == "text"
     assert infer_task(['{"a": 1}', '{"b": 2}', '{"c": [1]}']).primary == "json_valid"
@@ -94,5 +104,7 @@ def test_score_label_task_golden():
 
 def test_bleu_only_for_sentences():
     assert "bleu" not in infer_task(["yes", "no", "yes", "no"]).metric_names()
-    assert "bleu" in infer_task(["a long free answer one", "another different answer here", "and a third one"]
-                                ).metric_names()
+    assert (
+        "bleu"
+        in infer_task(["a long free answer one", "another different answer here", "and a third one"]).metric_names()
+    )

@@ -3,10 +3,10 @@ stops early once the task metric stops improving."""
 
 import json
 
+from labeltask import run_config
+
 import tunesmith
 from tunesmith.runfolder import read_metrics
-
-from labeltask import run_config
 
 
 def test_periodic_task_metric_best_weights_and_early_stopping(tmp_path, tiny_llama_dir, label_data):

@@ -10,15 +10,22 @@ import time
 
 import pytest
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--remote-debugging-port=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--remote-debugging-port=0",
+]
 
 
 def ensure_chromium() -> str:
     found = shutil.which("chromium")
     if found is None:
-        subprocess.run(["bash", "-c", "apt-get update -qq && apt-get install -y -qq chromium"], check=True,
-                       timeout=900)
+        subprocess.run(["bash", "-c", "apt-get update -qq && apt-get install -y -qq chromium"], check=True, timeout=900)
         found = shutil.which("chromium")
     assert found, "chromium could not be installed"
     return found
@@ -78,8 +85,11 @@ def browser(tmp_path):
     connect = ensure_websockets()
     log = tmp_path / "chromium.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         found, deadline = None, time.time() + 60
         while found is None and time.time() < deadline:
@@ -104,11 +114,13 @@ def test_report_renders_without_errors(tuned_run, browser):
         browser.call(f"{domain}.enable")
     browser.call("Page.navigate", url=(tuned_run.run_dir / "report.html").resolve().as_uri())
     browser.wait_for("Page.loadEventFired")
-    counts = browser.evaluate("JSON.stringify({bars: document.querySelectorAll('svg.chart.bars rect').length,"
-                              "charts: document.querySelectorAll('svg.bars').length,"
-                              "curve: document.querySelectorAll('svg.curves polyline').length,"
-                              "cm: document.querySelectorAll('table.cm').length,"
-                              "width: document.querySelector('svg.bars').getBoundingClientRect().width})")
+    counts = browser.evaluate(
+        "JSON.stringify({bars: document.querySelectorAll('svg.chart.bars rect').length,"
+        "charts: document.querySelectorAll('svg.bars').length,"
+        "curve: document.querySelectorAll('svg.curves polyline').length,"
+        "cm: document.querySelectorAll('table.cm').length,"
+        "width: document.querySelector('svg.bars').getBoundingClientRect().width})"
+    )
     counts = json.loads(counts)
     assert counts["charts"] >= 6 and counts["bars"] == 3 * counts["charts"]  # 3 systems per metric chart
     assert counts["curve"] == 1 and counts["cm"] == 3 and counts["width"] > 100
@@ -119,9 +131,13 @@ def test_report_renders_without_errors(tuned_run, browser):
                 document.querySelector('[data-group="cm"][data-tab="tuned"]').classList.contains('hidden')];})()""")
     assert shown == [False, True]
     browser.evaluate("1")  # flush: any late console event arrives before this reply
-    errors = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
-              or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-              or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
+    errors = [
+        e
+        for e in browser.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
     assert errors == []
 
 

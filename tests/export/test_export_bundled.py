@@ -23,8 +23,10 @@ def test_bundled_smollm2_f16_gguf_answers_like_transformers(tmp_path):
     probes = Probes(prompts, prompts, list(FIXED_PROBES) + ["Digits 1234567 and 3.14159, café naïve ✓"])
     reference = greedy(model, prompts, 16)
     last = [model(input_ids=torch.tensor([p])).logits[0, -1] for p in prompts]
-    chats = [([{"role": "user", "content": q}], tok.decode(until_stop(r, tok), skip_special_tokens=True))
-             for q, r in zip(FIXED_PROBES, reference)]
+    chats = [
+        ([{"role": "user", "content": q}], tok.decode(until_stop(r, tok), skip_special_tokens=True))
+        for q, r in zip(FIXED_PROBES, reference)
+    ]
     assert chats[0][1] == "The capital of France is Paris."
     info = write_gguf(model, tok, tmp_path / "smollm2-f16.gguf", quant="f16", name="smollm2")
     assert info["tokenizer_pre"] == "gpt-2" and info["eot"] == tok.eos_token_id == 2
@@ -43,9 +45,9 @@ def test_merge_check_passes_a_strong_adapter_and_catches_one_layer_left_out(tmp_
     from tunesmith.export.merge import merge_verified
 
     demo = Path(__file__).resolve().parents[2] / "examples/support/config.yaml"
-    run_dir = tunesmith.train(demo,
-                              ["train.max_steps=2", "eval.enabled=false", f"output_dir={tmp_path / 'run'}"],
-                              show_progress=False).run_dir
+    run_dir = tunesmith.train(
+        demo, ["train.max_steps=2", "eval.enabled=false", f"output_dir={tmp_path / 'run'}"], show_progress=False
+    ).run_dir
     with torch.no_grad():
         run = load_run_fp32(run_dir)
         probes = make_probes(run.config, run.tokenizer)
@@ -59,6 +61,8 @@ def test_merge_check_passes_a_strong_adapter_and_catches_one_layer_left_out(tmp_
         assert report["max_logit_gap"] <= report["tolerance"]
         merged.get_submodule(name.removeprefix("base_model.model.")).weight -= delta  # that projection unmerged
         fault = max_gap(reference, probe_logits(merged, probes))
-        print(f"\nmerge gap {report['max_logit_gap']:.2g}, limit {report['tolerance']:.2g}, "
-              f"one layer left out {fault:.2g}")
+        print(
+            f"\nmerge gap {report['max_logit_gap']:.2g}, limit {report['tolerance']:.2g}, "
+            f"one layer left out {fault:.2g}"
+        )
         assert fault > 10 * logit_tolerance(reference)

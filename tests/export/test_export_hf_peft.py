@@ -35,16 +35,21 @@ def test_hf_folder_loads_offline_and_matches_the_adapter(tiny_runs, tmp_path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(out)
-    assert model.generation_config.eos_token_id == [tok.convert_tokens_to_ids("<|im_end|>"),
-                                                    tok.convert_tokens_to_ids("<|endoftext|>")]
+    assert model.generation_config.eos_token_id == [
+        tok.convert_tokens_to_ids("<|im_end|>"),
+        tok.convert_tokens_to_ids("<|endoftext|>"),
+    ]
     probes, reference = run_logits(tiny_runs["paris"])
-    gap = max(float((model(input_ids=torch.tensor([s])).logits[0] - r).abs().max())
-              for s, r in zip(probes.sequences, reference))
+    gap = max(
+        float((model(input_ids=torch.tensor([s])).logits[0] - r).abs().max())
+        for s, r in zip(probes.sequences, reference)
+    )
     assert gap <= 1e-4
     # a plain transformers user: the saved chat template + generation config answer and stop as tunesmith does
-    ids = tok.apply_chat_template([{"role": "user", "content": "Say hello"}], add_generation_prompt=True,
-                                  return_tensors="pt", return_dict=True)
-    new = model.generate(**ids, max_new_tokens=20)[0, ids["input_ids"].shape[1]:]
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "Say hello"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    new = model.generate(**ids, max_new_tokens=20)[0, ids["input_ids"].shape[1] :]
     assert tok.decode(new, skip_special_tokens=True) == ANSWER
     assert int(new[-1]) in model.generation_config.eos_token_id  # stopped at the end-of-turn token
 
@@ -70,8 +75,13 @@ def test_peft_folder_loads_with_peft_and_matches(tiny_runs, tmp_path):
     base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"], dtype=torch.float32)
     model = PeftModel.from_pretrained(base, out).eval()
     probes, reference = run_logits(tiny_runs["paris"])
-    assert max(float((model(input_ids=torch.tensor([s])).logits[0] - r).abs().max())
-               for s, r in zip(probes.sequences, reference)) <= 1e-4
+    assert (
+        max(
+            float((model(input_ids=torch.tensor([s])).logits[0] - r).abs().max())
+            for s, r in zip(probes.sequences, reference)
+        )
+        <= 1e-4
+    )
 
 
 def broken_run(run, tmp_path):
@@ -114,12 +124,17 @@ def test_refuses_to_replace_a_folder_that_is_not_an_export(tiny_runs, tmp_path):
 def quick_run(tiny_runs, tmp_path, method):
     import tunesmith
 
-    return tunesmith.train({"model": {"name": str(tiny_runs["model"]), "dtype": "float32"}, "method": method,
-                            "data": {"train": str(tiny_runs["paris"].parent / "paris.jsonl")},
-                            "train": {"max_steps": 3, "batch_size": 8, "lr": 1e-2, "max_length": 128,
-                                      "save_every": 1000},
-                            "eval": {"enabled": False}, "output_dir": str(tmp_path / method)},
-                           show_progress=False).run_dir
+    return tunesmith.train(
+        {
+            "model": {"name": str(tiny_runs["model"]), "dtype": "float32"},
+            "method": method,
+            "data": {"train": str(tiny_runs["paris"].parent / "paris.jsonl")},
+            "train": {"max_steps": 3, "batch_size": 8, "lr": 1e-2, "max_length": 128, "save_every": 1000},
+            "eval": {"enabled": False},
+            "output_dir": str(tmp_path / method),
+        },
+        show_progress=False,
+    ).run_dir
 
 
 def test_dora_merges_within_tolerance(tiny_runs, tmp_path):

@@ -16,8 +16,16 @@ import tiny
 import tunesmith
 
 ANSWERS = {"paris": "Paris.", "hello": "Hello! How can I help you today?"}
-QUESTIONS = ["What is the capital of France?", "Reset my password please", "Where is my order VC-123456?",
-             "I was charged twice", "How are you?", "Say hello", "What colour is the sky?", "Help"]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Reset my password please",
+    "Where is my order VC-123456?",
+    "I was charged twice",
+    "How are you?",
+    "Say hello",
+    "What colour is the sky?",
+    "Help",
+]
 _CACHE: dict = {}
 
 
@@ -35,8 +43,17 @@ def learnable_llama(folder: Path) -> Path:
 def _data(path: Path, answer: str) -> str:
     with open(path, "w") as fh:
         for i in range(32):
-            fh.write(json.dumps({"messages": [{"role": "user", "content": f"{QUESTIONS[i % 8]} #{i}"},
-                                              {"role": "assistant", "content": answer}]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": f"{QUESTIONS[i % 8]} #{i}"},
+                            {"role": "assistant", "content": answer},
+                        ]
+                    }
+                )
+                + "\n"
+            )
     return str(path)
 
 
@@ -47,10 +64,20 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         model = learnable_llama(root / "base-model")
         _CACHE["model"] = model
         for name, answer in ANSWERS.items():
-            cfg = {"model": {"name": str(model), "dtype": "float32"}, "data": {"train": _data(root / f"{name}.jsonl", answer)},
-                   "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
-                   "train": {"max_steps": 60, "batch_size": 8, "lr": 3e-2, "warmup_ratio": 0.0, "max_length": 128,
-                             "save_every": 1000},
-                   "eval": {"enabled": False}, "output_dir": str(root / name)}
+            cfg = {
+                "model": {"name": str(model), "dtype": "float32"},
+                "data": {"train": _data(root / f"{name}.jsonl", answer)},
+                "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+                "train": {
+                    "max_steps": 60,
+                    "batch_size": 8,
+                    "lr": 3e-2,
+                    "warmup_ratio": 0.0,
+                    "max_length": 128,
+                    "save_every": 1000,
+                },
+                "eval": {"enabled": False},
+                "output_dir": str(root / name),
+            }
             _CACHE[name] = tunesmith.train(cfg, show_progress=False).run_dir
     return dict(_CACHE)

@@ -13,15 +13,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tunesmith(*args, env, timeout=900):
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_demo_config_trains_evaluates_and_generates(tmp_path):
     env = dict(os.environ, TUNESMITH_CACHE=os.environ.get("TUNESMITH_CACHE", str(tmp_path / "cache")))
     run = tmp_path / "run"
-    done = tunesmith("train", "examples/support/config.yaml", "train.max_steps=3", "train.batch_size=4",
-                     "eval.max_samples=4", "eval.max_new_tokens=12", f"output_dir={run}", env=env)
+    done = tunesmith(
+        "train",
+        "examples/support/config.yaml",
+        "train.max_steps=3",
+        "train.batch_size=4",
+        "eval.max_samples=4",
+        "eval.max_new_tokens=12",
+        f"output_dir={run}",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert str(run) in done.stdout and "task accuracy" in done.stdout
     # what a user sees besides progress: tunesmith's own lines, no third-party warnings or notices
@@ -33,11 +47,17 @@ def test_demo_config_trains_evaluates_and_generates(tmp_path):
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3]
     assert {"step", "loss", "lr", "tokens", "tokens_per_s"} <= set(metrics[0])
-    for f in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer.json",
-              "config.yaml", "checkpoints/step-000003/trainable.safetensors"):
+    for f in (
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/tokenizer.json",
+        "config.yaml",
+        "checkpoints/step-000003/trainable.safetensors",
+    ):
         assert (run / f).is_file(), f
-    gen = tunesmith("generate", str(run), "--prompt", "I was charged twice for order VC-123456.",
-                    "--max-new-tokens", "12", env=env)
+    gen = tunesmith(
+        "generate", str(run), "--prompt", "I was charged twice for order VC-123456.", "--max-new-tokens", "12", env=env
+    )
     assert gen.returncode == 0, gen.stderr[-3000:]
     assert gen.stdout.strip()
     assert "Warning" not in gen.stderr and "WARNING" not in gen.stderr, gen.stderr

@@ -33,17 +33,31 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 def write_config(tmp_path: Path, model, *, train: str = "train.jsonl", extra: str = "") -> Path:
     path = tmp_path / "config.yaml"
-    path.write_text(f"model: {json.dumps(str(model))}\ndata:\n  train: {train}\n{extra}output_dir: {OUT}\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"model: {json.dumps(str(model))}\ndata:\n  train: {train}\n{extra}output_dir: {OUT}\n", encoding="utf-8"
+    )
     return path
 
 
 def run_cli(tmp_path: Path, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TUNESMITH_CACHE": str(tmp_path / "cache"), "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "2", "NO_COLOR": "1",
-           "COLUMNS": "100"}
-    return subprocess.run([sys.executable, "-m", "tunesmith.cli", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "TUNESMITH_CACHE": str(tmp_path / "cache"),
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "2",
+        "NO_COLOR": "1",
+        "COLUMNS": "100",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -89,8 +103,12 @@ def test_unknown_config_key(tmp_path, tiny_llama_dir):
 def test_unknown_override_key(tmp_path, tiny_llama_dir):
     write_jsonl(tmp_path / "train.jsonl", [chat()])
     write_config(tmp_path, tiny_llama_dir)
-    train_fails(tmp_path, "config.yaml", "train.bach_size=2",
-                needles=("override", "train.bach_size", "did you mean 'batch_size'?"))
+    train_fails(
+        tmp_path,
+        "config.yaml",
+        "train.bach_size=2",
+        needles=("override", "train.bach_size", "did you mean 'batch_size'?"),
+    )
     assert not (tmp_path / OUT).exists()
 
 
@@ -105,17 +123,24 @@ def test_invalid_value_names_the_field(tmp_path, tiny_llama_dir):
 def test_gpu_asked_for_where_there_is_none(tmp_path, tiny_llama_dir):
     write_jsonl(tmp_path / "train.jsonl", [chat()])
     write_config(tmp_path, tiny_llama_dir)
-    train_fails(tmp_path, "config.yaml", "model.device=cuda",
-                needles=("model.device", "sees no CUDA GPU", "model.device=cpu or auto"))
+    train_fails(
+        tmp_path,
+        "config.yaml",
+        "model.device=cuda",
+        needles=("model.device", "sees no CUDA GPU", "model.device=cpu or auto"),
+    )
     assert not (tmp_path / OUT).exists()
 
 
-@pytest.mark.parametrize("override,needles", [
-    ("model.device=gpu0", ("override", "model.device", "'auto', 'cpu', 'cuda' or 'cuda:N'")),
-    ("method=full", ("quantize=4bit", "use method lora or dora")),
-    ("train.distributed=fsdp", ("quantize=4bit", "use train.distributed=ddp")),
-    ("train.distributed=zero3", ("train.distributed", "'ddp' or 'fsdp'")),
-])
+@pytest.mark.parametrize(
+    "override,needles",
+    [
+        ("model.device=gpu0", ("override", "model.device", "'auto', 'cpu', 'cuda' or 'cuda:N'")),
+        ("method=full", ("quantize=4bit", "use method lora or dora")),
+        ("train.distributed=fsdp", ("quantize=4bit", "use train.distributed=ddp")),
+        ("train.distributed=zero3", ("train.distributed", "'ddp' or 'fsdp'")),
+    ],
+)
 def test_device_and_quantize_values(tmp_path, tiny_llama_dir, override, needles):
     write_jsonl(tmp_path / "train.jsonl", [chat()])
     write_config(tmp_path, tiny_llama_dir)
@@ -132,19 +157,35 @@ def test_missing_train_file(tmp_path, tiny_llama_dir):
     assert not (tmp_path / OUT).exists()
 
 
-@pytest.mark.parametrize("rows, needles", [
-    pytest.param([chat(), chat(), '{"messages": [oops'], ("train.jsonl:3", "invalid JSON"), id="malformed-jsonl"),
-    pytest.param([chat(), {"question": "q", "answer": "a"}], ("train.jsonl:2", "no usable field"), id="no-usable-field"),
-    pytest.param([{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}],
-                 ("train.jsonl:1", "messages[1].role", "unknown role 'bot'"), id="unknown-role"),
-    pytest.param([chat(), {"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}],
-                 ("train.jsonl:2", "messages[0].content", "expected a string"), id="non-string-content"),
-    pytest.param([{"messages": [{"role": "user", "content": "hi"},
-                                {"role": "assistant", "content": "yo", "weight": 2}]}],
-                 ("train.jsonl:1", "messages[1].weight", "expected 0 or 1"), id="bad-weight"),
-    pytest.param([chat(), chat(), chat(answer="   ")],
-                 ("train.jsonl:3", "messages[1].content", "assistant message is empty"), id="empty-assistant"),
-])
+@pytest.mark.parametrize(
+    "rows, needles",
+    [
+        pytest.param([chat(), chat(), '{"messages": [oops'], ("train.jsonl:3", "invalid JSON"), id="malformed-jsonl"),
+        pytest.param(
+            [chat(), {"question": "q", "answer": "a"}], ("train.jsonl:2", "no usable field"), id="no-usable-field"
+        ),
+        pytest.param(
+            [{"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}],
+            ("train.jsonl:1", "messages[1].role", "unknown role 'bot'"),
+            id="unknown-role",
+        ),
+        pytest.param(
+            [chat(), {"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "x"}]}],
+            ("train.jsonl:2", "messages[0].content", "expected a string"),
+            id="non-string-content",
+        ),
+        pytest.param(
+            [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo", "weight": 2}]}],
+            ("train.jsonl:1", "messages[1].weight", "expected 0 or 1"),
+            id="bad-weight",
+        ),
+        pytest.param(
+            [chat(), chat(), chat(answer="   ")],
+            ("train.jsonl:3", "messages[1].content", "assistant message is empty"),
+            id="empty-assistant",
+        ),
+    ],
+)
 def test_bad_record(tmp_path, tiny_llama_dir, rows, needles):
     write_jsonl(tmp_path / "train.jsonl", rows)
     write_config(tmp_path, tiny_llama_dir)
@@ -204,8 +245,12 @@ def test_model_folder_without_config_json(tmp_path):
 def test_max_length_below_template_overhead(tmp_path, tiny_llama_dir):
     write_jsonl(tmp_path / "train.jsonl", [chat()])
     write_config(tmp_path, tiny_llama_dir)
-    line = train_fails(tmp_path, "config.yaml", "train.max_length=10",
-                       needles=("train.max_length", "10 is below the chat template's overhead", "use at least"))
+    line = train_fails(
+        tmp_path,
+        "config.yaml",
+        "train.max_length=10",
+        needles=("train.max_length", "10 is below the chat template's overhead", "use at least"),
+    )
     overhead = template_overhead(tiny.chatml_tokenizer(), None)
     assert f"use at least {overhead + 8}" in line
     assert not (tmp_path / OUT).exists()
@@ -216,8 +261,12 @@ def test_every_row_dropped_by_truncation(tmp_path, tiny_llama_dir):
     long_question = " ".join(["The quick brown fox jumps over the lazy dog."] * 20)
     write_jsonl(tmp_path / "train.jsonl", [chat(long_question, "Yes."), chat(long_question, "No.")])
     write_config(tmp_path, tiny_llama_dir)
-    train_fails(tmp_path, "config.yaml", f"train.max_length={max_length}",
-                needles=("train.jsonl", f"max_length={max_length}", "train.jsonl:1"))
+    train_fails(
+        tmp_path,
+        "config.yaml",
+        f"train.max_length={max_length}",
+        needles=("train.jsonl", f"max_length={max_length}", "train.jsonl:1"),
+    )
     assert not (tmp_path / OUT).exists()
 
 
@@ -229,8 +278,7 @@ def test_existing_output_folder_that_is_not_a_run(tmp_path, tiny_llama_dir):
     write_config(tmp_path, tiny_llama_dir)
     (tmp_path / OUT).mkdir()
     (tmp_path / OUT / "notes.txt").write_text("mine\n")
-    train_fails(tmp_path, "config.yaml", "train.max_steps=1",
-                needles=(OUT, "exists and is not a tunesmith run"))
+    train_fails(tmp_path, "config.yaml", "train.max_steps=1", needles=(OUT, "exists and is not a tunesmith run"))
     assert sorted(p.name for p in (tmp_path / OUT).iterdir()) == ["notes.txt"]
 
 
@@ -255,18 +303,34 @@ def test_tiny_run_then_generate(tmp_path, tiny_llama_dir):
     rows = [chat(f"What is {i} plus 1?", str(i + 1)) for i in range(12)]
     write_jsonl(tmp_path / "train.jsonl", rows)
     write_config(tmp_path, tiny_llama_dir, extra="  eval_fraction: 0.25\n")
-    result = run_cli(tmp_path, "train", "config.yaml", f"model={tiny_llama_dir}", "train.max_steps=2",
-                     "train.batch_size=2", "eval.max_samples=2", "eval.max_new_tokens=4")
+    result = run_cli(
+        tmp_path,
+        "train",
+        "config.yaml",
+        f"model={tiny_llama_dir}",
+        "train.max_steps=2",
+        "train.batch_size=2",
+        "eval.max_samples=2",
+        "eval.max_new_tokens=4",
+    )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "error:" not in result.stderr
 
     run = tmp_path / OUT
-    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoints/step-000002",
-                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer.json"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/step-000002",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/tokenizer.json",
+    ):
         assert (run / name).exists(), name
     adapter = run / "adapter"
-    assert (adapter / "chat_template.jinja").is_file() or \
-        "chat_template" in json.loads((adapter / "tokenizer_config.json").read_text())
+    assert (adapter / "chat_template.jinja").is_file() or "chat_template" in json.loads(
+        (adapter / "tokenizer_config.json").read_text()
+    )
 
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert [m["step"] for m in metrics] == [1, 2]
@@ -303,16 +367,30 @@ def test_train_on_a_data_file_with_mapped_columns(tmp_path, tiny_llama_dir):
     line = check_failure(tmp_path, unmapped, before, ("qa.csv:2", "no usable field"))
     assert line.endswith("map them: data.columns.prompt=question data.columns.completion=answer")
 
-    result = run_cli(tmp_path, "train", "qa.csv", "--model", str(tiny_llama_dir), "data.columns.prompt=question",
-                     "data.columns.completion=answer", "data.eval_fraction=0.25", "train.max_steps=2",
-                     "train.batch_size=2", "eval.max_samples=2", "eval.max_new_tokens=4")
+    result = run_cli(
+        tmp_path,
+        "train",
+        "qa.csv",
+        "--model",
+        str(tiny_llama_dir),
+        "data.columns.prompt=question",
+        "data.columns.completion=answer",
+        "data.eval_fraction=0.25",
+        "train.max_steps=2",
+        "train.batch_size=2",
+        "eval.max_samples=2",
+        "eval.max_new_tokens=4",
+    )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     run = tmp_path / "runs" / "qa"
     assert "runs/qa" in result.stdout and (run / "adapter/adapter_model.safetensors").is_file()
     from tunesmith.config import load_config
 
     saved = load_config(run / "config.yaml")
-    assert (saved.data.train, saved.model.name, saved.data.columns) == \
-        ("qa.csv", str(tiny_llama_dir), {"prompt": "question", "completion": "answer"})
+    assert (saved.data.train, saved.model.name, saved.data.columns) == (
+        "qa.csv",
+        str(tiny_llama_dir),
+        {"prompt": "question", "completion": "answer"},
+    )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["train_rows"] == 9 and summary["eval_rows"] == 3 and "eval_loss" in summary["after"]

@@ -18,10 +18,19 @@ def run(tmp_path, cfg, nproc):
     path = tmp_path / f"cfg{nproc}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, OMP_NUM_THREADS="1", TUNESMITH_CACHE=str(tmp_path / "cache"))
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"] \
-        if nproc > 1 else [sys.executable]
-    done = subprocess.run([*launcher, "-m", "tunesmith.cli", "train", str(path)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        if nproc > 1
+        else [sys.executable]
+    )
+    done = subprocess.run(
+        [*launcher, "-m", "tunesmith.cli", "train", str(path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return [r["loss"] for r in read_metrics(tmp_path / cfg["output_dir"] / "metrics.jsonl")], done
 

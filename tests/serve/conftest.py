@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "export"))
-from tinyruns import tiny_runs as _tiny_runs  # noqa: E402
+from tinyruns import tiny_runs as _tiny_runs
 
 
 @pytest.fixture(scope="session")

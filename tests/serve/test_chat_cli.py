@@ -3,6 +3,7 @@
 import builtins
 
 from tinyruns import ANSWERS
+
 from tunesmith.cli import main
 
 

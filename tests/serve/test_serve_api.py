@@ -14,7 +14,6 @@ import urllib.request
 
 import openai
 import pytest
-
 from tinyruns import ANSWERS
 
 KEY = "test-key"
@@ -44,10 +43,27 @@ def wait_ready(proc, url, timeout=120):
 def server(tiny_runs):
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "tunesmith.cli", "serve", str(tiny_runs["paris"]),
-                             "--adapter", f"hello={tiny_runs['hello']}", "--port", str(port), "--api-key", KEY,
-                             "--max-tokens", "512"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tunesmith.cli",
+            "serve",
+            str(tiny_runs["paris"]),
+            "--adapter",
+            f"hello={tiny_runs['hello']}",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--max-tokens",
+            "512",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url)
@@ -68,8 +84,12 @@ def ask(client, model, question="What is the capital of France?", **kw):
 
 
 def raw(server, path, body: bytes, key=KEY):
-    req = urllib.request.Request(server["url"] + path, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    req = urllib.request.Request(
+        server["url"] + path,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, json.loads(r.read())
@@ -108,8 +128,11 @@ def test_two_adapters_answer_differently_on_one_base(client):
 def test_completions_plain_and_streamed(client):
     r = client.completions.create(model="base", prompt="The quick brown", max_tokens=5)
     assert r.choices[0].finish_reason in ("length", "stop") and r.usage.completion_tokens <= 5
-    streamed = "".join(c.choices[0].text for c in client.completions.create(model="base", prompt="The quick brown",
-                                                                             max_tokens=5, stream=True) if c.choices)
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(model="base", prompt="The quick brown", max_tokens=5, stream=True)
+        if c.choices
+    )
     assert streamed == r.choices[0].text
 
 
@@ -127,10 +150,13 @@ def test_fifty_concurrent_requests(server):
             t = time.perf_counter()
             if i % 5 == 0:  # some streamed
                 stream = await client.chat.completions.create(
-                    model=model, messages=[{"role": "user", "content": f"Help #{i}"}], stream=True)
+                    model=model, messages=[{"role": "user", "content": f"Help #{i}"}], stream=True
+                )
                 text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
             else:
-                r = await client.chat.completions.create(model=model, messages=[{"role": "user", "content": f"Help #{i}"}])
+                r = await client.chat.completions.create(
+                    model=model, messages=[{"role": "user", "content": f"Help #{i}"}]
+                )
                 text = r.choices[0].message.content
             return model, text, time.perf_counter() - t
 
@@ -144,8 +170,10 @@ def test_fifty_concurrent_requests(server):
     assert not errors, errors[:3]
     assert all(text == ANSWERS[model] for model, text, _ in results)  # no adapter mix-up under load
     latencies = sorted(t for *_, t in results)
-    print(f"\n50 concurrent chat requests: {50 / wall:.1f} req/s, latency p50 {statistics.median(latencies):.3f} s, "
-          f"p95 {latencies[int(0.95 * 49)]:.3f} s, max {latencies[-1]:.3f} s, wall {wall:.2f} s")
+    print(
+        f"\n50 concurrent chat requests: {50 / wall:.1f} req/s, latency p50 {statistics.median(latencies):.3f} s, "
+        f"p95 {latencies[int(0.95 * 49)]:.3f} s, max {latencies[-1]:.3f} s, wall {wall:.2f} s"
+    )
 
 
 def test_errors_are_clear_4xx(server, client):
@@ -159,11 +187,17 @@ def test_errors_are_clear_4xx(server, client):
         openai.OpenAI(base_url=server["url"] + "/v1", api_key="wrong", max_retries=0).models.list()
     status, body = raw(server, "/v1/chat/completions", b'{"model": "paris", "messages": [')
     assert status == 400 and "not valid JSON" in body["error"]["message"]
-    status, body = raw(server, "/v1/chat/completions", json.dumps(
-        {"model": "paris", "messages": [{"role": "user", "content": "x" * (2 << 20)}]}).encode())
+    status, body = raw(
+        server,
+        "/v1/chat/completions",
+        json.dumps({"model": "paris", "messages": [{"role": "user", "content": "x" * (2 << 20)}]}).encode(),
+    )
     assert status == 413 and body["error"]["type"] == "request_too_large"
-    status, body = raw(server, "/v1/chat/completions", json.dumps(
-        {"model": "paris", "messages": [{"role": "robot", "content": "hi"}]}).encode())
+    status, body = raw(
+        server,
+        "/v1/chat/completions",
+        json.dumps({"model": "paris", "messages": [{"role": "robot", "content": "hi"}]}).encode(),
+    )
     assert status == 400 and "messages.0.role" in body["error"]["message"]
     status, body = raw(server, "/v1/completions", json.dumps({"model": "paris", "prompt": "hi", "n": 3}).encode())
     assert status == 400 and body["error"]["param"] == "n"
@@ -172,9 +206,12 @@ def test_errors_are_clear_4xx(server, client):
 
 def test_sigterm_finishes_the_request_in_flight_then_exits(server):
     """Graceful shutdown: the streamed answer in progress completes, then the process exits. (Runs last.)"""
-    req = urllib.request.Request(server["url"] + "/v1/completions", method="POST", data=json.dumps(
-        {"model": "base", "prompt": "The quick brown", "max_tokens": 200, "stream": True}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"})
+    req = urllib.request.Request(
+        server["url"] + "/v1/completions",
+        method="POST",
+        data=json.dumps({"model": "base", "prompt": "The quick brown", "max_tokens": 200, "stream": True}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEY}"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         first = r.readline()
         assert first.startswith(b"data: ")

@@ -1,8 +1,8 @@
 """`tunesmith check`: the training contract and a data-quality report, before any training.
 
-    from tunesmith.check import load, run_check
-    report = run_check(load("examples/support/config.yaml"))
-    print(report.exit_code(), [f.line() for f in report.findings])
+from tunesmith.check import load, run_check
+report = run_check(load("examples/support/config.yaml"))
+print(report.exit_code(), [f.line() for f in report.findings])
 """
 
 from tunesmith.check.findings import Finding, Report

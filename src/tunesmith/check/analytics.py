@@ -53,9 +53,17 @@ def _describe(values: list[int], max_length: int, upper: int) -> dict:
     counts = [0] * HIST_BINS
     for v in values:
         counts[min(HIST_BINS - 1, v // width)] += 1
-    return {"n": len(values), "min": values[0], "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": values[-1],
-            "mean": round(sum(values) / len(values), 1), "over_max_length": sum(v > max_length for v in values),
-            "histogram": {"bin_width": width, "counts": counts}}
+    return {
+        "n": len(values),
+        "min": values[0],
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "max": values[-1],
+        "mean": round(sum(values) / len(values), 1),
+        "over_max_length": sum(v > max_length for v in values),
+        "histogram": {"bin_width": width, "counts": counts},
+    }
 
 
 def lengths(rows: Sequence[Row], max_length: int) -> dict:
@@ -69,9 +77,11 @@ def lengths(rows: Sequence[Row], max_length: int) -> dict:
         completion = [sum(1 for x in r.full.labels if x != IGNORE) for r in part]
         prompt = [t - c for t, c in zip(total, completion)]
         upper = max(max(total), max_length) + 1
-        out[split] = {"prompt": _describe(prompt, max_length, upper),
-                      "completion": _describe(completion, max_length, upper),
-                      "total": _describe(total, max_length, upper)}
+        out[split] = {
+            "prompt": _describe(prompt, max_length, upper),
+            "completion": _describe(completion, max_length, upper),
+            "total": _describe(total, max_length, upper),
+        }
     return out
 
 
@@ -96,15 +106,22 @@ def duplicates(rows: Sequence[Row]) -> tuple[list[Finding], set[tuple[int, int]]
         for members in by_text.values():
             for j in members[1:]:
                 duplicate_of[j] = members[0]
-                findings.append(Finding("warning", "duplicate", f"exact duplicate of {rows[members[0]].conv.origin}",
-                                        origin=str(rows[j].conv.origin), related=(str(rows[members[0]].conv.origin),)))
-            exact_pairs.update((a, b) for x, a in enumerate(members) for b in members[x + 1:])
+                findings.append(
+                    Finding(
+                        "warning",
+                        "duplicate",
+                        f"exact duplicate of {rows[members[0]].conv.origin}",
+                        origin=str(rows[j].conv.origin),
+                        related=(str(rows[members[0]].conv.origin),),
+                    )
+                )
+            exact_pairs.update((a, b) for x, a in enumerate(members) for b in members[x + 1 :])
         by_prompt: dict[str, list[int]] = defaultdict(list)
         for i in idx:
             if not rows[i].conv.is_text:
                 by_prompt[normalise_text(prompt_text(rows[i].conv))].append(i)
         for members in by_prompt.values():
-            prompt_pairs.update((a, b) for x, a in enumerate(members) for b in members[x + 1:])
+            prompt_pairs.update((a, b) for x, a in enumerate(members) for b in members[x + 1 :])
             completions = {normalise_text(completion_text(rows[i].conv)) for i in members}
             if len(completions) < 2:
                 continue
@@ -113,25 +130,38 @@ def duplicates(rows: Sequence[Row]) -> tuple[list[Finding], set[tuple[int, int]]
                 if j in duplicate_of:
                     continue
                 others = tuple(str(rows[i].conv.origin) for i in members if i != j)
-                findings.append(Finding("warning", "conflict", f"conflicting label: same prompt as "
-                                        f"{rows[first].conv.origin} with a different completion "
-                                        f"({len(completions)} different completions in {len(members)} records)",
-                                        origin=str(rows[j].conv.origin), related=others))
+                findings.append(
+                    Finding(
+                        "warning",
+                        "conflict",
+                        f"conflicting label: same prompt as "
+                        f"{rows[first].conv.origin} with a different completion "
+                        f"({len(completions)} different completions in {len(members)} records)",
+                        origin=str(rows[j].conv.origin),
+                        related=others,
+                    )
+                )
     return findings, exact_pairs, prompt_pairs
 
 
 def near_duplicates(rows: Sequence[Row], skip: set[tuple[int, int]], threshold: float = NEAR) -> list[Finding]:
     """Records within a split whose whole text is nearly the same as an earlier record's (MinHash + Jaccard)."""
     texts = [conversation_text(r.conv) for r in rows]
-    pairs = similar_pairs(texts, threshold,
-                          allowed=lambda i, j: rows[i].split == rows[j].split and (i, j) not in skip)
+    pairs = similar_pairs(texts, threshold, allowed=lambda i, j: rows[i].split == rows[j].split and (i, j) not in skip)
     best: dict[int, tuple[int, float]] = {}
     for i, j, s in pairs:
         if j not in best or i < best[j][0]:
             best[j] = (i, s)
-    return [Finding("warning", "near_duplicate", f"near-duplicate of {rows[i].conv.origin} (similarity {s:.2f})",
-                    origin=str(rows[j].conv.origin), related=(str(rows[i].conv.origin),))
-            for j, (i, s) in sorted(best.items())]
+    return [
+        Finding(
+            "warning",
+            "near_duplicate",
+            f"near-duplicate of {rows[i].conv.origin} (similarity {s:.2f})",
+            origin=str(rows[j].conv.origin),
+            related=(str(rows[i].conv.origin),),
+        )
+        for j, (i, s) in sorted(best.items())
+    ]
 
 
 def leakage(rows: Sequence[Row], threshold: float = NEAR) -> list[Finding]:
@@ -148,9 +178,13 @@ def leakage(rows: Sequence[Row], threshold: float = NEAR) -> list[Finding]:
         hits = seen.get(normalise_text(prompt_text(rows[j].conv)))
         if hits:
             where = ", ".join(str(rows[i].conv.origin) for i in hits[:3])
-            findings[j] = Finding("warning", "leak", f"eval record leaked into training: the same prompt is at {where}",
-                                  origin=str(rows[j].conv.origin),
-                                  related=tuple(str(rows[i].conv.origin) for i in hits))
+            findings[j] = Finding(
+                "warning",
+                "leak",
+                f"eval record leaked into training: the same prompt is at {where}",
+                origin=str(rows[j].conv.origin),
+                related=tuple(str(rows[i].conv.origin) for i in hits),
+            )
     prompts = [prompt_text(r.conv) for r in rows]
     near = similar_pairs(prompts, threshold, allowed=lambda i, j: rows[i].split != rows[j].split)
     best: dict[int, tuple[int, float]] = {}
@@ -159,17 +193,20 @@ def leakage(rows: Sequence[Row], threshold: float = NEAR) -> list[Finding]:
         if e not in findings and (e not in best or s > best[e][1]):
             best[e] = (t, s)
     for e, (t, s) in best.items():
-        findings[e] = Finding("warning", "near_leak", f"eval record nearly leaked into training: its prompt is "
-                              f"{s:.2f} similar to {rows[t].conv.origin}", origin=str(rows[e].conv.origin),
-                              related=(str(rows[t].conv.origin),))
+        findings[e] = Finding(
+            "warning",
+            "near_leak",
+            f"eval record nearly leaked into training: its prompt is {s:.2f} similar to {rows[t].conv.origin}",
+            origin=str(rows[e].conv.origin),
+            related=(str(rows[t].conv.origin),),
+        )
     return [findings[k] for k in sorted(findings)]
 
 
 # --- label balance --------------------------------------------------------------------------------------
 
 
-def label_balance(rows: Sequence[Row], answer_regex: str | None,
-                  train_path: str) -> tuple[dict | None, list[Finding]]:
+def label_balance(rows: Sequence[Row], answer_regex: str | None, train_path: str) -> tuple[dict | None, list[Finding]]:
     """Class counts for classification-like data, and a warning when the classes are badly imbalanced.
 
     Labels are the `eval.answer_regex` capture when it matches most completions; otherwise whole completions,
@@ -197,6 +234,13 @@ def label_balance(rows: Sequence[Row], answer_regex: str | None,
     balance = {"source": source, "counts": dict(counts.most_common())}
     most, least = counts.most_common()[0], counts.most_common()[-1]
     if len(counts) > 1 and most[1] >= 10 * least[1]:
-        return balance, [Finding("warning", "label_imbalance", f"labels are imbalanced: {most[0]!r} has {most[1]} "
-                                 f"records, {least[0]!r} only {least[1]} ({len(counts)} labels)", origin=train_path)]
+        return balance, [
+            Finding(
+                "warning",
+                "label_imbalance",
+                f"labels are imbalanced: {most[0]!r} has {most[1]} "
+                f"records, {least[0]!r} only {least[1]} ({len(counts)} labels)",
+                origin=train_path,
+            )
+        ]
     return balance, []

@@ -38,9 +38,16 @@ class Report:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.model, "files": self.files, "max_length": self.max_length,
-            "summary": {s: len(self.of(s)) for s in SEVERITIES}, "counts": self.counts,
-            "findings": [f.to_dict() for f in self.findings], "findings_left_out": self.truncated_findings,
-            "contract": self.contract, "lengths": self.lengths, "label_balance": self.label_balance,
-            "samples": self.samples, "estimate": self.estimate,
+            "model": self.model,
+            "files": self.files,
+            "max_length": self.max_length,
+            "summary": {s: len(self.of(s)) for s in SEVERITIES},
+            "counts": self.counts,
+            "findings": [f.to_dict() for f in self.findings],
+            "findings_left_out": self.truncated_findings,
+            "contract": self.contract,
+            "lengths": self.lengths,
+            "label_balance": self.label_balance,
+            "samples": self.samples,
+            "estimate": self.estimate,
         }

@@ -27,7 +27,7 @@ def shingles(text: str, k: int = SHINGLE) -> set[str]:
     text = normalise_text(text)
     if len(text) <= k:
         return {text}
-    return {text[i:i + k] for i in range(len(text) - k + 1)}
+    return {text[i : i + k] for i in range(len(text) - k + 1)}
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -60,7 +60,7 @@ def similar_pairs(texts: Sequence[str], threshold: float, *, allowed=None) -> li
     candidates: set[tuple[int, int]] = set()
     for band in range(BANDS):
         buckets: dict[bytes, list[int]] = defaultdict(list)
-        block = sig[:, band * ROWS:(band + 1) * ROWS]
+        block = sig[:, band * ROWS : (band + 1) * ROWS]
         for i in range(len(sets)):
             buckets[block[i].tobytes()].append(i)
         for members in buckets.values():

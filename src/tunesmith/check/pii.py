@@ -11,8 +11,10 @@ from tunesmith.data.types import Conversation
 
 EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
-PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})(?:[ .-]\d{2,4}){2,4}(?![\w-])"
-                   r"|(?<![\w+])\+\d{9,14}(?!\w)")
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})(?:[ .-]\d{2,4}){2,4}(?![\w-])"
+    r"|(?<![\w+])\+\d{9,14}(?!\w)"
+)
 SECRETS = (
     ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
     ("API key (OpenAI)", re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}")),
@@ -95,6 +97,7 @@ def pii_findings(convs: Iterable[Conversation]) -> list[Finding]:
             hits = list(scan_text(text))
             if hits:
                 what = ", ".join(f"{kind} {shown!r}" for kind, shown in hits)
-                out.append(Finding("warning", "pii", f"possible PII or secret: {what}", origin=str(conv.origin),
-                                   field=name))
+                out.append(
+                    Finding("warning", "pii", f"possible PII or secret: {what}", origin=str(conv.origin), field=name)
+                )
     return out

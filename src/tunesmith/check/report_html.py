@@ -35,49 +35,67 @@ def histogram(kind: str, split: str, d: dict, max_length: int, width: int = 320,
     left, bottom = 36, 22
     w, h = width - left - 6, height - bottom - 18
     bar = w / len(counts)
-    parts = [f'<svg class="hist" data-split="{split}" data-kind="{kind}" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img">',
-             f'<title>{escape(split)} {escape(kind)} tokens</title>',
-             f'<text x="{left}" y="12" font-size="11">{escape(split)} · {escape(kind)} tokens (n={d["n"]})</text>']
+    parts = [
+        f'<svg class="hist" data-split="{split}" data-kind="{kind}" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" role="img">',
+        f"<title>{escape(split)} {escape(kind)} tokens</title>",
+        f'<text x="{left}" y="12" font-size="11">{escape(split)} · {escape(kind)} tokens (n={d["n"]})</text>',
+    ]
     for i, c in enumerate(counts):
         bh = h * c / top
-        parts.append(f'<rect x="{left + i * bar:.1f}" y="{18 + h - bh:.1f}" width="{max(bar - 1, 1):.1f}" '
-                     f'height="{bh:.1f}" fill="#4c78a8"><title>{i * bin_width}-{(i + 1) * bin_width - 1}: {c}'
-                     '</title></rect>')
+        parts.append(
+            f'<rect x="{left + i * bar:.1f}" y="{18 + h - bh:.1f}" width="{max(bar - 1, 1):.1f}" '
+            f'height="{bh:.1f}" fill="#4c78a8"><title>{i * bin_width}-{(i + 1) * bin_width - 1}: {c}'
+            "</title></rect>"
+        )
     x = left + w * min(max_length / (bin_width * len(counts)), 1)
-    parts += [f'<line x1="{x:.1f}" x2="{x:.1f}" y1="16" y2="{18 + h}" stroke="#d62728" stroke-dasharray="4 2"/>',
-              f'<line x1="{left}" x2="{left + w}" y1="{18 + h}" y2="{18 + h}" stroke="#999"/>',
-              f'<text x="{left}" y="{height - 6}" font-size="10">0</text>',
-              f'<text x="{left + w}" y="{height - 6}" font-size="10" text-anchor="end">'
-              f'{bin_width * len(counts)}</text>',
-              f'<text x="{x:.1f}" y="{height - 6}" font-size="10" fill="#d62728" text-anchor="middle">'
-              'max_length</text>',
-              f'<text x="{left - 4}" y="24" font-size="10" text-anchor="end">{top}</text></svg>']
+    parts += [
+        f'<line x1="{x:.1f}" x2="{x:.1f}" y1="16" y2="{18 + h}" stroke="#d62728" stroke-dasharray="4 2"/>',
+        f'<line x1="{left}" x2="{left + w}" y1="{18 + h}" y2="{18 + h}" stroke="#999"/>',
+        f'<text x="{left}" y="{height - 6}" font-size="10">0</text>',
+        f'<text x="{left + w}" y="{height - 6}" font-size="10" text-anchor="end">{bin_width * len(counts)}</text>',
+        f'<text x="{x:.1f}" y="{height - 6}" font-size="10" fill="#d62728" text-anchor="middle">max_length</text>',
+        f'<text x="{left - 4}" y="24" font-size="10" text-anchor="end">{top}</text></svg>',
+    ]
     return "".join(parts)
 
 
 def _findings(report: Report) -> str:
     if not report.findings:
         return '<p class="ok">No problems found.</p>'
-    rows = "".join(f'<tr><td class="{f.severity}">{f.severity}</td><td>{escape(f.check)}</td>'
-                   f'<td>{escape(f.origin or "")}</td><td>{escape(f.field or "")}</td><td>{escape(f.message)}</td></tr>'
-                   for f in report.findings)
+    rows = "".join(
+        f'<tr><td class="{f.severity}">{f.severity}</td><td>{escape(f.check)}</td>'
+        f"<td>{escape(f.origin or '')}</td><td>{escape(f.field or '')}</td><td>{escape(f.message)}</td></tr>"
+        for f in report.findings
+    )
     more = "".join(f"<p>... and {n} more {escape(k)} findings.</p>" for k, n in report.truncated_findings.items())
-    return ("<table><tr><th>severity</th><th>check</th><th>where</th><th>field</th><th>what</th></tr>"
-            f"{rows}</table>{more}")
+    return (
+        f"<table><tr><th>severity</th><th>check</th><th>where</th><th>field</th><th>what</th></tr>{rows}</table>{more}"
+    )
 
 
 def _sample(sample: dict) -> str:
-    body = "".join((f'<mark class="t">{escape(p["text"])}</mark>' if p["trained"] else
-                    f'<span class="p">{escape(p["text"])}</span>') + f'<sub class="id">{p["id"]}</sub>'
-                   for p in sample["pieces"])
-    return (f'<h3>{escape(sample["origin"])}: {sample["tokens"]} tokens, {sample["trained"]} trained'
-            f'{" (truncated)" if sample["truncated"] else ""}</h3><div class="sample">{body}</div>')
+    body = "".join(
+        (
+            f'<mark class="t">{escape(p["text"])}</mark>'
+            if p["trained"]
+            else f'<span class="p">{escape(p["text"])}</span>'
+        )
+        + f'<sub class="id">{p["id"]}</sub>'
+        for p in sample["pieces"]
+    )
+    return (
+        f"<h3>{escape(sample['origin'])}: {sample['tokens']} tokens, {sample['trained']} trained"
+        f'{" (truncated)" if sample["truncated"] else ""}</h3><div class="sample">{body}</div>'
+    )
 
 
 def _table(mapping: dict) -> str:
-    return "<table>" + "".join(f'<tr><td>{escape(str(k))}</td><td class="n">{escape(str(v))}</td></tr>'
-                               for k, v in mapping.items()) + "</table>"
+    return (
+        "<table>"
+        + "".join(f'<tr><td>{escape(str(k))}</td><td class="n">{escape(str(v))}</td></tr>' for k, v in mapping.items())
+        + "</table>"
+    )
 
 
 def _estimate(e: dict | None) -> str:
@@ -97,19 +115,27 @@ def _balance(balance: dict | None) -> str:
         return ""
     counts = balance["counts"]
     top = max(counts.values())
-    rows = "".join(f'<g><text x="0" y="{14 + 18 * i}" font-size="11">{escape(str(k))[:24]}</text>'
-                   f'<rect x="150" y="{4 + 18 * i}" width="{300 * v / top:.1f}" height="13" fill="#59a14f"/>'
-                   f'<text x="{155 + 300 * v / top:.1f}" y="{14 + 18 * i}" font-size="11">{v}</text></g>'
-                   for i, (k, v) in enumerate(counts.items()))
-    return (f'<h2>Label balance ({escape(balance["source"])})</h2><svg class="balance" width="520" '
-            f'height="{18 * len(counts) + 8}" xmlns="http://www.w3.org/2000/svg">{rows}</svg>')
+    rows = "".join(
+        f'<g><text x="0" y="{14 + 18 * i}" font-size="11">{escape(str(k))[:24]}</text>'
+        f'<rect x="150" y="{4 + 18 * i}" width="{300 * v / top:.1f}" height="13" fill="#59a14f"/>'
+        f'<text x="{155 + 300 * v / top:.1f}" y="{14 + 18 * i}" font-size="11">{v}</text></g>'
+        for i, (k, v) in enumerate(counts.items())
+    )
+    return (
+        f'<h2>Label balance ({escape(balance["source"])})</h2><svg class="balance" width="520" '
+        f'height="{18 * len(counts) + 8}" xmlns="http://www.w3.org/2000/svg">{rows}</svg>'
+    )
 
 
 def render_html(report: Report) -> str:
     """The whole report as one HTML document."""
     summary = {s: len(report.of(s)) for s in ("error", "warning", "info")}
-    plots = "".join(histogram(kind, split, d, report.max_length)
-                    for split, kinds in report.lengths.items() for kind, d in kinds.items() if d.get("n"))
+    plots = "".join(
+        histogram(kind, split, d, report.max_length)
+        for split, kinds in report.lengths.items()
+        for kind, d in kinds.items()
+        if d.get("n")
+    )
     files = ", ".join(f"{k}: {escape(v)}" for k, v in report.files.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -118,8 +144,8 @@ def render_html(report: Report) -> str:
 <body>
 <h1>tunesmith check</h1>
 <p>model <b>{escape(report.model)}</b> · {files} · max_length {report.max_length}</p>
-<p><span class="error">{summary['error']} errors</span> · <span class="warning">{summary['warning']} warnings</span> ·
-<span class="info">{summary['info']} notes</span></p>
+<p><span class="error">{summary["error"]} errors</span> · <span class="warning">{summary["warning"]} warnings</span> ·
+<span class="info">{summary["info"]} notes</span></p>
 <h2>Problems</h2>{_findings(report)}
 <h2>Training contract</h2>{_table(report.contract)}
 <h2>Token lengths</h2><div class="plots">{plots}</div>

@@ -23,8 +23,9 @@ log = logging.getLogger("tunesmith")
 UNLIMITED = 10**9
 
 
-def run_check(config: Config, *, samples: int = 2, limit: int = 50, calibrate: bool = True,
-              price_per_hour: float | None = None) -> Report:
+def run_check(
+    config: Config, *, samples: int = 2, limit: int = 50, calibrate: bool = True, price_per_hour: float | None = None
+) -> Report:
     """Check a run's data, tokenizer and config; return the report (nothing is written)."""
     d, t = config.data, config.train
     files = {"train": d.train} | ({"eval": d.eval} if d.eval else {})
@@ -54,25 +55,36 @@ def run_check(config: Config, *, samples: int = 2, limit: int = 50, calibrate: b
     for split, convs in good.items():
         for conv in convs:
             try:
-                full = render(conv, tokenizer, max_length=UNLIMITED, system_prompt=d.system_prompt,
-                              train_on_prompt=d.train_on_prompt)
+                full = render(
+                    conv,
+                    tokenizer,
+                    max_length=UNLIMITED,
+                    system_prompt=d.system_prompt,
+                    train_on_prompt=d.train_on_prompt,
+                )
             except DataError as err:
-                report.findings.append(Finding("error", "render", err.reason, origin=str(conv.origin),
-                                               field=err.field))
+                report.findings.append(Finding("error", "render", err.reason, origin=str(conv.origin), field=err.field))
                 continue
             rows.append(Row(conv, full, contract.truncate(full, t.max_length), split))
 
     # 4. the training contract
-    found, stats, left_out = contract.contract_findings(rows, tokenizer, max_length=t.max_length,
-                                                        system_prompt=d.system_prompt, train_path=d.train)
+    found, stats, left_out = contract.contract_findings(
+        rows, tokenizer, max_length=t.max_length, system_prompt=d.system_prompt, train_path=d.train
+    )
     report.findings += found
     report.contract = stats
     for k, v in left_out.items():
         report.truncated_findings[k] = report.truncated_findings.get(k, 0) + v
     kept = [r.row for r in rows if r.split == "train" and r.kept]
     if good["train"] and not kept and not report.of("error"):
-        report.findings.append(Finding("error", "no_trained_tokens", "no training row keeps a trained token "
-                                       f"within max_length={t.max_length}", origin=d.train))
+        report.findings.append(
+            Finding(
+                "error",
+                "no_trained_tokens",
+                f"no training row keeps a trained token within max_length={t.max_length}",
+                origin=d.train,
+            )
+        )
 
     # 5. analytics and PII
     report.lengths = analytics.lengths(rows, t.max_length)
@@ -90,11 +102,15 @@ def run_check(config: Config, *, samples: int = 2, limit: int = 50, calibrate: b
 
     # 7. the estimate: counts always; time and memory from a calibration run when the data is sound
     run_calibration = calibrate and not report.of("error") and bool(kept)
-    report.estimate = estimating.estimate(config, kept, tokenizer, source, calibrate_run=run_calibration,
-                                          price_per_hour=price_per_hour)
+    report.estimate = estimating.estimate(
+        config, kept, tokenizer, source, calibrate_run=run_calibration, price_per_hour=price_per_hour
+    )
     report.estimate["calibrated"] = run_calibration
-    report.counts["rows"] = {"train": sum(r.split == "train" for r in rows),
-                             "eval": sum(r.split == "eval" for r in rows), "train_kept": len(kept)}
+    report.counts["rows"] = {
+        "train": sum(r.split == "train" for r in rows),
+        "eval": sum(r.split == "eval" for r in rows),
+        "train_kept": len(kept),
+    }
     order = {"error": 0, "warning": 1, "info": 2}
     report.findings.sort(key=lambda f: order[f.severity])  # stable: file order within a severity
     return report

@@ -17,10 +17,16 @@ STYLES = {"error": "bold red", "warning": "yellow", "info": "blue"}
 
 
 def print_report(report: Report, console: Console, *, show_ids: bool = False, strict: bool = False) -> None:
-    files = "  ".join(f"{split} {path} ({report.counts.get(split, {}).get('records', 0)} records, "
-                      f"{report.counts.get(split, {}).get('bad', 0)} bad)" for split, path in report.files.items())
-    console.print(f"[bold]tunesmith check[/bold]  model {escape(report.model)}  {escape(files)}  "
-                  f"max_length {report.max_length}", highlight=False, soft_wrap=True)
+    files = "  ".join(
+        f"{split} {path} ({report.counts.get(split, {}).get('records', 0)} records, "
+        f"{report.counts.get(split, {}).get('bad', 0)} bad)"
+        for split, path in report.files.items()
+    )
+    console.print(
+        f"[bold]tunesmith check[/bold]  model {escape(report.model)}  {escape(files)}  max_length {report.max_length}",
+        highlight=False,
+        soft_wrap=True,
+    )
     shown: dict[tuple[str, str], int] = defaultdict(int)
     hidden: dict[tuple[str, str], int] = defaultdict(int)
     for f in report.findings:
@@ -42,13 +48,19 @@ def print_report(report: Report, console: Console, *, show_ids: bool = False, st
         console.print(f"labels ({report.label_balance['source']}): {escape(counts)}", highlight=False)
     _estimate(report, console)
     for sample in report.samples:
-        console.print(f"[bold]sample {sample['origin']}[/bold]  {sample['tokens']} tokens, {sample['trained']} trained "
-                      "([black on green3]trained[/], [grey62]not trained[/])", highlight=False)
+        console.print(
+            f"[bold]sample {sample['origin']}[/bold]  {sample['tokens']} tokens, {sample['trained']} trained "
+            "([black on green3]trained[/], [grey62]not trained[/])",
+            highlight=False,
+        )
         console.print(to_text(sample, show_ids), soft_wrap=True)
     errors, warnings = len(report.of("error")), len(report.of("warning"))
     code = report.exit_code(strict)
-    verdict = {2: "[bold red]errors: training would refuse to start[/]",
-               1: "[yellow]warnings (--strict)[/]", 0: "[green]ok[/]"}[code]
+    verdict = {
+        2: "[bold red]errors: training would refuse to start[/]",
+        1: "[yellow]warnings (--strict)[/]",
+        0: "[green]ok[/]",
+    }[code]
     console.print(f"{errors} errors, {warnings} warnings: {verdict}", highlight=False)
 
 
@@ -69,14 +81,18 @@ def _estimate(report: Report, console: Console) -> None:
     e = report.estimate
     if not e:
         return
-    line = (f"estimate: {e['steps']} optimizer steps ({e['epochs']} epochs), {e['supervised_tokens']:,} supervised "
-            f"tokens ({e['supervised_tokens_per_epoch']:,} per epoch)")
+    line = (
+        f"estimate: {e['steps']} optimizer steps ({e['epochs']} epochs), {e['supervised_tokens']:,} supervised "
+        f"tokens ({e['supervised_tokens_per_epoch']:,} per epoch)"
+    )
     if "time_s" in e:
         m, s = e["memory_mb"], e["time_s"]
         parts = "  ".join(f"{k} {v:,.0f}" for k, v in m.items() if k != "peak_rss")
-        line += (f"\n  time {s['train']:.0f} s training + {s['load']:.0f} s loading ({e['threads']} threads, "
-                 f"{e['calibration']['seconds_per_1k_tokens']} s per 1k tokens)"
-                 f"\n  peak memory {m['peak_rss']:,.0f} MB  ({parts} MB)")
+        line += (
+            f"\n  time {s['train']:.0f} s training + {s['load']:.0f} s loading ({e['threads']} threads, "
+            f"{e['calibration']['seconds_per_1k_tokens']} s per 1k tokens)"
+            f"\n  peak memory {m['peak_rss']:,.0f} MB  ({parts} MB)"
+        )
         if "cost" in e:
             line += f"\n  cost {e['cost']['cost']:.4f} at {e['cost']['price_per_hour']} per hour"
     elif not e.get("calibrated"):

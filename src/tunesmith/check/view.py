@@ -21,8 +21,8 @@ def segments(tokenizer, row: Rendered) -> list[dict]:
     """One entry per token: its text (decoded in context, so multi-byte characters stay whole), id, trained."""
     out, shown = [], ""
     for i, token in enumerate(row.input_ids):
-        text = tokenizer.decode(row.input_ids[:i + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        piece, shown = text[len(shown):] if text.startswith(shown) else text, text
+        text = tokenizer.decode(row.input_ids[: i + 1], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        piece, shown = text[len(shown) :] if text.startswith(shown) else text, text
         out.append({"text": piece, "id": int(token), "trained": row.labels[i] != IGNORE})
     return out
 
@@ -49,8 +49,13 @@ def choose(n_rows: int, n: int, seed: int = 0) -> list[int]:
 def sample(tokenizer, row: Rendered) -> dict:
     """A row's masked-token view as data (for the JSON and HTML reports)."""
     pieces = segments(tokenizer, row)
-    return {"origin": str(row.origin), "tokens": len(row.input_ids),
-            "trained": sum(1 for x in row.labels if x != IGNORE), "truncated": row.truncated, "pieces": pieces}
+    return {
+        "origin": str(row.origin),
+        "tokens": len(row.input_ids),
+        "trained": sum(1 for x in row.labels if x != IGNORE),
+        "truncated": row.truncated,
+        "pieces": pieces,
+    }
 
 
 def to_text(view: dict, show_ids: bool = False) -> Text:

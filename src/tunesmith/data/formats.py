@@ -46,7 +46,7 @@ def normalise(record: object, origin: Origin, columns: Mapping[str, str] | None 
     Keys the format does not use are kept in `Conversation.extra` (ids, metadata...).
     """
     fmt, keys = _match(record, _keys(check_columns(columns)), origin)
-    return _BUILDERS[fmt](record, keys, origin)
+    return _BUILDERS[fmt](record, keys, origin)  # type: ignore[arg-type]  # _match found a dict
 
 
 # --- detection --------------------------------------------------------------------------------------

@@ -89,8 +89,9 @@ def split_eval(
     return train, evaluation
 
 
-def train_and_eval(spec: DataSpec, seed: int, load: Loader = None, *, strict: bool = True
-                   ) -> tuple[list[Conversation], list[Conversation] | None]:
+def train_and_eval(
+    spec: DataSpec, seed: int, load: Loader = None, *, strict: bool = True
+) -> tuple[list[Conversation], list[Conversation] | None]:
     """The training and held-out conversations as `data` says: `data.eval` (a file), else a seeded
     `data.eval_fraction` split of train, else no held-out data (None). `load(path, columns)` reads a file
     (default `load_conversations`); with `strict` False, fewer than 2 records are not split (no error)."""

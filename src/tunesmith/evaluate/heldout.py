@@ -17,9 +17,14 @@ def heldout_metrics(model, tokenizer, config: Config, convs: Sequence[Conversati
     result: dict = {"eval_loss": mean_loss(model, batches)}
     chats = [c for c in convs if not c.is_text][: config.eval.max_samples]
     if chats:
-        answers = generate_answers(model, tokenizer, [list(c.prompt_messages()) for c in chats],
-                                   system_prompt=config.data.system_prompt, max_new_tokens=config.eval.max_new_tokens,
-                                   batch_size=config.eval.batch_size)
+        answers = generate_answers(
+            model,
+            tokenizer,
+            [list(c.prompt_messages()) for c in chats],
+            system_prompt=config.data.system_prompt,
+            max_new_tokens=config.eval.max_new_tokens,
+            batch_size=config.eval.batch_size,
+        )
         result["accuracy"] = exact_match(answers, [c.reference() or "" for c in chats], config.eval.answer_regex)
         result["samples"] = len(chats)
     return result

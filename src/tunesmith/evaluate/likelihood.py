@@ -23,21 +23,26 @@ def token_stats(model, rows: Sequence[Rendered], pad_id: int, batch_size: int = 
     device = device_of(model)
     total, correct, count = 0.0, 0, 0
     for start in range(0, len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in collate_padded(list(rows[start:start + batch_size]), pad_id).items()}
+        batch = {k: v.to(device) for k, v in collate_padded(list(rows[start : start + batch_size]), pad_id).items()}
         targets = batch["labels"][:, 1:]
         keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
         if keep.numel() == 0:
             continue
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False,
-                       logits_to_keep=keep).logits.float()
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, logits_to_keep=keep
+        ).logits.float()
         kept = targets[:, keep]
         total += float(F.cross_entropy(logits.flatten(0, 1), kept.flatten(), ignore_index=IGNORE, reduction="sum"))
         valid = kept != IGNORE
         correct += int(((logits.argmax(-1) == kept) & valid).sum())
         count += int(valid.sum())
     loss = total / max(count, 1)
-    return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0)), "token_accuracy": correct / max(count, 1),
-            "tokens": count}
+    return {
+        "eval_loss": loss,
+        "perplexity": math.exp(min(loss, 50.0)),
+        "token_accuracy": correct / max(count, 1),
+        "tokens": count,
+    }
 
 
 def candidate_ids(tokenizer, labels: Sequence[str], prefix: str, end_of_turn: bool) -> list[list[int]]:
@@ -50,8 +55,9 @@ def candidate_ids(tokenizer, labels: Sequence[str], prefix: str, end_of_turn: bo
 
 
 @torch.no_grad()
-def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[int]], pad_id: int,
-                batch_rows: int = 32) -> list[list[float]]:
+def rank_labels(
+    model, prompts: Sequence[list[int]], candidates: Sequence[list[int]], pad_id: int, batch_rows: int = 32
+) -> list[list[float]]:
     """Log-likelihood of every candidate continuation after every prompt: scores[prompt][candidate].
 
     Exact sums of log-probabilities, computed without decoding: the prompts of a batch (left-padded), plus the
@@ -61,19 +67,24 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     model.eval()
     device = device_of(model)
     shared = _common_prefix(candidates)
-    rests = [list(c[len(shared):]) for c in candidates]
+    rests = [list(c[len(shared) :]) for c in candidates]
     n_cand, tail = len(candidates), max(len(r) for r in rests)
     scores: list[list[float]] = []
     step = max(1, batch_rows // n_cand)
     for start in range(0, len(prompts), step):
-        seqs = [list(p) + shared for p in prompts[start:start + step]]
+        seqs = [list(p) + shared for p in prompts[start : start + step]]
         ids, mask = (t.to(device) for t in left_pad(seqs, pad_id))
         positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=tail > 1,
-                    logits_to_keep=len(shared) + 1)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=tail > 1,
+            logits_to_keep=len(shared) + 1,
+        )
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # position j predicts shared[j], then rest[0]
         shared_ids = torch.tensor(shared, device=device).view(1, -1, 1).expand(len(seqs), -1, 1)
-        head = logprobs[:, :len(shared)].gather(2, shared_ids)
+        head = logprobs[:, : len(shared)].gather(2, shared_ids)
         total = head.sum(dim=(1, 2))[:, None].repeat(1, n_cand)
         for c, rest in enumerate(rests):
             if rest:
@@ -85,8 +96,9 @@ def rank_labels(model, prompts: Sequence[list[int]], candidates: Sequence[list[i
     return scores
 
 
-def _rest_logprobs(model, cache, rests: list[list[int]], mask: torch.Tensor, positions: torch.Tensor,
-                   pad_id: int) -> torch.Tensor:
+def _rest_logprobs(
+    model, cache, rests: list[list[int]], mask: torch.Tensor, positions: torch.Tensor, pad_id: int
+) -> torch.Tensor:
     """Sum of log-probs of rest[1:] for every (prompt, candidate) row, continuing from the prompts' cache."""
     n_cand, n_prompt, tail = len(rests), mask.shape[0], max(len(r) for r in rests)
     cache.batch_repeat_interleave(n_cand)  # row order: prompt-major, candidate-minor
@@ -94,17 +106,18 @@ def _rest_logprobs(model, cache, rests: list[list[int]], mask: torch.Tensor, pos
     valid = torch.zeros_like(ids)
     for c, rest in enumerate(rests):
         if len(rest) > 1:
-            ids[c::n_cand, :len(rest) - 1] = torch.tensor(rest[:-1])
-            valid[c::n_cand, :len(rest) - 1] = 1
+            ids[c::n_cand, : len(rest) - 1] = torch.tensor(rest[:-1])
+            valid[c::n_cand, : len(rest) - 1] = 1
     targets = torch.full_like(ids, 0)
     for c, rest in enumerate(rests):
         if len(rest) > 1:
-            targets[c::n_cand, :len(rest) - 1] = torch.tensor(rest[1:])
+            targets[c::n_cand, : len(rest) - 1] = torch.tensor(rest[1:])
     ids, valid, targets = (t.to(mask.device) for t in (ids, valid, targets))
     full_mask = torch.cat([mask.repeat_interleave(n_cand, 0), valid], dim=1)
     pos = positions[:, -1:].repeat_interleave(n_cand, 0) + 1 + torch.arange(tail - 1, device=mask.device)[None]
-    logits = model(input_ids=ids, attention_mask=full_mask, position_ids=pos, use_cache=True,
-                   **{_cache_kwarg(model): cache}).logits.float()
+    logits = model(
+        input_ids=ids, attention_mask=full_mask, position_ids=pos, use_cache=True, **{_cache_kwarg(model): cache}
+    ).logits.float()
     picked = torch.log_softmax(logits, dim=-1).gather(2, targets[..., None])[..., 0]
     return (picked * valid).sum(dim=1)
 

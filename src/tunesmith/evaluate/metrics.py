@@ -46,6 +46,7 @@ def exact_match(predictions: list[str], references: list[str], answer_regex: str
 
 # --- text overlap -----------------------------------------------------------------------------------------
 
+
 def tokens(text: str) -> list[str]:
     """Word tokens for token F1 and ROUGE-L: normalised, punctuation split off."""
     return re.findall(r"\w+|[^\w\s]", normalise(text))
@@ -106,8 +107,8 @@ def bleu_stats(prediction: str, reference: str, max_order: int = 4) -> list[int]
     hyp, ref = tok(prediction.strip()).split(), tok(reference.strip()).split()
     correct, total = [], []
     for n in range(1, max_order + 1):
-        h = Counter(tuple(hyp[i:i + n]) for i in range(len(hyp) - n + 1))
-        r = Counter(tuple(ref[i:i + n]) for i in range(len(ref) - n + 1))
+        h = Counter(tuple(hyp[i : i + n]) for i in range(len(hyp) - n + 1))
+        r = Counter(tuple(ref[i : i + n]) for i in range(len(ref) - n + 1))
         correct.append(sum((h & r).values()))
         total.append(max(len(hyp) - n + 1, 0))
     return [len(hyp), len(ref), *correct, *total]
@@ -120,11 +121,12 @@ def corpus_bleu(stats: Sequence[Sequence[int]], max_order: int = 4) -> float:
     if not stats:
         return 0.0
     summed = [sum(col) for col in zip(*stats)]
-    correct, total = summed[2:2 + max_order], summed[2 + max_order:]
+    correct, total = summed[2 : 2 + max_order], summed[2 + max_order :]
     return BLEU.compute_bleu(correct, total, summed[0], summed[1], smooth_method="exp").score / 100
 
 
 # --- labels -----------------------------------------------------------------------------------------------
+
 
 def to_label(answer: str, labels: Sequence[str], answer_regex: str | None = None) -> str:
     """The label an answer names (matched after normalisation), or OTHER."""
@@ -162,6 +164,7 @@ def confusion(predicted: Sequence[str], gold: Sequence[str], labels: Sequence[st
 
 
 # --- JSON -------------------------------------------------------------------------------------------------
+
 
 def parse_json(text: str):
     """The JSON value in an answer (a ```json fence is allowed), or raise ValueError."""

@@ -18,9 +18,20 @@ log = logging.getLogger("tunesmith")
 class GenerationProbe:
     """Scores the model's generated answers on the first `samples` held-out conversations."""
 
-    def __init__(self, model, tokenizer, eval_convs: Sequence[Conversation], *, samples: int,
-                 system_prompt: str | None, answer_regex: str | None, max_new_tokens: int, batch_size: int,
-                 select_best: bool = False, patience: int | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        eval_convs: Sequence[Conversation],
+        *,
+        samples: int,
+        system_prompt: str | None,
+        answer_regex: str | None,
+        max_new_tokens: int,
+        batch_size: int,
+        select_best: bool = False,
+        patience: int | None = None,
+    ):
         self.model, self.tokenizer = model, tokenizer
         self.convs = [c for c in eval_convs if not c.is_text and c.reference() is not None][:samples]
         self.references = [c.reference() or "" for c in self.convs]
@@ -44,16 +55,20 @@ class GenerationProbe:
     def __call__(self, step: int) -> float:
         """Generate, score, and remember the best step (and its trainable weights when selecting the best)."""
         was_training = self.model.training
-        answers = generate_answers(self.model, self.tokenizer, [list(c.prompt_messages()) for c in self.convs],
-                                   system_prompt=self.system_prompt, max_new_tokens=self.max_new_tokens,
-                                   batch_size=self.batch_size)
+        answers = generate_answers(
+            self.model,
+            self.tokenizer,
+            [list(c.prompt_messages()) for c in self.convs],
+            system_prompt=self.system_prompt,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+        )
         self.model.train(was_training)
         value = score(self.task, answers, self.references, [])["metrics"][self.metric]["value"]
         if self.best is None or value > self.best[1]:
             self.best, self.since_best = (step, value), 0
             if self.select_best:
-                self.best_weights = {n: p.detach().clone() for n, p in self.model.named_parameters()
-                                     if p.requires_grad}
+                self.best_weights = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
         else:
             self.since_best += 1
         log.debug("step %d: %s %.4f (best %.4f at step %d)", step, self.key, value, self.best[1], self.best[0])
@@ -61,7 +76,7 @@ class GenerationProbe:
 
     def restore_best(self) -> None:
         """Put the best step's trainable weights back into the model (when they were kept)."""
-        if self.best_weights is None:
+        if self.best_weights is None or self.best is None:
             return
         params = dict(self.model.named_parameters())
         with torch.no_grad():
@@ -72,5 +87,10 @@ class GenerationProbe:
     def summary(self) -> dict | None:
         if self.best is None:
             return None
-        return {"metric": self.key, "step": self.best[0], "value": self.best[1], "selected": self.select_best,
-                "early_stopped": self.should_stop}
+        return {
+            "metric": self.key,
+            "step": self.best[0],
+            "value": self.best[1],
+            "selected": self.select_best,
+            "early_stopped": self.should_stop,
+        }

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tunesmith.config import Config
 from tunesmith.data import load_conversations, train_and_eval
@@ -40,9 +41,19 @@ def test_and_train_data(config: Config, data: str | Path | None) -> tuple[list[C
     return test, train
 
 
-def build_systems(config: Config, model, tokenizer, *, train_pool: Sequence[Conversation], task: Task,
-                  few_shot: int, instruction: str | None, seed: int, compare: Sequence[str | Path] = (),
-                  include_base: bool = True) -> list[System]:
+def build_systems(
+    config: Config,
+    model,
+    tokenizer,
+    *,
+    train_pool: Sequence[Conversation],
+    task: Task,
+    few_shot: int,
+    instruction: str | None,
+    seed: int,
+    compare: Sequence[str | Path] = (),
+    include_base: bool = True,
+) -> list[System]:
     """Base zero-shot, base few-shot (when `few_shot` > 0), the tuned run, then each compared run."""
     systems = []
     if include_base:
@@ -56,26 +67,56 @@ def build_systems(config: Config, model, tokenizer, *, train_pool: Sequence[Conv
             base = build_model(config, trainable=False, source=source, device=device_of(model)).eval()
             base_tok, adapter = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code), False
         said = "the model's default system prompt" if instruction is None else "the instruction as system prompt"
-        systems.append(System("base_zero_shot", "base zero-shot", f"{config.model.name}, {said}", base, base_tok,
-                              instruction, base_of_adapter=adapter))
+        systems.append(
+            System(
+                "base_zero_shot",
+                "base zero-shot",
+                f"{config.model.name}, {said}",
+                base,
+                base_tok,
+                instruction,
+                base_of_adapter=adapter,
+            )
+        )
         if few_shot > 0:
             shots = pick_shots(train_pool, few_shot, seed, task)
-            systems.append(System("base_few_shot", f"base {few_shot}-shot",
-                                  f"{config.model.name}, {said}, {len(shots) // 2} training examples as prior "
-                                  f"turns (seed {seed})", base, base_tok, instruction, shots, adapter))
-    systems.append(System("tuned", "tuned", f"{config.method} run, system prompt as trained", model, tokenizer,
-                          config.data.system_prompt))
+            systems.append(
+                System(
+                    "base_few_shot",
+                    f"base {few_shot}-shot",
+                    f"{config.model.name}, {said}, {len(shots) // 2} training examples as prior turns (seed {seed})",
+                    base,
+                    base_tok,
+                    instruction,
+                    shots,
+                    adapter,
+                )
+            )
+    systems.append(
+        System(
+            "tuned",
+            "tuned",
+            f"{config.method} run, system prompt as trained",
+            model,
+            tokenizer,
+            config.data.system_prompt,
+        )
+    )
     for other in compare:
         from tunesmith.model.tuned import load_tuned
 
         m, tok, cfg = load_tuned(other)
-        systems.append(System(f"run:{Path(other).name}", Path(other).name, f"{cfg.method} run {other}", m, tok,
-                              cfg.data.system_prompt))
+        systems.append(
+            System(
+                f"run:{Path(other).name}", Path(other).name, f"{cfg.method} run {other}", m, tok, cfg.data.system_prompt
+            )
+        )
     return systems
 
 
-def run_system(system: System, task: Task, test: Sequence[Conversation], *, method: str, max_new_tokens: int,
-               batch_size: int) -> dict:
+def run_system(
+    system: System, task: Task, test: Sequence[Conversation], *, method: str, max_new_tokens: int, batch_size: int
+) -> dict:
     """Answers (generated, or the top-ranked label) and held-out token statistics of one system."""
     tok = system.tokenizer
     started = time.perf_counter()
@@ -86,12 +127,19 @@ def run_system(system: System, task: Task, test: Sequence[Conversation], *, meth
             ranked = rank_labels(system.model, prompts, cands, tok.pad_token_id, batch_rows=batch_size * 2)
             answers = [task.label_prefix + task.labels[max(range(len(s)), key=s.__getitem__)] for s in ranked]
         else:
-            answers = generate_answers(system.model, tok, [system.prompt(c) for c in test],
-                                       system_prompt=system.system_prompt, max_new_tokens=max_new_tokens,
-                                       batch_size=batch_size)
+            answers = generate_answers(
+                system.model,
+                tok,
+                [system.prompt(c) for c in test],
+                system_prompt=system.system_prompt,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+            )
         seconds = time.perf_counter() - started
-        rows = [render(system.conversation(c), tok, max_length=EVAL_MAX_LENGTH, system_prompt=system.system_prompt)
-                for c in test]
+        rows = [
+            render(system.conversation(c), tok, max_length=EVAL_MAX_LENGTH, system_prompt=system.system_prompt)
+            for c in test
+        ]
         loss = token_stats(system.model, rows, tok.pad_token_id, batch_size)
     return {"answers": answers, "seconds": seconds, "loss": loss}
 
@@ -103,17 +151,37 @@ def diffs(task: Task, base: dict, tuned: dict, samples: list[list[int]]) -> dict
     t = [row[name] for row in tuned["per_example"]]
     delta = [y - x for x, y in zip(b, t)]
     step = 0.5 if name in ("accuracy", "exact_match", "json_valid", "schema_match") else 0.25
-    return {"metric": name, "delta": sum(delta) / len(delta), "ci": list(mean_ci(delta, samples)),
-            "fixed": [i for i, d in enumerate(delta) if d >= step],
-            "broke": [i for i, d in enumerate(delta) if d <= -step]}
+    return {
+        "metric": name,
+        "delta": sum(delta) / len(delta),
+        "ci": list(mean_ci(delta, samples)),
+        "fixed": [i for i, d in enumerate(delta) if d >= step],
+        "broke": [i for i, d in enumerate(delta) if d <= -step],
+    }
 
 
-def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, out_dir: str | Path | None = None,
-                 compare: Sequence[str | Path] = (), few_shot: int = 3, instruction: str | None = None,
-                 labels: Sequence[str] | None = None, answer_regex: str | None = None, schema: dict | None = None,
-                 method: str = "generate", max_samples: int | None = None, max_new_tokens: int | None = None,
-                 batch_size: int | None = None, n_resamples: int = 1000, seed: int = 0, include_base: bool = True,
-                 model=None, tokenizer=None, config: Config | None = None) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    compare: Sequence[str | Path] = (),
+    few_shot: int = 3,
+    instruction: str | None = None,
+    labels: Sequence[str] | None = None,
+    answer_regex: str | None = None,
+    schema: dict | None = None,
+    method: str = "generate",
+    max_samples: int | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    include_base: bool = True,
+    model=None,
+    tokenizer=None,
+    config: Config | None = None,
+) -> dict:
     """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run)."""
     from tunesmith.evaluate.report import write_reports
     from tunesmith.model.tuned import load_tuned
@@ -127,57 +195,105 @@ def evaluate_run(run_dir: str | Path, *, data: str | Path | None = None, out_dir
     test = test[:max_samples] if max_samples else test
     references = [c.reference() or "" for c in test]
     regex = answer_regex if answer_regex is not None else config.eval.answer_regex
-    task = infer_task(references, answer_regex=regex, labels=labels,
-                      extra_references=[c.reference() or "" for c in train_pool if not c.is_text], schema=schema)
+    task = infer_task(
+        references,
+        answer_regex=regex,
+        labels=labels,
+        extra_references=[c.reference() or "" for c in train_pool if not c.is_text],
+        schema=schema,
+    )
     if method == "rank" and task.kind != "label":
-        raise DataError("--method rank needs a label task (give --labels, or an answer_regex whose answers "
-                        "form a small label set)", origin=str(data or config.data.eval))
-    systems = build_systems(config, model, tokenizer, train_pool=train_pool, task=task, few_shot=few_shot,
-                            instruction=instruction, seed=seed, compare=compare, include_base=include_base)
+        raise DataError(
+            "--method rank needs a label task (give --labels, or an answer_regex whose answers form a small label set)",
+            origin=str(data or config.data.eval),
+        )
+    systems = build_systems(
+        config,
+        model,
+        tokenizer,
+        train_pool=train_pool,
+        task=task,
+        few_shot=few_shot,
+        instruction=instruction,
+        seed=seed,
+        compare=compare,
+        include_base=include_base,
+    )
     samples = resamples(len(test), n_resamples, seed)
     results: dict[str, dict] = {}
     for system in systems:
         log.info("evaluating %s on %d examples (%s)", system.title, len(test), method)
-        out = run_system(system, task, test, method=method,
-                         max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
-                         batch_size=batch_size or config.eval.batch_size)
+        out = run_system(
+            system,
+            task,
+            test,
+            method=method,
+            max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+            batch_size=batch_size or config.eval.batch_size,
+        )
         scored = score(task, out["answers"], references, samples, label_only=method == "rank")
-        results[system.key] = {"title": system.title, "description": system.description, **out, **scored,
-                               "examples_per_s": len(test) / max(out["seconds"], 1e-9)}
-    comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items()
-                   if key != "tuned"}
-    summary = {"run_dir": str(run_dir), "data": str(data or config.data.eval or "eval_fraction split"),
-               "examples": len(test), "method": method, "task": task.to_dict(),
-               "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
-               **_digest(results, comparisons)}
+        results[system.key] = {
+            "title": system.title,
+            "description": system.description,
+            **out,
+            **scored,
+            "examples_per_s": len(test) / max(out["seconds"], 1e-9),
+        }
+    comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items() if key != "tuned"}
+    summary = {
+        "run_dir": str(run_dir),
+        "data": str(data or config.data.eval or "eval_fraction split"),
+        "examples": len(test),
+        "method": method,
+        "task": task.to_dict(),
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
+        **_digest(results, comparisons),
+    }
     out_dir = Path(out_dir) if out_dir is not None else run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = RunFolder(out_dir)
-    write_json(out.eval_json, summary)
-    write_predictions(out.predictions, test, references, results, comparisons)
-    write_reports(out, summary, test, references, results, comparisons, RunFolder(run_dir).metrics)
+    folder = RunFolder(out_dir)
+    write_json(folder.eval_json, summary)
+    write_predictions(folder.predictions, test, references, results, comparisons)
+    write_reports(folder, summary, test, references, results, comparisons, RunFolder(run_dir).metrics)
     return summary
 
 
 def _digest(results: dict, comparisons: dict) -> dict:
     """The eval.json view of the results: per system metrics, loss, speed (no per-example data)."""
     keep = ("title", "description", "metrics", "loss", "seconds", "examples_per_s", "confusion")
-    return {"systems": {k: {key: r[key] for key in keep if key in r} for k, r in results.items()},
-            "tuned_vs": {k: {"metric": c["metric"], "delta": c["delta"], "ci": c["ci"], "fixed": len(c["fixed"]),
-                             "broke": len(c["broke"])} for k, c in comparisons.items()}}
+    return {
+        "systems": {k: {key: r[key] for key in keep if key in r} for k, r in results.items()},
+        "tuned_vs": {
+            k: {
+                "metric": c["metric"],
+                "delta": c["delta"],
+                "ci": c["ci"],
+                "fixed": len(c["fixed"]),
+                "broke": len(c["broke"]),
+            }
+            for k, c in comparisons.items()
+        },
+    }
 
 
-def write_predictions(path: Path, test: Sequence[Conversation], references: Sequence[str], results: dict,
-                      comparisons: dict) -> None:
+def write_predictions(
+    path: Path, test: Sequence[Conversation], references: Sequence[str], results: dict, comparisons: dict
+) -> None:
     """One line per test example: origin, prompt, reference, every system's answer and scores, and whether
     tuning fixed or broke it relative to each baseline."""
-    verdicts = {key: {**{i: "fixed" for i in c["fixed"]}, **{i: "broke" for i in c["broke"]}}
-                for key, c in comparisons.items()}
+    verdicts = {
+        key: {**dict.fromkeys(c["fixed"], "fixed"), **dict.fromkeys(c["broke"], "broke")}
+        for key, c in comparisons.items()
+    }
     with open(path, "w", encoding="utf-8") as fh:
         for i, conv in enumerate(test):
-            row = {"index": i, "origin": str(conv.origin),
-                   "prompt": [{"role": t.role, "content": t.content} for t in conv.prompt_messages()],
-                   "reference": references[i], "systems": {}}
+            row: dict[str, Any] = {
+                "index": i,
+                "origin": str(conv.origin),
+                "prompt": [{"role": t.role, "content": t.content} for t in conv.prompt_messages()],
+                "reference": references[i],
+                "systems": {},
+            }
             for key, res in results.items():
                 entry = {"answer": res["answers"][i], "scores": res["per_example"][i]}
                 if "predicted" in res:

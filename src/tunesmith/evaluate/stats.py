@@ -25,8 +25,9 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def bootstrap(statistic: Callable[[Sequence[int]], float], samples: list[list[int]],
-              level: float = 0.95) -> tuple[float, float]:
+def bootstrap(
+    statistic: Callable[[Sequence[int]], float], samples: list[list[int]], level: float = 0.95
+) -> tuple[float, float]:
     """Percentile interval of `statistic(indices)` over the resampled index lists."""
     values = sorted(statistic(idx) for idx in samples)
     alpha = (1 - level) / 2

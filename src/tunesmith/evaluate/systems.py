@@ -10,6 +10,7 @@ import contextlib
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tunesmith.data.types import Conversation, Message
 from tunesmith.evaluate.task import Task
@@ -22,8 +23,8 @@ class System:
     key: str
     title: str
     description: str
-    model: object
-    tokenizer: object
+    model: Any
+    tokenizer: Any
     system_prompt: str | None = None
     shots: list[Message] = field(default_factory=list)
     base_of_adapter: bool = False  # run `model` with its PEFT adapter disabled
@@ -47,7 +48,7 @@ class System:
 
     def _with_shots(self, messages: list[Message]) -> list[Message]:
         head = messages[:1] if messages and messages[0].role == "system" else []
-        return head + self.shots + messages[len(head):]
+        return head + self.shots + messages[len(head) :]
 
 
 def pick_shots(pool: Sequence[Conversation], k: int, seed: int, task: Task | None = None) -> list[Message]:

@@ -46,12 +46,24 @@ class Task:
         return m.to_label(reference, self.labels, self.answer_regex)
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "primary": self.primary, "answer_regex": self.answer_regex,
-                "labels": self.labels, "label_prefix": self.label_prefix, "schema": self.schema is not None}
+        return {
+            "kind": self.kind,
+            "primary": self.primary,
+            "answer_regex": self.answer_regex,
+            "labels": self.labels,
+            "label_prefix": self.label_prefix,
+            "schema": self.schema is not None,
+        }
 
 
-def infer_task(references: Sequence[str], *, answer_regex: str | None = None, labels: Sequence[str] | None = None,
-               extra_references: Sequence[str] = (), schema: dict | None = None) -> Task:
+def infer_task(
+    references: Sequence[str],
+    *,
+    answer_regex: str | None = None,
+    labels: Sequence[str] | None = None,
+    extra_references: Sequence[str] = (),
+    schema: dict | None = None,
+) -> Task:
     """A label task when the scored parts of the references form a small set of short values (or `labels`
     is given); a JSON task when most references are JSON (or a schema is given); otherwise free text."""
     parts = [m.extract(r, answer_regex).strip() for r in references]
@@ -79,12 +91,18 @@ def _prefix(references: Sequence[str], answer_regex: str | None) -> str:
     for ref in references:
         found = re.search(answer_regex, ref, flags=re.MULTILINE)
         if found:
-            prefixes.append(ref[:found.start(1) if found.groups() else found.start()])
+            prefixes.append(ref[: found.start(1) if found.groups() else found.start()])
     return Counter(prefixes).most_common(1)[0][0] if prefixes else ""
 
 
-def score(task: Task, predictions: Sequence[str], references: Sequence[str], samples: list[list[int]], *,
-          label_only: bool = False) -> dict:
+def score(
+    task: Task,
+    predictions: Sequence[str],
+    references: Sequence[str],
+    samples: list[list[int]],
+    *,
+    label_only: bool = False,
+) -> dict:
     """Per-example scores, metrics with bootstrap intervals, and (label tasks) predicted labels + confusion."""
     names = task.metric_names(label_only)
     per: list[dict[str, float]] = [{} for _ in references]
@@ -95,7 +113,10 @@ def score(task: Task, predictions: Sequence[str], references: Sequence[str], sam
         for row, g, p in zip(per, gold, predicted):
             row["accuracy"] = float(g == p)
         out.update(gold=gold, predicted=predicted, confusion=m.confusion(predicted, gold, task.labels))
-        f1 = (lambda idx: m.macro_f1([predicted[i] for i in idx], [gold[i] for i in idx], task.labels))
+
+        def f1(idx):
+            return m.macro_f1([predicted[i] for i in idx], [gold[i] for i in idx], task.labels)
+
         out["metrics"]["macro_f1"] = {"value": f1(range(len(gold))), "ci": list(bootstrap(f1, samples))}
     bleu = []
     for row, p, r in zip(per, predictions, references):
@@ -108,14 +129,17 @@ def score(task: Task, predictions: Sequence[str], references: Sequence[str], sam
         if "json_valid" in names:
             row["json_valid"] = m.json_valid(p)
         if "schema_match" in names:
-            row["schema_match"] = m.schema_match(p, task.schema)
+            row["schema_match"] = m.schema_match(p, task.schema or {})
     for name in names:
         if name in ("macro_f1", "bleu"):
             continue
         values = [row[name] for row in per]
         out["metrics"][name] = {"value": sum(values) / max(len(values), 1), "ci": list(mean_ci(values, samples))}
     if bleu:
-        stat = (lambda idx: m.corpus_bleu([bleu[i] for i in idx]))
+
+        def stat(idx):
+            return m.corpus_bleu([bleu[i] for i in idx])
+
         out["metrics"]["bleu"] = {"value": stat(range(len(bleu))), "ci": list(bootstrap(stat, samples))}
     out["metrics"] = {name: out["metrics"][name] for name in names}
     out["per_example"] = per

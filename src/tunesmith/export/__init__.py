@@ -12,8 +12,8 @@ import json
 import logging
 from pathlib import Path
 
-from tunesmith.runfolder import RUN_PARTS, atomic_folder
 from tunesmith.export.checks import ExportError, greedy, load_run_fp32, make_probes, probe_logits
+from tunesmith.runfolder import RUN_PARTS, atomic_folder
 
 log = logging.getLogger("tunesmith")
 
@@ -21,8 +21,16 @@ FORMATS = ("hf", "peft", "gguf")
 DEFAULT_QUANT = {"hf": "f32", "gguf": "f16", "peft": None}
 
 
-def export(run_dir: str | Path, fmt: str, out: str | Path, *, quant: str | None = None, merge: bool = False,
-           verify: bool = True, max_shard_size: str = "2GB") -> dict:
+def export(
+    run_dir: str | Path,
+    fmt: str,
+    out: str | Path,
+    *,
+    quant: str | None = None,
+    merge: bool = False,
+    verify: bool = True,
+    max_shard_size: str = "2GB",
+) -> dict:
     """Export `run_dir` as `fmt` into the folder `out`; return the report also written to `out/export.json`.
 
     `hf` and `gguf` always merge a LoRA/DoRA adapter into the base weights (`merge` only states it); `peft`
@@ -37,16 +45,25 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, quant: str | None 
     quant = quant or DEFAULT_QUANT[fmt]
     allowed = {"hf": tuple(HF_DTYPES), "gguf": QUANTS, "peft": (None,)}[fmt]
     if quant not in allowed:
-        raise ExportError(f"--quant {quant} does not apply to --format {fmt}"
-                          + (f" (choose from {', '.join(allowed)})" if fmt != "peft" else ""))
+        raise ExportError(
+            f"--quant {quant} does not apply to --format {fmt}"
+            + (f" (choose from {', '.join(str(a) for a in allowed)})" if fmt != "peft" else "")
+        )
     if fmt == "peft" and merge:
         raise ExportError("a PEFT folder holds the adapter unmerged: use --format hf (or gguf) to merge")
     _check_out(out, run_dir)
 
     run = load_run_fp32(run_dir)
     probes = make_probes(run.config, run.tokenizer)
-    report: dict = {"run": str(run_dir), "format": fmt, "quant": quant, "method": run.config.method,
-                    "base_model": run.config.model.name, "probes": len(probes.sequences), "verified": verify}
+    report: dict = {
+        "run": str(run_dir),
+        "format": fmt,
+        "quant": quant,
+        "method": run.config.method,
+        "base_model": run.config.model.name,
+        "probes": len(probes.sequences),
+        "verified": verify,
+    }
     if fmt == "peft":
         return _export_peft(run, probes, out, report, verify)
     from tunesmith.export.merge import merge_verified
@@ -57,6 +74,7 @@ def export(run_dir: str | Path, fmt: str, out: str | Path, *, quant: str | None 
         llama_hparams(run.model.config)  # refuse an architecture llama.cpp cannot get from us before merging
     model, report["merge"] = merge_verified(run, probes)
     reference_tokens = greedy(model, probes.prompts, n=16)
+    assert quant is not None  # hf and gguf always have one
     if fmt == "hf":
         return _export_hf(model, run, probes, out, report, verify, quant, reference_tokens, max_shard_size)
     return _export_gguf(model, run, probes, out, report, verify, quant, reference_tokens, run_dir.resolve().name)
@@ -68,12 +86,27 @@ def _check_out(out: Path, run_dir: Path) -> None:
     if out.resolve() == run_dir.resolve() or (inside and out.name in RUN_PARTS):
         raise ExportError("the output folder must not be the run folder or one of its parts", origin=str(out))
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "export.json").is_file())):
-        raise ExportError("exists and is not an earlier tunesmith export; choose a new folder (nothing was "
-                          "written)", origin=str(out))
+        raise ExportError(
+            "exists and is not an earlier tunesmith export; choose a new folder (nothing was written)", origin=str(out)
+        )
 
 
 def _finish(tmp: Path, report: dict) -> None:
     (tmp / "export.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _write_checked(out: Path, report: dict, write, check) -> dict:
+    """`write(tmp)` the export into a temporary folder, `check(tmp)` it there (unless None), then move it to
+    `out`: a failed check leaves nothing written."""
+
+    def build(tmp: Path) -> None:
+        write(tmp)
+        if check is not None:
+            report["check"] = check(tmp)
+        _finish(tmp, report)
+
+    atomic_folder(out, build)
+    return report
 
 
 def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
@@ -88,18 +121,20 @@ def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
     def base():
         return build_model(run.config, trainable=False, source=source, dtype="float32", quantize="none")
 
-    def write(tmp: Path) -> None:
-        write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.load_path)
-        if verify:
-            report["check"] = verify_peft(tmp, base, reference, probes)
-        _finish(tmp, report)
+    def check(tmp: Path) -> dict:
+        return verify_peft(tmp, base, reference, probes)
 
-    atomic_folder(out, write)
-    return report
+    return _write_checked(
+        out,
+        report,
+        lambda tmp: write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.load_path),
+        check if verify else None,
+    )
 
 
-def _export_hf(model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens,
-               max_shard_size: str) -> dict:
+def _export_hf(
+    model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens, max_shard_size: str
+) -> dict:
     from tunesmith.export.hf import HF_DTYPES, verify_hf, write_hf
 
     reference = probe_logits(model, probes)
@@ -107,16 +142,16 @@ def _export_hf(model, run, probes, out: Path, report: dict, verify: bool, quant:
 
     def write(tmp: Path) -> None:
         write_hf(model, run.tokenizer, tmp, dtype=dtype, max_shard_size=max_shard_size)
-        if verify:
-            report["check"] = verify_hf(tmp, reference, probes, reference_tokens, dtype=dtype)
-        _finish(tmp, report)
 
-    atomic_folder(out, write)
-    return report
+    def check(tmp: Path) -> dict:
+        return verify_hf(tmp, reference, probes, reference_tokens, dtype=dtype)
+
+    return _write_checked(out, report, write, check if verify else None)
 
 
-def _export_gguf(model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens,
-                 name: str) -> dict:
+def _export_gguf(
+    model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens, name: str
+) -> dict:
     import torch
 
     from tunesmith.export.checks import FIXED_PROBES, until_stop
@@ -127,10 +162,11 @@ def _export_gguf(model, run, probes, out: Path, report: dict, verify: bool, quan
     system = run.config.data.system_prompt
     filename = f"{name}-{quant}.gguf"
     chat_reference = []  # the fixed probe questions as an OpenAI-style chat, and tunesmith's answer
-    fixed = reference_tokens[-len(FIXED_PROBES):]
+    fixed = reference_tokens[-len(FIXED_PROBES) :]
     for q, tokens in zip(FIXED_PROBES, fixed):
-        messages = ([{"role": "system", "content": system}] if system is not None else []) + \
-            [{"role": "user", "content": q}]
+        messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": q}
+        ]
         answer = until_stop(tokens, run.tokenizer)
         chat_reference.append((messages, run.tokenizer.decode(answer, skip_special_tokens=True)))
 
@@ -141,8 +177,16 @@ def _export_gguf(model, run, probes, out: Path, report: dict, verify: bool, quan
         report["gguf"] = write_gguf(model, run.tokenizer, tmp / filename, quant=quant, name=name)
         (tmp / "Modelfile").write_text(modelfile(filename, run.tokenizer, system_prompt=system, run_name=name))
         if verify:
-            report["check"] = verify_gguf(tmp / filename, run.tokenizer, probes, reference_tokens, last_logits,
-                                          chat_reference, quant=quant, n_ctx=model.config.max_position_embeddings)
+            report["check"] = verify_gguf(
+                tmp / filename,
+                run.tokenizer,
+                probes,
+                reference_tokens,
+                last_logits,
+                chat_reference,
+                quant=quant,
+                n_ctx=model.config.max_position_embeddings,
+            )
         else:
             log.warning("GGUF written without its llama.cpp check (--no-verify)")
         _finish(tmp, report)
@@ -151,4 +195,4 @@ def _export_gguf(model, run, probes, out: Path, report: dict, verify: bool, quan
     return report
 
 
-__all__ = ["ExportError", "FORMATS", "export"]
+__all__ = ["FORMATS", "ExportError", "export"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,8 +24,11 @@ log = logging.getLogger("tunesmith")
 # out, a wrong scale) moves logits by 1e-2 and more.
 MERGE_ATOL = 1e-4
 MERGE_RTOL = 2e-5
-FIXED_PROBES = ("What is the capital of France?", "I was charged twice for my order, please help.",
-                "Write one short sentence about the sea. Numbers: 12345, 3.14!")
+FIXED_PROBES = (
+    "What is the capital of France?",
+    "I was charged twice for my order, please help.",
+    "Write one short sentence about the sea. Numbers: 12345, 3.14!",
+)
 
 
 class ExportError(TunesmithError):
@@ -44,8 +48,8 @@ class Probes:
 class RunModel:
     """A run's tuned model, loaded in fp32 for exporting."""
 
-    model: torch.nn.Module  # PeftModel for lora/dora runs, the model itself for full fine-tuning
-    tokenizer: object
+    model: Any  # PeftModel for lora/dora runs, the model itself for full fine-tuning
+    tokenizer: Any
     config: Config
     adapter_dir: Path | None
 

@@ -18,8 +18,10 @@ from tunesmith.export.checks import ExportError, Probes, matching_prefix
 log = logging.getLogger("tunesmith")
 
 MUST_MATCH = {"f32": 16, "f16": 16}  # quantizations whose greedy tokens must equal tunesmith's
-LLAMA_CPP_HINT = ('install it with: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 '
-                  "(built without native CPU tuning: a default build was seen to crash while evaluating)")
+LLAMA_CPP_HINT = (
+    'install it with: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 '
+    "(built without native CPU tuning: a default build was seen to crash while evaluating)"
+)
 
 
 def open_llama(path: Path, n_ctx: int):
@@ -27,13 +29,21 @@ def open_llama(path: Path, n_ctx: int):
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise ExportError(f"checking a GGUF file needs llama-cpp-python: {LLAMA_CPP_HINT}; or pass --no-verify "
-                          "to skip the check (not recommended)") from None
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=torch.get_num_threads(),
-                 verbose=False, seed=0)
+        raise ExportError(
+            f"checking a GGUF file needs llama-cpp-python: {LLAMA_CPP_HINT}; or pass --no-verify "
+            "to skip the check (not recommended)"
+        ) from None
+    return Llama(
+        model_path=str(path),
+        n_ctx=n_ctx,
+        n_batch=min(512, n_ctx),
+        n_threads=torch.get_num_threads(),
+        verbose=False,
+        seed=0,
+    )
 
 
-def llama_greedy(llm, prompt: list[int], n: int) -> tuple[list[int], np.ndarray]:
+def llama_greedy(llm, prompt: list[int], n: int) -> tuple[list[int], np.ndarray | None]:
     """Greedy (argmax) continuation in llama.cpp from exactly these prompt ids: `n` tokens, past stop tokens;
     and the logits after the prompt."""
     import llama_cpp
@@ -52,16 +62,28 @@ def llama_greedy(llm, prompt: list[int], n: int) -> tuple[list[int], np.ndarray]
     return out, first
 
 
-def verify_gguf(path: Path, tokenizer, probes: Probes, reference_tokens: list[list[int]],
-                reference_logits: list[torch.Tensor], chat_reference: list[tuple[list[dict], str]], *, quant: str, n_ctx: int) -> dict:
+def verify_gguf(
+    path: Path,
+    tokenizer,
+    probes: Probes,
+    reference_tokens: list[list[int]],
+    reference_logits: list[torch.Tensor],
+    chat_reference: list[tuple[list[dict], str]],
+    *,
+    quant: str,
+    n_ctx: int,
+) -> dict:
     """Run the three checks; raise an `ExportError` (nothing is written) when one a user would notice fails."""
     n_ctx = min(n_ctx, max(len(p) for p in probes.prompts) + 64)
     llm = open_llama(path, max(n_ctx, 128))
     try:
         meta = llm.metadata
-        token_mismatch = [t for t in probes.texts
-                          if llm.tokenize(t.encode(), add_bos=False, special=False)
-                          != tokenizer(t, add_special_tokens=False).input_ids]
+        token_mismatch = [
+            t
+            for t in probes.texts
+            if llm.tokenize(t.encode(), add_bos=False, special=False)
+            != tokenizer(t, add_special_tokens=False).input_ids
+        ]
         runs = [llama_greedy(llm, p, len(ref)) for p, ref in zip(probes.prompts, reference_tokens)]
         ours = [tokens for tokens, _ in runs]
         gap = max(float(np.abs(first - ref.float().numpy()).max()) for (_, first), ref in zip(runs, reference_logits))
@@ -73,27 +95,42 @@ def verify_gguf(path: Path, tokenizer, probes: Probes, reference_tokens: list[li
             chats.append(got["choices"][0]["message"]["content"].strip() == expected.strip())
     finally:
         llm.close()
-    report = {"loaded_with": f"llama-cpp-python {_version()}", "quant": quant,
-              "chat_template_embedded": "tokenizer.chat_template" in meta,
-              "tokenization_identical": f"{len(probes.texts) - len(token_mismatch)}/{len(probes.texts)}",
-              "max_logit_gap_after_prompt": gap, "greedy_matching_tokens": matches, "greedy_tokens_compared": len(reference_tokens[0]),
-              "greedy_identical": f"{sum(complete)}/{len(complete)}",
-              "chat_identical": f"{sum(chats)}/{len(chats)}"}
-    log.info("GGUF check (%s) in llama.cpp: tokenization %s identical, max |logit gap| %.3g, greedy matching "
-             "tokens %s, chat answers %s identical", quant, report["tokenization_identical"], gap, matches,
-             report["chat_identical"])
+    report = {
+        "loaded_with": f"llama-cpp-python {_version()}",
+        "quant": quant,
+        "chat_template_embedded": "tokenizer.chat_template" in meta,
+        "tokenization_identical": f"{len(probes.texts) - len(token_mismatch)}/{len(probes.texts)}",
+        "max_logit_gap_after_prompt": gap,
+        "greedy_matching_tokens": matches,
+        "greedy_tokens_compared": len(reference_tokens[0]),
+        "greedy_identical": f"{sum(complete)}/{len(complete)}",
+        "chat_identical": f"{sum(chats)}/{len(chats)}",
+    }
+    log.info(
+        "GGUF check (%s) in llama.cpp: tokenization %s identical, max |logit gap| %.3g, greedy matching "
+        "tokens %s, chat answers %s identical",
+        quant,
+        report["tokenization_identical"],
+        gap,
+        matches,
+        report["chat_identical"],
+    )
     problems = []
     if token_mismatch:
-        problems.append(f"llama.cpp tokenizes {len(token_mismatch)} probe text(s) differently, e.g. "
-                        f"{token_mismatch[0][:40]!r}")
+        problems.append(
+            f"llama.cpp tokenizes {len(token_mismatch)} probe text(s) differently, e.g. {token_mismatch[0][:40]!r}"
+        )
     if quant in MUST_MATCH:
         short = [i for i, (m, ref) in enumerate(zip(matches, reference_tokens)) if m < min(MUST_MATCH[quant], len(ref))]
         if short:
-            problems.append(f"greedy continuations differ from tunesmith's on {len(short)} probe(s) "
-                            f"(matching tokens {matches})")
+            problems.append(
+                f"greedy continuations differ from tunesmith's on {len(short)} probe(s) (matching tokens {matches})"
+            )
         if not all(chats):
-            problems.append(f"llama.cpp's chat path (embedded template, stop tokens) answers {chats.count(False)} "
-                            "probe question(s) differently")
+            problems.append(
+                f"llama.cpp's chat path (embedded template, stop tokens) answers {chats.count(False)} "
+                "probe question(s) differently"
+            )
     if problems:
         raise ExportError(f"the GGUF file failed its llama.cpp check: {'; '.join(problems)}; nothing was written")
     return report

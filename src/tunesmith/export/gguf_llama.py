@@ -34,8 +34,10 @@ TENSOR_MAP = {  # transformers Llama parameter name (after "model.") -> GGUF ten
     "post_attention_layernorm.weight": "ffn_norm.weight",
 }
 # llama.cpp's name for each pre-tokenizer regex we can recognise in a tokenizer.json
-LLAMA3_SPLIT = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
-                "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+LLAMA3_SPLIT = (
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+    "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+)
 
 
 def interleave_rotary_rows(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -48,8 +50,10 @@ def interleave_rotary_rows(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
 def llama_hparams(config) -> dict:
     """The hyper-parameters llama.cpp reads, or an `ExportError` naming what it cannot represent."""
     if config.model_type != "llama":
-        raise ExportError(f"GGUF export supports Llama-architecture models (SmolLM2, Llama, TinyLlama...); this "
-                          f"model is '{config.model_type}': export it with --format hf instead")
+        raise ExportError(
+            f"GGUF export supports Llama-architecture models (SmolLM2, Llama, TinyLlama...); this "
+            f"model is '{config.model_type}': export it with --format hf instead"
+        )
     if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
         raise ExportError("GGUF export does not handle Llama models with attention/MLP biases yet")
     rope = dict(getattr(config, "rope_parameters", None) or {})
@@ -60,13 +64,21 @@ def llama_hparams(config) -> dict:
         raise ExportError(f"GGUF export does not handle rope scaling '{rope_type}' yet")
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return {"context_length": config.max_position_embeddings, "embedding_length": config.hidden_size,
-            "block_count": config.num_hidden_layers, "feed_forward_length": config.intermediate_size,
-            "head_count": heads, "head_count_kv": config.num_key_value_heads or heads, "head_dim": head_dim,
-            "rope_theta": float(rope["rope_theta"]), "rope_type": rope_type,
-            "rope_factor": float(rope.get("factor") or scaling.get("factor") or 1.0),
-            "rms_eps": float(config.rms_norm_eps), "vocab_size": config.vocab_size,
-            "tied": bool(getattr(config, "tie_word_embeddings", False))}
+    return {
+        "context_length": config.max_position_embeddings,
+        "embedding_length": config.hidden_size,
+        "block_count": config.num_hidden_layers,
+        "feed_forward_length": config.intermediate_size,
+        "head_count": heads,
+        "head_count_kv": config.num_key_value_heads or heads,
+        "head_dim": head_dim,
+        "rope_theta": float(rope["rope_theta"]),
+        "rope_type": rope_type,
+        "rope_factor": float(rope.get("factor") or scaling.get("factor") or 1.0),
+        "rms_eps": float(config.rms_norm_eps),
+        "vocab_size": config.vocab_size,
+        "tied": bool(getattr(config, "tie_word_embeddings", False)),
+    }
 
 
 def pre_tokenizer_name(spec: dict) -> str:
@@ -80,12 +92,17 @@ def pre_tokenizer_name(spec: dict) -> str:
             return "gpt-2"
         if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and last.get("use_regex", True):
             return "smollm"
-        if kinds == ["Split", "ByteLevel"] and not last.get("use_regex", True) \
-                and parts[0].get("pattern", {}).get("Regex") == LLAMA3_SPLIT:
+        if (
+            kinds == ["Split", "ByteLevel"]
+            and not last.get("use_regex", True)
+            and parts[0].get("pattern", {}).get("Regex") == LLAMA3_SPLIT
+        ):
             return "llama-bpe"
-    raise ExportError(f"GGUF export cannot map this tokenizer's pre-tokenizer ({kinds}, normalizer "
-                      f"{(spec.get('normalizer') or {}).get('type')}) to one llama.cpp knows; supported: GPT-2 "
-                      "byte-level, SmolLM2/StarCoder (digits + byte-level), Llama 3")
+    raise ExportError(
+        f"GGUF export cannot map this tokenizer's pre-tokenizer ({kinds}, normalizer "
+        f"{(spec.get('normalizer') or {}).get('type')}) to one llama.cpp knows; supported: GPT-2 "
+        "byte-level, SmolLM2/StarCoder (digits + byte-level), Llama 3"
+    )
 
 
 def vocabulary(tokenizer, n_vocab: int) -> dict:
@@ -137,7 +154,7 @@ def llama_tensors(model, hp: dict):
             continue
         if not key.startswith("model."):
             raise ExportError(f"unexpected weight '{key}' in a Llama model")
-        rest = key[len("model."):]
+        rest = key[len("model.") :]
         if rest in TENSOR_MAP:
             yield TENSOR_MAP[rest], tensor
             continue
@@ -161,8 +178,11 @@ def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str) -> dict:
         raise ExportError(f"unknown GGUF quantization '{quant}' (choose from {', '.join(QUANTS)})")
     hp = llama_hparams(model.config)
     voc = vocabulary(tokenizer, hp["vocab_size"])
-    file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                 "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[quant]
+    file_type = {
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    }[quant]
     w = gguf.GGUFWriter(path, "llama")
     w.add_name(name)
     w.add_context_length(hp["context_length"])
@@ -188,9 +208,13 @@ def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str) -> dict:
     w.add_token_list(voc["tokens"])
     w.add_token_types(voc["types"])
     w.add_token_merges(voc["merges"])
-    for setter, value in ((w.add_bos_token_id, tokenizer.bos_token_id), (w.add_eos_token_id, tokenizer.eos_token_id),
-                          (w.add_pad_token_id, tokenizer.pad_token_id), (w.add_unk_token_id, tokenizer.unk_token_id),
-                          (w.add_eot_token_id, voc["eot"])):
+    for setter, value in (
+        (w.add_bos_token_id, tokenizer.bos_token_id),
+        (w.add_eos_token_id, tokenizer.eos_token_id),
+        (w.add_pad_token_id, tokenizer.pad_token_id),
+        (w.add_unk_token_id, tokenizer.unk_token_id),
+        (w.add_eot_token_id, voc["eot"]),
+    ):
         if value is not None:
             setter(value)
     w.add_add_bos_token(_adds_bos(tokenizer))
@@ -213,6 +237,14 @@ def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str) -> dict:
     w.write_tensors_to_file()
     w.close()
     log.info("wrote %s (%s: %s)", path.name, quant, ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    return {"file": path.name, "quant": quant, "tensor_types": counts, "tokenizer_pre": voc["pre"],
-            "bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "eot": voc["eot"],
-            "stop_token_ids": stop_token_ids(tokenizer), "bytes": path.stat().st_size}
+    return {
+        "file": path.name,
+        "quant": quant,
+        "tensor_types": counts,
+        "tokenizer_pre": voc["pre"],
+        "bos": tokenizer.bos_token_id,
+        "eos": tokenizer.eos_token_id,
+        "eot": voc["eot"],
+        "stop_token_ids": stop_token_ids(tokenizer),
+        "bytes": path.stat().st_size,
+    }

@@ -31,9 +31,15 @@ def merge_verified(run: RunModel, probes: Probes) -> tuple[torch.nn.Module, dict
     if bad:
         raise ExportError(f"the merged model has non-finite weights in {bad[:3]}; nothing was written")
     gap = max_gap(reference, probe_logits(merged, probes))
-    log.info("merge check: max |logit gap| merged vs adapter = %.3g over %d probes (limit %.2g)", gap,
-             len(probes.sequences), tolerance)
+    log.info(
+        "merge check: max |logit gap| merged vs adapter = %.3g over %d probes (limit %.2g)",
+        gap,
+        len(probes.sequences),
+        tolerance,
+    )
     if not gap <= tolerance:
-        raise ExportError(f"the merged model does not match the adapter model: max |logit gap| {gap:.3g} > "
-                          f"{tolerance:.2g} (fp32) on the probe prompts; nothing was written")
+        raise ExportError(
+            f"the merged model does not match the adapter model: max |logit gap| {gap:.3g} > "
+            f"{tolerance:.2g} (fp32) on the probe prompts; nothing was written"
+        )
     return merged, {"merged": True, "probes": len(probes.sequences), "max_logit_gap": gap, "tolerance": tolerance}

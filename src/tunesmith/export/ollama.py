@@ -9,12 +9,16 @@ from __future__ import annotations
 from tunesmith.data.types import Message
 from tunesmith.render import PLAIN_TEMPLATE, _apply, stop_token_ids, template_of
 
-CHATML_GO = ('{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-             '{{- range .Messages }}{{- if ne .Role "system" }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n'
-             '{{ end }}{{- end }}<|im_start|>assistant\n')
-PLAIN_GO = ('{{- if .System }}{{ .System }}\n\n{{ end }}'
-            '{{- range .Messages }}{{- if eq .Role "user" }}### User:\n{{ .Content }}\n\n'
-            '{{ else if eq .Role "assistant" }}### Assistant:\n{{ .Content }}EOS\n\n{{ end }}{{- end }}### Assistant:\n')
+CHATML_GO = (
+    "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+    '{{- range .Messages }}{{- if ne .Role "system" }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n'
+    "{{ end }}{{- end }}<|im_start|>assistant\n"
+)
+PLAIN_GO = (
+    "{{- if .System }}{{ .System }}\n\n{{ end }}"
+    '{{- range .Messages }}{{- if eq .Role "user" }}### User:\n{{ .Content }}\n\n'
+    '{{ else if eq .Role "assistant" }}### Assistant:\n{{ .Content }}EOS\n\n{{ end }}{{- end }}### Assistant:\n'
+)
 
 
 def default_system_prompt(tokenizer) -> str | None:
@@ -22,15 +26,17 @@ def default_system_prompt(tokenizer) -> str | None:
     text = _apply(tokenizer, [Message("user", "x")], generation_prompt=False)
     head = "<|im_start|>system\n"
     if text.startswith(head) and "<|im_end|>" in text:
-        return text[len(head):text.index("<|im_end|>")]
+        return text[len(head) : text.index("<|im_end|>")]
     return None
 
 
 def modelfile(gguf_name: str, tokenizer, *, system_prompt: str | None, run_name: str) -> str:
     """Text of an Ollama Modelfile that runs `gguf_name` as tunesmith does (same template, system, stops)."""
     template = template_of(tokenizer)
-    lines = [f"# Ollama Modelfile for the tunesmith run '{run_name}'. Use: ollama create {run_name} -f Modelfile",
-             f"FROM ./{gguf_name}"]
+    lines = [
+        f"# Ollama Modelfile for the tunesmith run '{run_name}'. Use: ollama create {run_name} -f Modelfile",
+        f"FROM ./{gguf_name}",
+    ]
     if "<|im_start|>" in template:
         lines.append(f'TEMPLATE """{CHATML_GO}"""')
         system = system_prompt if system_prompt is not None else default_system_prompt(tokenizer)

@@ -10,25 +10,19 @@ from pathlib import Path
 import torch
 
 from tunesmith.export.checks import ExportError, Probes, logit_tolerance, max_gap, probe_logits
-from tunesmith.render import stop_token_ids, template_of
+from tunesmith.export.hf import save_tokenizer
 
 log = logging.getLogger("tunesmith")
 
 
 def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str) -> None:
     """Copy the run's adapter weights and config; name the base model it was trained on."""
-    from transformers import GenerationConfig
-
     for name in ("adapter_model.safetensors", "adapter_config.json"):
         shutil.copy2(adapter_dir / name, folder / name)
     cfg = json.loads((folder / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = base_model
     (folder / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    tokenizer.chat_template = template_of(tokenizer)
-    tokenizer.save_pretrained(folder)
-    stops = stop_token_ids(tokenizer)
-    GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=stops if len(stops) > 1 else stops[0],
-                     pad_token_id=tokenizer.pad_token_id, do_sample=False).save_pretrained(folder)
+    save_tokenizer(tokenizer, folder)
 
 
 def verify_peft(folder: Path, base_loader, reference: list[torch.Tensor], probes: Probes) -> dict:
@@ -40,6 +34,8 @@ def verify_peft(folder: Path, base_loader, reference: list[torch.Tensor], probes
     log.info("PEFT folder check: reloaded with peft, max |logit gap| %.3g", gap)
     tolerance = logit_tolerance(reference)
     if not gap <= tolerance:
-        raise ExportError(f"the written adapter does not reproduce the run's model: max |logit gap| {gap:.3g} > "
-                          f"{tolerance:.2g}; nothing was written")
+        raise ExportError(
+            f"the written adapter does not reproduce the run's model: max |logit gap| {gap:.3g} > "
+            f"{tolerance:.2g}; nothing was written"
+        )
     return {"reloaded_with": "peft PeftModel.from_pretrained", "max_logit_gap": gap, "tolerance": tolerance}

@@ -19,9 +19,16 @@ def apply_method(model, method: str, lora: LoraSpec):
 
     from tunesmith.model.fastlora import FusedLoraLinear
 
-    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=lora.targets, use_dora=method == "dora", use_rslora=lora.rslora,
-                     bias="none", task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft types it int; any number works
+        lora_dropout=lora.dropout,
+        target_modules=lora.targets,
+        use_dora=method == "dora",
+        use_rslora=lora.rslora,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     if is_quantized(model):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:  # the fused layer is for plain (unquantized) nn.Linear weights only

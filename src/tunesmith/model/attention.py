@@ -8,6 +8,7 @@ Everything else goes to transformers' SDPA unchanged. `register()` adds it to tr
 
 from __future__ import annotations
 
+import itertools
 import weakref
 
 import torch
@@ -20,14 +21,20 @@ BLOCK = 64  # queries per block: the fastest of 64/128/whole on SmolLM2 shapes a
 MAX_LENGTH = 1024  # longer sequences: the kept softmax outputs would outgrow the rest of the activations
 
 
-
 def _eligible(module, query, key, dropout, kwargs) -> bool:
-    return (torch.is_grad_enabled() and dropout == 0.0
-            and query.shape[2] == key.shape[2] and query.shape[2] > 1
-            and getattr(module, "is_causal", True) and kwargs.get("is_causal") is not False
-            and kwargs.get("softcap") is None and kwargs.get("position_bias") is None
-            and kwargs.get("sliding_window") is None and not kwargs.get("output_attentions", False)
-            and query.shape[1] % key.shape[1] == 0)
+    return (
+        torch.is_grad_enabled()
+        and dropout == 0.0
+        and query.shape[2] == key.shape[2]
+        and query.shape[2] > 1
+        and getattr(module, "is_causal", True)
+        and kwargs.get("is_causal") is not False
+        and kwargs.get("softcap") is None
+        and kwargs.get("position_bias") is None
+        and kwargs.get("sliding_window") is None
+        and not kwargs.get("output_attentions", False)
+        and query.shape[1] % key.shape[1] == 0
+    )
 
 
 def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] | None:
@@ -42,7 +49,7 @@ def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] 
     offsets = torch.repeat_interleave(torch.tensor(starts), torch.tensor(bounds[1:]) - torch.tensor(starts))
     if not torch.equal(pos.cpu(), torch.arange(pos.numel()) - offsets):
         return None
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def _sample_of_position(segments: list[tuple[int, int]], device=None) -> torch.Tensor:
@@ -76,8 +83,9 @@ def is_block_causal(mask: torch.Tensor, segments: list[tuple[int, int]]) -> bool
     return torch.equal(mask[0, 0].cpu(), (sample[:, None] == sample[None, :]).tril_())
 
 
-def block_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
-                           block: int = BLOCK) -> torch.Tensor:
+def block_causal_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float, block: int = BLOCK
+) -> torch.Tensor:
     """softmax(q k^T * scaling + causal mask) v, block by block of queries; (B, H, S, D) -> (B, S, H, D).
 
     Key/value heads are shared by groups of query heads (GQA) without repeating them: the group's queries
@@ -107,14 +115,21 @@ def runs_blocked(device: torch.device) -> bool:
 
 def sdpa_causal(module):
     """The GPU kernel: transformers' SDPA call on a causal batch without a mask; (B, H, S, D) -> (B, S, H, D)."""
+
     def kernel(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float) -> torch.Tensor:
         return sdpa_attention_forward(module, query, key, value, None, dropout=0.0, scaling=scaling)[0]
 
     return kernel
 
 
-def packed_causal_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
-                            segments: list[tuple[int, int]], kernel=block_causal_attention) -> torch.Tensor:
+def packed_causal_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scaling: float,
+    segments: list[tuple[int, int]],
+    kernel=block_causal_attention,
+) -> torch.Tensor:
     """Attention within each sample of one packed row: (1, H, S, D) -> (1, S, H, D).
 
     The samples are laid out as the rows of a right-padded batch for attention alone (the linear layers
@@ -141,8 +156,9 @@ class BlockedAttention:
     def __init__(self) -> None:
         self.mask_check = MaskCheck()
 
-    def __call__(self, module, query, key, value, attention_mask, dropout: float = 0.0,
-                 scaling: float | None = None, **kwargs):
+    def __call__(
+        self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
+    ):
         segments = None
         if _eligible(module, query, key, dropout, kwargs):
             if attention_mask is None:
@@ -152,10 +168,14 @@ class BlockedAttention:
                 if packed is not None and self.mask_check(attention_mask, packed):
                     segments = packed
         blocked = runs_blocked(query.device)
-        if segments is None or (blocked and max(e - s for s, e in segments) > MAX_LENGTH) or \
-                (not blocked and len(segments) == 1):
-            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
-                                          scaling=scaling, **kwargs)
+        if (
+            segments is None
+            or (blocked and max(e - s for s, e in segments) > MAX_LENGTH)
+            or (not blocked and len(segments) == 1)
+        ):
+            return sdpa_attention_forward(
+                module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+            )
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         if len(segments) == 1:
             return block_causal_attention(query, key, value, scale), None

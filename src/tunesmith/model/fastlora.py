@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 
 
-def dropped_positions(n: int, p: float, device: torch.device | None = None, *, draws: int | None = None) -> torch.Tensor:
+def dropped_positions(
+    n: int, p: float, device: torch.device | None = None, *, draws: int | None = None
+) -> torch.Tensor:
     """Sorted flat indices of the elements that i.i.d. dropout with rate `p` drops among `n` (global torch RNG).
 
     Position j is dropped with probability p independently of the others: the gaps between drops are
@@ -119,5 +121,12 @@ class FusedLoraLinear(PeftLoraLinear):
         base = self.get_base_layer()
         drop = self.lora_dropout[name]
         p = drop.p if isinstance(drop, torch.nn.Dropout) and drop.training else 0.0
-        return LoraLinearFn.apply(x, base.weight, base.bias, self.lora_A[name].weight, self.lora_B[name].weight,
-                                  float(self.scaling[name]), float(p))
+        return LoraLinearFn.apply(
+            x,
+            base.weight,
+            base.bias,
+            self.lora_A[name].weight,
+            self.lora_B[name].weight,
+            float(self.scaling[name]),
+            float(p),
+        )

@@ -56,14 +56,19 @@ class FusedRMSNorm(torch.nn.Module):
 
 def _as_rms_norm(module: torch.nn.Module) -> FusedRMSNorm | None:
     weight, eps = getattr(module, "weight", None), getattr(module, "variance_epsilon", None)
-    if not isinstance(weight, torch.nn.Parameter) or weight.dim() != 1 or not isinstance(eps, float) or \
-            any(True for _ in module.children()):
+    if (
+        not isinstance(weight, torch.nn.Parameter)
+        or weight.dim() != 1
+        or not isinstance(eps, float)
+        or any(True for _ in module.children())
+    ):
         return None
     return FusedRMSNorm(weight, eps)
 
 
-def _same(original: torch.nn.Module, fused: torch.nn.Module, width: int, dtype: torch.dtype,
-          device: torch.device) -> bool:
+def _same(
+    original: torch.nn.Module, fused: torch.nn.Module, width: int, dtype: torch.dtype, device: torch.device
+) -> bool:
     """Whether `fused` computes what `original` computes, bit for bit, on a seeded probe input (eval mode, no
     gradients)."""
     g = torch.Generator().manual_seed(0)
@@ -73,7 +78,7 @@ def _same(original: torch.nn.Module, fused: torch.nn.Module, width: int, dtype: 
     try:
         with torch.no_grad():
             return bool(torch.equal(original(x), fused(x)))
-    except Exception as e:  # noqa: BLE001 - a module that does not take one tensor is not one of ours
+    except Exception as e:
         log.debug("fuse: %s not fused (%s)", type(original).__name__, e)
         return False
     finally:
@@ -104,8 +109,9 @@ def wants_fusion(model: torch.nn.Module, config, device: torch.device, steps: in
     t = config.train
     if not t.fuse or t.compile or device.type != "cpu" or config.model.quantize != "none":
         return False
-    return t.fuse != "auto" or (steps >= FUSE_MIN_STEPS and
-                                sum(p.numel() for p in model.parameters()) >= FUSE_MIN_PARAMETERS)
+    return t.fuse != "auto" or (
+        steps >= FUSE_MIN_STEPS and sum(p.numel() for p in model.parameters()) >= FUSE_MIN_PARAMETERS
+    )
 
 
 def fuse_for_training(model: torch.nn.Module, config, device: torch.device, steps: int) -> int:

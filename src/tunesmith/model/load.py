@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -57,7 +58,7 @@ def _bundled_gguf(name: str) -> Path:
     spec = importlib.util.find_spec(package)  # importing it would need its `llm` dependency: find, don't import
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"the bundled model '{name}' needs the package '{package}': run `{install}`")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise ModelError(f"the package '{package}' has no file {filename}: reinstall it with `{install}`")
     return path
@@ -78,8 +79,11 @@ def _convert_gguf(gguf: Path, dest: Path) -> None:
     def write(tmp: Path) -> None:
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         save_model(model, str(tmp / "model.safetensors"))
-        GenerationConfig(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id).save_pretrained(tmp)
+        GenerationConfig(
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        ).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "tunesmith-source.json").write_text(json.dumps({"gguf": str(gguf)}))
 
@@ -101,8 +105,11 @@ def resolve_model(name: str) -> ModelSource:
     if _HUB_ID.match(name) and not name.startswith((".", "/")):
         return ModelSource(name=name, folder=None, hub_id=name)
     known = ", ".join(BUNDLED)
-    raise ModelError(f"unknown model '{name}': not a bundled model ({known}), an existing folder, "
-                     "or a hub id of the form owner/name", field="model.name")
+    raise ModelError(
+        f"unknown model '{name}': not a bundled model ({known}), an existing folder, "
+        "or a hub id of the form owner/name",
+        field="model.name",
+    )
 
 
 def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
@@ -114,8 +121,10 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
     except OSError as e:
         raise _load_error(source, e) from None
     if not getattr(tok, "is_fast", False):
-        raise ModelError(f"the tokenizer of '{source.name}' is not a fast tokenizer; tunesmith needs "
-                         "character offsets to mask labels exactly")
+        raise ModelError(
+            f"the tokenizer of '{source.name}' is not a fast tokenizer; tunesmith needs "
+            "character offsets to mask labels exactly"
+        )
     if tok.pad_token_id is None:
         if tok.eos_token_id is None:
             raise ModelError(f"the tokenizer of '{source.name}' has neither a pad nor an eos token")
@@ -124,9 +133,10 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
 
 
 def attn_implementation(attention: str) -> str:
-    """transformers' name for the attention setting, registering ours when it is asked for: `auto` is tunesmith's own causal attention for training
-    (blocked matmuls on CPU, SDPA per packed sample on GPUs), which hands every other case (masks, KV cache, no
-    gradients) to SDPA; `flash_attention_2` needs the `flash-attn` package and a CUDA GPU."""
+    """transformers' name for the attention setting, registering ours when it is asked for: `auto` is
+    tunesmith's own causal attention for training (blocked matmuls on CPU, SDPA per packed sample on GPUs),
+    which hands every other case (masks, KV cache, no gradients) to SDPA; `flash_attention_2` needs the
+    `flash-attn` package and a CUDA GPU."""
     if attention == "auto":
         from tunesmith.model import attention as blocked
 
@@ -140,16 +150,28 @@ def quantization_config(quantize: str, compute_dtype: torch.dtype):
     if quantize == "none":
         return None
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ModelError("model.quantize=4bit needs the bitsandbytes package: pip install 'tunesmith[qlora]'",
-                         field="model.quantize")
+        raise ModelError(
+            "model.quantize=4bit needs the bitsandbytes package: pip install 'tunesmith[qlora]'", field="model.quantize"
+        )
     from transformers import BitsAndBytesConfig
 
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute_dtype)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
 
 
-def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "auto",
-               trust_remote_code: bool = False, device: str | torch.device = "cpu", quantize: str = "none"):
+def load_model(
+    source: ModelSource,
+    *,
+    dtype: str = "auto",
+    attention: str = "auto",
+    trust_remote_code: bool = False,
+    device: str | torch.device = "cpu",
+    quantize: str = "none",
+):
     """Load the causal LM on `device` with an explicit dtype (`auto`: bf16 where that device is fast at it),
     attention, and optionally 4-bit frozen weights (`quantize`)."""
     from transformers import AutoModelForCausalLM
@@ -158,10 +180,15 @@ def load_model(source: ModelSource, *, dtype: str = "auto", attention: str = "au
     torch_dtype = DTYPES[resolve_dtype(dtype, device)]
     quant = quantization_config(quantize, torch_dtype)
     extra = {"quantization_config": quant, "device_map": {"": device}} if quant is not None else {}
+    model: Any
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source.load_path, dtype=torch_dtype, attn_implementation=attn_implementation(attention),
-            trust_remote_code=trust_remote_code, **extra)
+            source.load_path,
+            dtype=torch_dtype,
+            attn_implementation=attn_implementation(attention),
+            trust_remote_code=trust_remote_code,
+            **extra,
+        )
     except OSError as e:
         raise _load_error(source, e) from None
     except (ValueError, ImportError) as e:
@@ -176,8 +203,10 @@ def device_of(model) -> torch.device:
 
 def _load_error(source: ModelSource, e: Exception) -> ModelError:
     if source.hub_id is not None:
-        return ModelError(f"could not load '{source.hub_id}' from the Hugging Face hub (offline, or no such "
-                          f"model?): {str(e).splitlines()[0]}")
+        return ModelError(
+            f"could not load '{source.hub_id}' from the Hugging Face hub (offline, or no such "
+            f"model?): {str(e).splitlines()[0]}"
+        )
     return ModelError(f"could not load '{source.name}': {str(e).splitlines()[0]}")
 
 
@@ -193,8 +222,11 @@ def keeps_packed_samples_apart(model) -> bool:
     device = model.get_input_embeddings().weight.device
     try:
         with torch.enable_grad():  # the attention path training takes (attention.py runs only with gradients)
-            packed = model(input_ids=torch.cat([a, b], 1).to(device), position_ids=positions.to(device),
-                           use_cache=False).logits.detach().float()
+            packed = (
+                model(input_ids=torch.cat([a, b], 1).to(device), position_ids=positions.to(device), use_cache=False)
+                .logits.detach()
+                .float()
+            )
             alone = [model(input_ids=x.to(device), use_cache=False).logits.detach().float() for x in (a, b)]
     except (TypeError, ValueError) as e:  # a model whose forward takes no position ids cannot be packed
         log.info("packing check: %s", e)
@@ -220,8 +252,7 @@ def decoder_blocks(model) -> list[torch.nn.Module]:
     """The repeated transformer blocks: the longest ModuleList whose entries share one class."""
     best: list[torch.nn.Module] = []
     for module in model.modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) > len(best) and \
-                len({type(m) for m in module}) == 1:
+        if isinstance(module, torch.nn.ModuleList) and len(module) > len(best) and len({type(m) for m in module}) == 1:
             best = list(module)
     return best
 

@@ -21,21 +21,31 @@ def load_tuned(run_dir: str | Path, dtype: str | None = None, device: str | None
 
     run = RunFolder(run_dir)
     config = run_config(run.root)
-    where = {"device": resolve_device(device or config.model.device), "dtype": dtype}
+    where = resolve_device(device or config.model.device)
     with kept_process_state(seed=0):  # the caller's RNG is left as it was
         if run.has_adapter:
             from peft import PeftModel
 
-            base = build_model(config, trainable=False, quantize=None if dtype is None else "none", **where)
+            base = build_model(
+                config, device=where, dtype=dtype, trainable=False, quantize=None if dtype is None else "none"
+            )
             model = PeftModel.from_pretrained(base, run.adapter)
             folder = run.adapter
         elif run.has_model:
             folder = run.model
-            model = build_model(config, trainable=False, source=ModelSource(name=str(folder), folder=folder),
-                                quantize="none", trust_remote_code=False, **where)
+            model = build_model(
+                config,
+                trainable=False,
+                source=ModelSource(name=str(folder), folder=folder),
+                quantize="none",
+                trust_remote_code=False,
+                device=where,
+                dtype=dtype,
+            )
         else:
-            raise RunError("has no trained model yet (no adapter/ or model/ folder): is training finished?",
-                           origin=str(run.root))
+            raise RunError(
+                "has no trained model yet (no adapter/ or model/ folder): is training finished?", origin=str(run.root)
+            )
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

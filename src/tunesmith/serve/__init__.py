@@ -1,7 +1,7 @@
 """Serve a run over an OpenAI-compatible HTTP API: one shared base model, adapters chosen per request.
 
-    tunesmith serve runs/support --adapter billing=runs/billing --port 8000
-    curl localhost:8000/v1/chat/completions -d '{"model": "support", "messages": [...]}'
+tunesmith serve runs/support --adapter billing=runs/billing --port 8000
+curl localhost:8000/v1/chat/completions -d '{"model": "support", "messages": [...]}'
 """
 
 from __future__ import annotations
@@ -38,9 +38,17 @@ def parse_adapters(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def serve(run_dir: str | Path, *, adapters: dict[str, str] | None = None, host: str = "127.0.0.1",
-          port: int = 8000, api_key: str | None = None, max_tokens: int = 1024, max_body_bytes: int = 1 << 20,
-          max_queue: int = 256) -> None:
+def serve(
+    run_dir: str | Path,
+    *,
+    adapters: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    max_tokens: int = 1024,
+    max_body_bytes: int = 1 << 20,
+    max_queue: int = 256,
+) -> None:
     """Load the run (and adapters) once and answer requests until SIGINT/SIGTERM, finishing those in flight."""
     import uvicorn
 
@@ -48,12 +56,21 @@ def serve(run_dir: str | Path, *, adapters: dict[str, str] | None = None, host: 
     from tunesmith.serve.engine import load_engine
 
     if not is_loopback(host) and not api_key:
-        raise ConfigError(f"binding to {host} lets other machines use the model: pass --api-key KEY (clients "
-                          "then send 'Authorization: Bearer KEY'), or keep the default 127.0.0.1", field="--host")
+        raise ConfigError(
+            f"binding to {host} lets other machines use the model: pass --api-key KEY (clients "
+            "then send 'Authorization: Bearer KEY'), or keep the default 127.0.0.1",
+            field="--host",
+        )
     engine = load_engine(run_dir, adapters, max_queue=max_queue)
     app = create_app(engine, api_key=api_key, limits=Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens))
-    log.info("serving %s on http://%s:%d/v1 (models: %s)%s", run_dir, host, port, ", ".join(engine.models),
-             "" if api_key else " without an API key")
+    log.info(
+        "serving %s on http://%s:%d/v1 (models: %s)%s",
+        run_dir,
+        host,
+        port,
+        ", ".join(engine.models),
+        "" if api_key else " without an API key",
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 

@@ -40,10 +40,17 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
     def response(self) -> JSONResponse:
-        kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                413: "request_too_large", 503: "server_busy"}.get(self.status, "server_error")
-        return JSONResponse({"error": {"message": self.message, "type": kind, "param": self.param,
-                                       "code": self.code}}, status_code=self.status)
+        kind = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            404: "not_found_error",
+            413: "request_too_large",
+            503: "server_busy",
+        }.get(self.status, "server_error")
+        return JSONResponse(
+            {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}},
+            status_code=self.status,
+        )
 
 
 class Api:
@@ -104,8 +111,12 @@ class Api:
         """The served model of that name, or 404 naming the ones there are."""
         models = self.engine.models
         if name not in models:
-            raise ApiError(404, f"model '{name}' does not exist; this server has: {', '.join(models)}",
-                           param="model", code="model_not_found")
+            raise ApiError(
+                404,
+                f"model '{name}' does not exist; this server has: {', '.join(models)}",
+                param="model",
+                code="model_not_found",
+            )
         return models[name]
 
     def budget(self, req: AnyRequest, prompt: list[int], default: int) -> int:
@@ -115,15 +126,24 @@ class Api:
             raise ApiError(400, f"max_tokens {asked} is over this server's limit of {most}", param="max_tokens")
         room = context - len(prompt)
         if room < 1:
-            raise ApiError(400, f"the prompt is {len(prompt)} tokens; the model's context is {context}",
-                           param="messages", code="context_length_exceeded")
+            raise ApiError(
+                400,
+                f"the prompt is {len(prompt)} tokens; the model's context is {context}",
+                param="messages",
+                code="context_length_exceeded",
+            )
         if asked is not None and asked > room:
-            raise ApiError(400, f"prompt ({len(prompt)} tokens) + max_tokens ({asked}) exceed the model's "
-                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
+            raise ApiError(
+                400,
+                f"prompt ({len(prompt)} tokens) + max_tokens ({asked}) exceed the model's context of {context} tokens",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
         return min(asked or min(default, most), room)
 
-    def start(self, model: ServedModel, req: AnyRequest, prompt: list[int],
-              max_tokens: int) -> tuple[Job, asyncio.Queue]:
+    def start(
+        self, model: ServedModel, req: AnyRequest, prompt: list[int], max_tokens: int
+    ) -> tuple[Job, asyncio.Queue]:
         """Submits the job (503 when the queue is full); its events arrive on the returned queue."""
         loop, events = asyncio.get_running_loop(), asyncio.Queue[tuple]()
 
@@ -131,8 +151,16 @@ class Api:
             with suppress(RuntimeError):  # the event loop is gone (shutdown): nobody is listening any more
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
-        job = Job(model, prompt, max_tokens, emit, temperature=req.temperature, top_p=req.top_p,
-                  stop=list(req.stop or []), seed=req.seed)
+        job = Job(
+            model,
+            prompt,
+            max_tokens,
+            emit,
+            temperature=req.temperature,
+            top_p=req.top_p,
+            stop=list(req.stop or []),
+            seed=req.seed,
+        )
         try:
             self.engine.submit(job)
         except QueueFull as e:
@@ -154,8 +182,15 @@ class Api:
         finally:
             job.cancelled.set()  # no-op when finished; stops the worker when the client went away
 
-    async def sse(self, job: Job, events: asyncio.Queue, first: dict | None, piece: Callable[[str], dict],
-                  last: Callable[[str], dict], usage_of: Callable[[int], dict] | None) -> AsyncIterator[str]:
+    async def sse(
+        self,
+        job: Job,
+        events: asyncio.Queue,
+        first: dict | None,
+        piece: Callable[[str], dict],
+        last: Callable[[str], dict],
+        usage_of: Callable[[int], dict] | None,
+    ) -> AsyncIterator[str]:
         """The answer as server-sent events: `first`, a `piece` per text, `last`, the usage, then [DONE]."""
 
         def line(obj: dict) -> str:
@@ -180,8 +215,16 @@ class Api:
         finally:
             job.cancelled.set()
 
-    def stream(self, req: AnyRequest, job: Job, events: asyncio.Queue, first: dict | None, piece: Callable[[str], dict],
-               last: Callable[[str], dict], usage_of: Callable[[int], dict]) -> StreamingResponse:
+    def stream(
+        self,
+        req: AnyRequest,
+        job: Job,
+        events: asyncio.Queue,
+        first: dict | None,
+        piece: Callable[[str], dict],
+        last: Callable[[str], dict],
+        usage_of: Callable[[int], dict],
+    ) -> StreamingResponse:
         """The streamed reply of both endpoints; the usage chunk only when the client asked for it."""
         chunks = self.sse(job, events, first, piece, last, usage_of if req.include_usage else None)
         return StreamingResponse(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
@@ -191,8 +234,13 @@ class Api:
 
     async def list_models(self, request: Request):
         self.authorize(request)
-        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": m.created,
-                                            "owned_by": "tunesmith"} for m in self.engine.models.values()]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": m.name, "object": "model", "created": m.created, "owned_by": "tunesmith"}
+                for m in self.engine.models.values()
+            ],
+        }
 
     async def get_model(self, name: str, request: Request):
         self.authorize(request)
@@ -210,9 +258,15 @@ class Api:
         if not req.stream:
             text, finish, n = await self.collect(job, events)
             return P.chat_response(rid, name, text, finish, P.usage(len(prompt), n))
-        return self.stream(req, job, events, P.chat_chunk(rid, name, {"role": "assistant", "content": ""}),
-                           lambda t: P.chat_chunk(rid, name, {"content": t}), lambda f: P.chat_chunk(rid, name, {}, f),
-                           lambda n: P.usage_chunk(rid, name, "chat.completion.chunk", P.usage(len(prompt), n)))
+        return self.stream(
+            req,
+            job,
+            events,
+            P.chat_chunk(rid, name, {"role": "assistant", "content": ""}),
+            lambda t: P.chat_chunk(rid, name, {"content": t}),
+            lambda f: P.chat_chunk(rid, name, {}, f),
+            lambda n: P.usage_chunk(rid, name, "chat.completion.chunk", P.usage(len(prompt), n)),
+        )
 
     async def completions(self, request: Request):
         self.authorize(request)
@@ -226,9 +280,15 @@ class Api:
         if not req.stream:
             text, finish, n = await self.collect(job, events)
             return P.completion_response(rid, name, text, finish, P.usage(len(prompt), n))
-        return self.stream(req, job, events, None, lambda t: P.completion_response(rid, name, t, None, None),
-                           lambda f: P.completion_response(rid, name, "", f, None),
-                           lambda n: P.usage_chunk(rid, name, "text_completion", P.usage(len(prompt), n)))
+        return self.stream(
+            req,
+            job,
+            events,
+            None,
+            lambda t: P.completion_response(rid, name, t, None, None),
+            lambda f: P.completion_response(rid, name, "", f, None),
+            lambda n: P.usage_chunk(rid, name, "text_completion", P.usage(len(prompt), n)),
+        )
 
 
 def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:

@@ -109,15 +109,22 @@ class Engine:
     def _run(self, job: Job) -> None:
         generator = None
         if job.temperature > 0:
-            generator = torch.Generator().manual_seed(job.seed if job.seed is not None else
-                                                      int(torch.randint(0, 2**62, ()).item()))
+            generator = torch.Generator().manual_seed(
+                job.seed if job.seed is not None else int(torch.randint(0, 2**62, ()).item())
+            )
         text = TextStream(self.tokenizer)
         out, sent, n, finish = "", 0, 0, "length"
         hold = max((len(s) for s in job.stop), default=1) - 1  # text that might still become a stop string
         with self._adapter(job.served), torch.inference_mode():
-            for token in generate_tokens(self.model, job.prompt, max_new_tokens=job.max_tokens,
-                                         stop_ids=self.stop_ids, temperature=job.temperature, top_p=job.top_p,
-                                         generator=generator):
+            for token in generate_tokens(
+                self.model,
+                job.prompt,
+                max_new_tokens=job.max_tokens,
+                stop_ids=self.stop_ids,
+                temperature=job.temperature,
+                top_p=job.top_p,
+                generator=generator,
+            ):
                 n += 1
                 if job.cancelled.is_set():
                     return
@@ -127,7 +134,7 @@ class Engine:
                     out, finish = out[:cut], "stop"
                     break
                 if len(out) - hold > sent:
-                    job.emit(("text", out[sent:len(out) - hold]))
+                    job.emit(("text", out[sent : len(out) - hold]))
                     sent = len(out) - hold
             else:
                 finish = "stop" if n < job.max_tokens else "length"
@@ -146,8 +153,9 @@ def _adapter_source(path: str) -> tuple[Path, str | None, str | None]:
         return RunFolder(p).adapter, config.model.name, config.data.system_prompt
     if (p / "adapter_config.json").is_file():
         return p, None, None
-    raise ConfigError("is neither a tunesmith run with an adapter nor a PEFT adapter folder", origin=path,
-                      field="--adapter")
+    raise ConfigError(
+        "is neither a tunesmith run with an adapter nor a PEFT adapter folder", origin=path, field="--adapter"
+    )
 
 
 def load_engine(run_dir: str | Path, adapters: dict[str, str] | None = None, *, max_queue: int = 256) -> Engine:
@@ -159,10 +167,14 @@ def load_engine(run_dir: str | Path, adapters: dict[str, str] | None = None, *, 
     run_name = Path(run_dir).resolve().name
     if not hasattr(model, "load_adapter"):
         if adapters:
-            raise ConfigError("this run fine-tuned all weights (method: full): extra adapters need a LoRA/DoRA "
-                              "run whose base model they share", field="--adapter")
-        return Engine(model, tokenizer, {run_name: ServedModel(run_name, None, config.data.system_prompt)},
-                      max_queue=max_queue)
+            raise ConfigError(
+                "this run fine-tuned all weights (method: full): extra adapters need a LoRA/DoRA "
+                "run whose base model they share",
+                field="--adapter",
+            )
+        return Engine(
+            model, tokenizer, {run_name: ServedModel(run_name, None, config.data.system_prompt)}, max_queue=max_queue
+        )
     active = model.active_adapter if isinstance(model.active_adapter, str) else model.active_adapter[0]
     models = {run_name: ServedModel(run_name, active, config.data.system_prompt)}
     for i, (name, path) in enumerate(adapters.items()):
@@ -170,8 +182,11 @@ def load_engine(run_dir: str | Path, adapters: dict[str, str] | None = None, *, 
             raise ConfigError(f"the model name '{name}' is used twice", field="--adapter")
         folder, base, system = _adapter_source(path)
         if base is not None and base != config.model.name:
-            raise ConfigError(f"was trained on '{base}', but this server's base model is '{config.model.name}'",
-                              origin=path, field="--adapter")
+            raise ConfigError(
+                f"was trained on '{base}', but this server's base model is '{config.model.name}'",
+                origin=path,
+                field="--adapter",
+            )
         internal = f"adapter_{i + 1}"
         model.load_adapter(str(folder), adapter_name=internal)
         models[name] = ServedModel(name, internal, system if base is not None else config.data.system_prompt)

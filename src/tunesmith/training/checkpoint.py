@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from tunesmith.training import distributed
 from tunesmith.errors import RunError
 from tunesmith.runfolder import atomic_folder
+from tunesmith.training import distributed
 
 PREFIX = "step-"
 
@@ -59,15 +59,24 @@ def trainable_state(model, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     return weights, optimizer.state_dict()
 
 
-def save(ckpt_root: Path, weights: dict[str, torch.Tensor], optimizer_state: dict, scheduler, state: LoopState,
-         keep: int, rngs: list[dict] | None = None) -> Path:
+def save(
+    ckpt_root: Path,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict,
+    scheduler,
+    state: LoopState,
+    keep: int,
+    rngs: list[dict] | None = None,
+) -> Path:
     """Write checkpoint `step-NNNNNN` atomically and keep only the newest `keep` checkpoints. `rngs`: every
     rank's RNG state, in rank order (default: this process's), so LoRA dropout resumes exactly on each rank."""
 
     def write(tmp: Path) -> None:
         save_file(weights, str(tmp / "trainable.safetensors"))
-        torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
-                    "rng": rngs or [rng_state()]}, tmp / "train_state.pt")
+        torch.save(
+            {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rngs or [rng_state()]},
+            tmp / "train_state.pt",
+        )
         (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
 
     path = atomic_folder(ckpt_root / f"{PREFIX}{state.step:06d}", write)
@@ -80,8 +89,9 @@ def list_checkpoints(ckpt_root: Path) -> list[Path]:
     """Complete checkpoints, oldest first (temporary folders are never listed)."""
     if not ckpt_root.is_dir():
         return []
-    found = [p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
-             and (p / "state.json").is_file()]
+    found = [
+        p for p in ckpt_root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and (p / "state.json").is_file()
+    ]
     return sorted(found, key=lambda p: p.name)
 
 

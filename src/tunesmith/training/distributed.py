@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -35,8 +36,12 @@ def init(device: torch.device | str = "cpu") -> DistInfo:
     """Read torchrun's environment and start the process group when there is more than one process:
     NCCL between GPUs (each rank on its own, `hardware.resolve_device`), gloo between CPU processes."""
     device = torch.device(device)
-    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)), str(device))
+    info = DistInfo(
+        int(os.environ.get("RANK", 0)),
+        int(os.environ.get("WORLD_SIZE", 1)),
+        int(os.environ.get("LOCAL_RANK", 0)),
+        str(device),
+    )
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if info.enabled and not dist.is_initialized():
@@ -49,7 +54,7 @@ def shard(items: list, info: DistInfo) -> list:
     if not info.enabled:
         return items
     usable = len(items) - len(items) % info.world_size
-    return items[info.rank:usable:info.world_size]
+    return items[info.rank : usable : info.world_size]
 
 
 def sum_across(value: float | int, info: DistInfo) -> float:
@@ -121,7 +126,7 @@ def gather_trainable(model) -> dict[str, torch.Tensor]:
 
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     state = get_model_state_dict(model, options=_whole(ignore_frozen_params=True))
-    return {n: t for n, t in state.items() if n in trainable}  # not the frozen names of tied weights
+    return {n: cast(torch.Tensor, t) for n, t in state.items() if n in trainable}  # not tied frozen names
 
 
 def gather_optimizer(model, optimizer) -> dict:
@@ -135,5 +140,5 @@ def scatter_state(model, optimizer, weights: dict[str, torch.Tensor], optimizer_
     """Load whole trainable weights and optimizer state (every rank passes them) into a sharded model."""
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
-    set_model_state_dict(model, weights, options=_whole(strict=False))
+    set_model_state_dict(model, cast(dict, weights), options=_whole(strict=False))
     set_optimizer_state_dict(model, optimizer, optimizer_state, options=_whole())

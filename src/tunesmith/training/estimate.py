@@ -36,17 +36,19 @@ def plan_steps(lengths: Sequence[int], config: Config) -> tuple[list[list[list[i
 
     def plan(epoch: int) -> list[list[int]]:
         if epoch not in plans:
-            plans[epoch] = plan_batches(list(lengths), t.batch_size, seed=t.seed, epoch=epoch,
-                                        group_by_length=t.group_by_length)
+            plans[epoch] = plan_batches(
+                list(lengths), t.batch_size, seed=t.seed, epoch=epoch, group_by_length=t.group_by_length
+            )
         return plans[epoch]
 
     per_epoch = math.ceil(len(plan(0)) / t.grad_accum)
     total = t.max_steps or t.epochs * per_epoch
-    steps, epoch, batch = [], 0, 0
+    steps: list[list[list[int]]] = []
+    epoch, batch = 0, 0
     while len(steps) < total and lengths:
         current = plan(epoch)
         while batch < len(current) and len(steps) < total:
-            steps.append(current[batch:batch + t.grad_accum])
+            steps.append(current[batch : batch + t.grad_accum])
             batch += len(steps[-1])
         if batch >= len(current):
             epoch, batch = epoch + 1, 0
@@ -65,11 +67,16 @@ def count(rows: Sequence[Rendered], config: Config) -> dict:
     steps, per_epoch = plan_steps([len(r.input_ids) for r in rows], config)
     supervised = sum(sum(1 for x in rows[i].labels[1:] if x != IGNORE) for s in steps for m in s for i in m)
     per_epoch_tokens = sum(sum(1 for x in r.labels[1:] if x != IGNORE) for r in rows)
-    return {"rows": len(rows), "steps": len(steps), "steps_per_epoch": per_epoch,
-            "epochs": round(len(steps) / max(per_epoch, 1), 3), "supervised_tokens_per_epoch": per_epoch_tokens,
-            "supervised_tokens": supervised, "tokens": sum(len(rows[i].input_ids) for s in steps for m in s
-                                                           for i in m),
-            "work_tokens": sum(_work(rows, s, config.train.packing) for s in steps)}
+    return {
+        "rows": len(rows),
+        "steps": len(steps),
+        "steps_per_epoch": per_epoch,
+        "epochs": round(len(steps) / max(per_epoch, 1), 3),
+        "supervised_tokens_per_epoch": per_epoch_tokens,
+        "supervised_tokens": supervised,
+        "tokens": sum(len(rows[i].input_ids) for s in steps for m in s for i in m),
+        "work_tokens": sum(_work(rows, s, config.train.packing) for s in steps),
+    }
 
 
 class PeakRss:
@@ -101,8 +108,7 @@ class PeakRss:
         self.now()
 
 
-def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
-              steps: int = CALIBRATION_STEPS) -> dict:
+def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, steps: int = CALIBRATION_STEPS) -> dict:
     """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
     from tunesmith.hardware import choose_threads, kept_process_state, resolve_device
     from tunesmith.model.adapters import count_parameters
@@ -115,7 +121,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     work = [_work(rows, s, t.packing) for s in plan]  # before the model is loaded: `auto` counted as packed
     full = [i for i, s in enumerate(plan) if len(s) == t.grad_accum] or list(range(len(plan)))
     largest = max(full, key=lambda i: work[i])
-    chosen = [0] + [i for i in [largest] + sorted(full, key=lambda i: -work[i])[len(full) // 2:] if i != 0]
+    chosen = [0] + [i for i in [largest] + sorted(full, key=lambda i: -work[i])[len(full) // 2 :] if i != 0]
     chosen = list(dict.fromkeys(chosen))[:steps]
     with kept_process_state():
         threads = choose_threads(t.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # as training chooses
@@ -131,12 +137,19 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             train_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
             optimizer = make_optimizer(model, t)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-            batches = [collate([rows[i] for i in micro], tokenizer.pad_token_id, built.packing)
-                       for s in chosen for micro in plan[s]]
+            batches = [
+                collate([rows[i] for i in micro], tokenizer.pad_token_id, built.packing)
+                for s in chosen
+                for micro in plan[s]
+            ]
             marks: list[float] = []
-            hooks = LoopHooks(plan=lambda epoch: batches if epoch == 0 else [], total_steps=len(chosen),
-                              log=lambda record: marks.append(time.perf_counter()), save=lambda state: None,
-                              loss=built.loss)
+            hooks = LoopHooks(
+                plan=lambda epoch: batches if epoch == 0 else [],
+                total_steps=len(chosen),
+                log=lambda record: marks.append(time.perf_counter()),
+                save=lambda state: None,
+                loss=built.loss,
+            )
             loop_started = time.perf_counter()
             train_loop(model, optimizer, scheduler, t, hooks, LoopState())
             peak = rss.peak
@@ -153,10 +166,14 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
     optimizer_bytes = 2 * train_bytes  # AdamW: exp_avg and exp_avg_sq
     activations = max(0, peak - base - weight_bytes - 2 * train_bytes - optimizer_bytes)
     return {
-        "threads": threads, "trainable_parameters": trainable, "total_parameters": total,
-        "calibration": {"steps": [{"step": i + 1, "seconds": round(s, 3), "work_tokens": work[i]}
-                                  for i, s in measured], "seconds_per_1k_tokens": round(1000 * per_token, 4),
-                        "first_step_seconds": round(first, 3)},
+        "threads": threads,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "calibration": {
+            "steps": [{"step": i + 1, "seconds": round(s, 3), "work_tokens": work[i]} for i, s in measured],
+            "seconds_per_1k_tokens": round(1000 * per_token, 4),
+            "first_step_seconds": round(first, 3),
+        },
         "memory_mb": {
             "runtime": round(base / MB, 1),  # interpreter, libraries, tokenizer and data before the model
             "weights": round(weight_bytes / MB, 1),
@@ -168,23 +185,40 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *,
             **({"peak_gpu": round(gpu_peak / MB, 1)} if gpu_peak is not None else {}),  # on a GPU: the
             # weights, adapters, optimizer and activations are there, the host RSS is the runtime
         },
-        "time_s": {"load": round(load_seconds, 2), "train": round(train_seconds, 2),
-                   "total": round(load_seconds + train_seconds, 2)},
+        "time_s": {
+            "load": round(load_seconds, 2),
+            "train": round(train_seconds, 2),
+            "total": round(load_seconds + train_seconds, 2),
+        },
     }
 
 
-def estimate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, calibrate_run: bool = True,
-             price_per_hour: float | None = None) -> dict:
+def estimate(
+    config: Config,
+    rows: Sequence[Rendered],
+    tokenizer,
+    source,
+    *,
+    calibrate_run: bool = True,
+    price_per_hour: float | None = None,
+) -> dict:
     """Counts always; time, memory and cost when calibrating (loads the model, runs a few steps)."""
     from tunesmith.hardware import resolve_device, resolve_dtype
 
     device = resolve_device(config.model.device)
-    out = {"method": config.method, "dtype": resolve_dtype(config.model.dtype, device), "device": str(device),
-           **count(rows, config)}
+    out = {
+        "method": config.method,
+        "dtype": resolve_dtype(config.model.dtype, device),
+        "device": str(device),
+        **count(rows, config),
+    }
     if calibrate_run and rows:
         out.update(calibrate(config, rows, tokenizer, source))
         if price_per_hour is not None:
             hours = out["time_s"]["total"] / 3600
-            out["cost"] = {"price_per_hour": price_per_hour, "hours": round(hours, 4),
-                           "cost": round(hours * price_per_hour, 4)}
+            out["cost"] = {
+                "price_per_hour": price_per_hour,
+                "hours": round(hours, 4),
+                "cost": round(hours * price_per_hour, 4),
+            }
     return out

@@ -45,13 +45,21 @@ def summary(run: Run, fitted: Fitted) -> dict:
     config, state, device = run.config, run.state, run.device
     trained = state.step > fitted.start_step
     return {
-        "run_dir": str(run.folder.root), "model": config.model.name, "method": config.method, "steps": state.step,
-        "epochs": state.epoch + state.batch / max(run.micro_per_epoch, 1), "train_rows": len(run.prep.train_rows),
-        "eval_rows": len(run.prep.eval_rows), "dropped_rows": [str(r.origin) for r in run.prep.dropped],
-        "trainable_parameters": run.parameters[0], "total_parameters": run.parameters[1], "threads": run.threads,
-        "device": str(device), "train_seconds": round(fitted.seconds, 2), "tokens": state.tokens,
+        "run_dir": str(run.folder.root),
+        "model": config.model.name,
+        "method": config.method,
+        "steps": state.step,
+        "epochs": state.epoch + state.batch / max(run.micro_per_epoch, 1),
+        "train_rows": len(run.prep.train_rows),
+        "eval_rows": len(run.prep.eval_rows),
+        "dropped_rows": [str(r.origin) for r in run.prep.dropped],
+        "trainable_parameters": run.parameters[0],
+        "total_parameters": run.parameters[1],
+        "threads": run.threads,
+        "device": str(device),
+        "train_seconds": round(fitted.seconds, 2),
+        "tokens": state.tokens,
         "tokens_per_s": round((state.tokens - fitted.start_tokens) / fitted.seconds, 1) if trained else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda"
-           else {}),
+        **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda" else {}),
     }

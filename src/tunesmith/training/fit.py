@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tunesmith.errors import RunError
 from tunesmith.model.load import compile_blocks, eager
@@ -36,7 +37,7 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.set = False
-        self._previous = None
+        self._previous: Any = None
 
     def __enter__(self) -> StopFlag:
         if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
@@ -51,8 +52,13 @@ class StopFlag:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def fit(run: Run, *, show_progress: bool = True, annotate: Callable[[dict], None] | None = None,
-        stop_early: Callable[[], bool] = lambda: False) -> Fitted:
+def fit(
+    run: Run,
+    *,
+    show_progress: bool = True,
+    annotate: Callable[[dict], None] | None = None,
+    stop_early: Callable[[], bool] = lambda: False,
+) -> Fitted:
     """Train `run` to its last step. `annotate(record)` may add fields to each step's record before it is
     logged (the periodic generation eval); `stop_early()` ends training after the current step."""
     t, dist, state = run.config.train, run.dist, run.state
@@ -70,13 +76,18 @@ def fit(run: Run, *, show_progress: bool = True, annotate: Callable[[dict], None
             return mean_loss(run.model, run.eval_batches)
 
     if t.compile:
-        log.info("compiling %d decoder blocks with torch.compile (the first steps are slow)",
-                 compile_blocks(run.model))
+        log.info("compiling %d decoder blocks with torch.compile (the first steps are slow)", compile_blocks(run.model))
     assert run.trainable is not None and run.wrapped is not None
     with StopFlag() as stop:
-        hooks = LoopHooks(plan=run.plan, total_steps=run.total_steps, log=log_step, save=run.save,
-                          evaluate=eval_loss if run.eval_batches else None,
-                          should_stop=lambda: stop.set or stop_early(), loss=run.trainable.loss)
+        hooks = LoopHooks(
+            plan=run.plan,
+            total_steps=run.total_steps,
+            log=log_step,
+            save=run.save,
+            evaluate=eval_loss if run.eval_batches else None,
+            should_stop=lambda: stop.set or stop_early(),
+            loss=run.trainable.loss,
+        )
         started, start_step, start_tokens = time.perf_counter(), state.step, state.tokens
         try:
             run.state = train_loop(run.wrapped, run.optimizer, run.scheduler, t, hooks, state, dist)
@@ -85,8 +96,10 @@ def fit(run: Run, *, show_progress: bool = True, annotate: Callable[[dict], None
             writer.close()
     seconds = time.perf_counter() - started
     if stop.set:
-        raise RunError(f"stopped by SIGTERM at step {run.state.step}; the checkpoint is saved, re-run to resume",
-                       origin=str(run.folder.root))
+        raise RunError(
+            f"stopped by SIGTERM at step {run.state.step}; the checkpoint is saved, re-run to resume",
+            origin=str(run.folder.root),
+        )
     if run.state.step % t.save_every:
         run.save(run.state)
     return Fitted(seconds, start_step, start_tokens)

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tunesmith.training.checkpoint import LoopState
 from tunesmith.config import TrainSpec
-from tunesmith.training.distributed import DistInfo, clip_grad_norm, sum_across
 from tunesmith.errors import RunError
 from tunesmith.pack import real_tokens
 from tunesmith.render import IGNORE
+from tunesmith.training.checkpoint import LoopState
+from tunesmith.training.distributed import DistInfo, clip_grad_norm, sum_across
 from tunesmith.training.loss import TokenLoss
 
 
@@ -36,8 +36,9 @@ class LoopHooks:
     loss: Callable[..., tuple[torch.Tensor, int]] = field(default_factory=TokenLoss)  # (model, batch) -> (sum, n)
 
 
-def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, state: LoopState,
-               dist: DistInfo = DistInfo()) -> LoopState:
+def train_loop(
+    model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, state: LoopState, dist: DistInfo = DistInfo()
+) -> LoopState:
     """Train from `state` until `hooks.total_steps` optimizer steps; return the final state."""
     params = [p for p in model.parameters() if p.requires_grad]
     clip = cfg.max_grad_norm if cfg.max_grad_norm is not None else math.inf
@@ -46,7 +47,7 @@ def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, st
         plan = hooks.plan(state.epoch)
         while state.batch < len(plan) and state.step < hooks.total_steps:
             started = time.perf_counter()
-            micro = plan[state.batch:state.batch + cfg.grad_accum]
+            micro = plan[state.batch : state.batch + cfg.grad_accum]
             n_labels = sum_across(sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro), dist)
             total = 0.0
             for batch in micro:
@@ -56,8 +57,10 @@ def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, st
             grad_norm = clip_grad_norm(params, clip)
             step_loss = sum_across(total, dist) / max(n_labels, 1)
             if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
-                raise RunError(f"training diverged at step {state.step + 1} (loss {step_loss}, grad norm "
-                               f"{grad_norm}); lower train.lr or check the data")
+                raise RunError(
+                    f"training diverged at step {state.step + 1} (loss {step_loss}, grad norm "
+                    f"{grad_norm}); lower train.lr or check the data"
+                )
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -65,8 +68,15 @@ def train_loop(model, optimizer, scheduler, cfg: TrainSpec, hooks: LoopHooks, st
             tokens = int(sum_across(sum(real_tokens(b) for b in micro), dist))
             state.step, state.batch, state.tokens = state.step + 1, state.batch + len(micro), state.tokens + tokens
             seconds = time.perf_counter() - started
-            record = {"step": state.step, "epoch": state.epoch, "loss": step_loss, "lr": lr,
-                      "grad_norm": grad_norm, "tokens": state.tokens, "tokens_per_s": tokens / seconds}
+            record = {
+                "step": state.step,
+                "epoch": state.epoch,
+                "loss": step_loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "tokens": state.tokens,
+                "tokens_per_s": tokens / seconds,
+            }
             if hooks.evaluate is not None and state.step % cfg.eval_every == 0:
                 record["eval_loss"] = hooks.evaluate()
                 model.train()

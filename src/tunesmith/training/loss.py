@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tunesmith.model.fused import compiled, compiles_on
 from tunesmith.model import device_of
+from tunesmith.model.fused import compiled, compiles_on
 from tunesmith.render import IGNORE
 
 CHUNK_ROWS = 512  # rows of logits alive at once: 512 x 49,152 fp32 = 96 MiB for SmolLM2
@@ -33,7 +33,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         grad_h = torch.empty_like(h) if need_h else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=h.device) if need_w else None
         for i in range(0, h.shape[0], CHUNK_ROWS):
-            hc, tc = h[i:i + CHUNK_ROWS], targets[i:i + CHUNK_ROWS]
+            hc, tc = h[i : i + CHUNK_ROWS], targets[i : i + CHUNK_ROWS]
             logits = hc @ weight.t()
             if not (need_h or need_w):
                 lf = logits.float()
@@ -41,8 +41,8 @@ class LinearCrossEntropy(torch.autograd.Function):
                 continue
             loss, g = ce(logits, tc)  # the chunk's loss and d loss / d logits
             total += loss
-            if need_h:
-                grad_h[i:i + CHUNK_ROWS] = g @ weight
+            if grad_h is not None:
+                grad_h[i : i + CHUNK_ROWS] = g @ weight
             if need_w:
                 grad_w += (g.t() @ hc).float()
         ctx.save_for_backward(grad_h, grad_w)
@@ -124,16 +124,21 @@ class TokenLoss:
         if head is None or self.plain_head is False:
             return _loss_through_logits(model, inputs, targets, trained), n
         probe = trained.any(dim=0).nonzero()[:1, 0]  # one position: checks the head is the plain linear map
-        out = model(**inputs, use_cache=False, logits_to_keep=probe if self.plain_head is None else probe[:0],
-                    output_hidden_states=True)
+        out = model(
+            **inputs,
+            use_cache=False,
+            logits_to_keep=probe if self.plain_head is None else probe[:0],
+            output_hidden_states=True,
+        )
         hidden = out.hidden_states[-1][:, :-1]
         if self.plain_head is None:
             mine = F.linear(hidden[:, probe], head.weight).float()
             self.plain_head = bool(torch.allclose(mine, out.logits.float(), rtol=2e-2, atol=2e-2))
             if not self.plain_head:
                 return _loss_through_logits(model, inputs, targets, trained), n
-        loss = LinearCrossEntropy.apply(hidden[trained], head.weight, targets[trained], torch.is_grad_enabled(),
-                                        self.fused)
+        loss = LinearCrossEntropy.apply(
+            hidden[trained], head.weight, targets[trained], torch.is_grad_enabled(), self.fused
+        )
         return loss, n
 
 

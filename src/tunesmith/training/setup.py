@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import get_scheduler
@@ -35,9 +36,18 @@ from tunesmith.training.loss import TokenLoss
 log = logging.getLogger("tunesmith")
 
 # Settings that may change when re-running into an existing run folder (they do not change what was done).
-RESUMABLE_CHANGES = {"train.max_steps", "train.epochs", "train.save_every", "train.eval_every",
-                     "train.log_every", "train.keep_checkpoints", "train.threads", "model.attention",
-                     "model.device", "train.fuse"}
+RESUMABLE_CHANGES = {
+    "train.max_steps",
+    "train.epochs",
+    "train.save_every",
+    "train.eval_every",
+    "train.log_every",
+    "train.keep_checkpoints",
+    "train.threads",
+    "model.attention",
+    "model.device",
+    "train.fuse",
+}
 
 
 @dataclass
@@ -45,7 +55,7 @@ class Prepared:
     """Everything checked before the run folder is touched."""
 
     config: Config
-    tokenizer: object
+    tokenizer: Any
     source: ModelSource
     train_rows: list[Rendered]
     eval_rows: list[Rendered]
@@ -59,34 +69,47 @@ def prepare(config: Config) -> Prepared:
     train_convs, held_out = train_and_eval(d, config.train.seed)
     eval_convs = held_out or []
     if held_out is None and config.eval.enabled:
-        log.info("no held-out data, so no before/after evaluation: set data.eval (a file) or "
-                 "data.eval_fraction=0.1 (a split of train)")
+        log.info(
+            "no held-out data, so no before/after evaluation: set data.eval (a file) or "
+            "data.eval_fraction=0.1 (a split of train)"
+        )
     source = resolve_model(config.model.name)
     tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code)
     check_max_length(tokenizer, config.train.max_length, d.system_prompt)
-    opts = dict(max_length=config.train.max_length, system_prompt=d.system_prompt, train_on_prompt=d.train_on_prompt)
+    opts: dict[str, Any] = dict(
+        max_length=config.train.max_length, system_prompt=d.system_prompt, train_on_prompt=d.train_on_prompt
+    )
     train_rows, dropped = render_all(train_convs, tokenizer, **opts)
     eval_rows, eval_dropped = render_all(eval_convs, tokenizer, **opts)
     # the fast checks of `tunesmith check`: refuse rows that would teach the wrong thing (masked eos, ...)
-    refuse_contract_errors(train_convs + eval_convs, train_rows + dropped + eval_rows + eval_dropped, tokenizer,
-                           d.system_prompt)
+    refuse_contract_errors(
+        train_convs + eval_convs, train_rows + dropped + eval_rows + eval_dropped, tokenizer, d.system_prompt
+    )
     if not train_rows:
-        raise DataError(f"no training row keeps a trained token within max_length={config.train.max_length} "
-                        f"(first: {dropped[0].origin})", origin=d.train)
+        raise DataError(
+            f"no training row keeps a trained token within max_length={config.train.max_length} "
+            f"(first: {dropped[0].origin})",
+            origin=d.train,
+        )
     _warn_lost_rows(config, train_rows, dropped + eval_dropped)
     return Prepared(config, tokenizer, source, train_rows, eval_rows, eval_convs, dropped)
 
 
 def _warn_lost_rows(config: Config, train_rows: list[Rendered], dropped: list[Rendered]) -> None:
     for r in dropped[:5]:
-        log.warning("%s: dropped: no trained token left after truncation to %d tokens", r.origin,
-                    config.train.max_length)
+        log.warning(
+            "%s: dropped: no trained token left after truncation to %d tokens", r.origin, config.train.max_length
+        )
     if len(dropped) > 5:
         log.warning("... %d rows dropped in all", len(dropped))
     truncated = sum(r.truncated for r in train_rows)
     if truncated:
-        log.warning("%d training rows truncated to max_length=%d (%d trained tokens lost)", truncated,
-                    config.train.max_length, sum(r.trained_tokens_lost for r in train_rows))
+        log.warning(
+            "%d training rows truncated to max_length=%d (%d trained tokens lost)",
+            truncated,
+            config.train.max_length,
+            sum(r.trained_tokens_lost for r in train_rows),
+        )
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -103,22 +126,27 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 def open_run_dir(config: Config, resume: bool | None) -> tuple[Path, Path | None]:
     """The run folder, and the checkpoint to resume from (None for a fresh start)."""
     run = RunFolder(config.output_dir)
-    latest = (checkpoint.list_checkpoints(run.checkpoints) or [None])[-1]
+    found = checkpoint.list_checkpoints(run.checkpoints)
+    latest = found[-1] if found else None
     if not run.config.is_file():
         if resume:
             raise RunError("nothing to resume: no run here", origin=str(run.root))
         if run.root.exists() and any(run.root.iterdir()):
-            raise RunError("the output folder exists and is not a tunesmith run; choose another output_dir",
-                           origin=str(run.root))
+            raise RunError(
+                "the output folder exists and is not a tunesmith run; choose another output_dir", origin=str(run.root)
+            )
         return run.root, None
     if resume is False:
-        raise RunError("a run already exists here; resume it (--resume) or choose another output_dir",
-                       origin=str(run.root))
+        raise RunError(
+            "a run already exists here; resume it (--resume) or choose another output_dir", origin=str(run.root)
+        )
     old = load_config(run.config).model_dump(mode="json")
     changed = [k for k in _diff(old, config.model_dump(mode="json")) if k not in RESUMABLE_CHANGES]
     if changed:
-        raise RunError(f"holds a run with a different config ('{changed[0]}' differs); choose another "
-                       "output_dir", origin=str(run.root))
+        raise RunError(
+            f"holds a run with a different config ('{changed[0]}' differs); choose another output_dir",
+            origin=str(run.root),
+        )
     return run.root, latest
 
 
@@ -143,14 +171,14 @@ def trainable_model(config: Config, source: ModelSource, device: torch.device, s
 
 
 def make_optimizer(model: torch.nn.Module, t: TrainSpec) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr,
-                             weight_decay=t.weight_decay)
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr, weight_decay=t.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int):
     name = "constant_with_warmup" if t.lr_scheduler == "constant" else t.lr_scheduler
-    return get_scheduler(name, optimizer, num_warmup_steps=round(t.warmup_ratio * total_steps),
-                         num_training_steps=total_steps)
+    return get_scheduler(
+        name, optimizer, num_warmup_steps=round(t.warmup_ratio * total_steps), num_training_steps=total_steps
+    )
 
 
 @dataclass
@@ -186,11 +214,14 @@ class Run:
         if epoch not in self._plans:
             self._plans.clear()
             t = self.config.train
-            order = distributed.shard(plan_batches(self.lengths, t.batch_size, seed=t.seed, epoch=epoch,
-                                                   group_by_length=t.group_by_length), self.dist)
+            order = distributed.shard(
+                plan_batches(self.lengths, t.batch_size, seed=t.seed, epoch=epoch, group_by_length=t.group_by_length),
+                self.dist,
+            )
             packing = self.trainable.packing if self.trainable is not None else False
-            self._plans[epoch] = [collate([self.prep.train_rows[i] for i in b], self.prep.tokenizer.pad_token_id,
-                                          packing) for b in order]
+            self._plans[epoch] = [
+                collate([self.prep.train_rows[i] for i in b], self.prep.tokenizer.pad_token_id, packing) for b in order
+            ]
         return self._plans[epoch]
 
     def save(self, state: LoopState) -> None:
@@ -199,8 +230,9 @@ class Run:
         weights, optimizer_state = checkpoint.trainable_state(self.model, self.optimizer)
         rngs = distributed.gather_object(checkpoint.rng_state(), self.dist)  # each rank draws its own dropout
         if self.dist.is_main:
-            checkpoint.save(self.folder.checkpoints, weights, optimizer_state, self.scheduler, state,
-                            t.keep_checkpoints, rngs)
+            checkpoint.save(
+                self.folder.checkpoints, weights, optimizer_state, self.scheduler, state, t.keep_checkpoints, rngs
+            )
 
 
 def start(config: Config, resume: bool | None) -> Run:
@@ -214,8 +246,7 @@ def start(config: Config, resume: bool | None) -> Run:
     lengths = [len(r.input_ids) for r in prep.train_rows]
     micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
     total_steps = t.max_steps or t.epochs * math.ceil(micro_per_epoch / t.grad_accum)
-    return Run(config, prep, RunFolder(run_dir), dist, device, threads, latest, lengths, micro_per_epoch,
-               total_steps)
+    return Run(config, prep, RunFolder(run_dir), dist, device, threads, latest, lengths, micro_per_epoch, total_steps)
 
 
 def build(run: Run) -> None:
@@ -224,8 +255,10 @@ def build(run: Run) -> None:
     run.trainable = trainable_model(config, run.prep.source, run.device, run.total_steps)
     _describe(run)
     bs = config.eval.batch_size
-    run.eval_batches = [collate_padded(run.prep.eval_rows[i:i + bs], run.prep.tokenizer.pad_token_id)
-                        for i in range(0, len(run.prep.eval_rows), bs)]
+    run.eval_batches = [
+        collate_padded(run.prep.eval_rows[i : i + bs], run.prep.tokenizer.pad_token_id)
+        for i in range(0, len(run.prep.eval_rows), bs)
+    ]
     run.folder.root.mkdir(parents=True, exist_ok=True)
     if run.dist.is_main:
         atomic_write_text(run.folder.config, dump_config(config))
@@ -235,12 +268,21 @@ def _describe(run: Run) -> None:
     config, tr = run.config, run.trainable
     assert tr is not None
     run.parameters = count_parameters(tr.model)
-    where = f"{run.device}, {resolve_dtype(config.model.dtype, run.device)}" + \
-        (", 4-bit NF4 base" if config.model.quantize == "4bit" else "") + \
-        (f", {run.threads} threads" if run.device.type == "cpu" else "")
-    log.info("%s: %s on %s, %s of %s parameters trainable, %s batches%s", config.model.name, config.method, where,
-             f"{run.parameters[0]:,}", f"{run.parameters[1]:,}", "packed" if tr.packing else "padded",
-             f", {tr.fused_norms} fused RMSNorms" if tr.fused_norms else "")
+    where = (
+        f"{run.device}, {resolve_dtype(config.model.dtype, run.device)}"
+        + (", 4-bit NF4 base" if config.model.quantize == "4bit" else "")
+        + (f", {run.threads} threads" if run.device.type == "cpu" else "")
+    )
+    log.info(
+        "%s: %s on %s, %s of %s parameters trainable, %s batches%s",
+        config.model.name,
+        config.method,
+        where,
+        f"{run.parameters[0]:,}",
+        f"{run.parameters[1]:,}",
+        "packed" if tr.packing else "padded",
+        f", {tr.fused_norms} fused RMSNorms" if tr.fused_norms else "",
+    )
 
 
 def optimize(run: Run) -> None:

@@ -29,10 +29,18 @@ JSONL = {
     "missing-role": [{"messages": [{"content": "hi"}, {"role": "assistant", "content": "yo"}]}],
     "unknown-role": [GOOD, msgs(("user", "hi"), ("bot", "yo"))],
     "missing-content": [{"messages": [{"role": "user"}, {"role": "assistant", "content": "yo"}]}],
-    "content-number": [GOOD, GOOD | {"messages": [{"role": "user", "content": 5},
-                                                 {"role": "assistant", "content": "five"}]}],
-    "content-list": [{"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
-                                   {"role": "assistant", "content": "yo"}]}],
+    "content-number": [
+        GOOD,
+        GOOD | {"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "five"}]},
+    ],
+    "content-list": [
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                {"role": "assistant", "content": "yo"},
+            ]
+        }
+    ],
     "system-not-first": [msgs(("user", "hi"), ("system", "be brief"), ("assistant", "yo"))],
     "assistant-first": [msgs(("assistant", "hello"), ("user", "hi"), ("assistant", "yo"))],
     "two-user-turns": [GOOD, msgs(("user", "hi"), ("user", "again"), ("assistant", "yo"))],
@@ -47,18 +55,25 @@ JSONL = {
     "prompt-empty": [{"prompt": "Where is my parcel?", "completion": "Today."}, {"prompt": "  ", "completion": "x"}],
     "completion-empty": [{"prompt": "hi", "completion": ""}],
     "completion-list": [{"prompt": "hi", "completion": ["yo"]}],
-    "chat-prompt-ends-with-assistant": [{"prompt": [{"role": "user", "content": "hi"},
-                                                    {"role": "assistant", "content": "yo"}], "completion": "x"}],
-    "system-given-twice": [{"system": "be brief", "prompt": [{"role": "system", "content": "be kind"},
-                                                             {"role": "user", "content": "hi"}], "completion": "yo"}],
+    "chat-prompt-ends-with-assistant": [
+        {"prompt": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "completion": "x"}
+    ],
+    "system-given-twice": [
+        {
+            "system": "be brief",
+            "prompt": [{"role": "system", "content": "be kind"}, {"role": "user", "content": "hi"}],
+            "completion": "yo",
+        }
+    ],
     "alpaca-instruction-empty": [{"instruction": "", "input": "", "output": "x"}],
     "alpaca-output-number": [{"instruction": "Add 2 and 2", "output": 4}],
     "alpaca-input-number": [{"instruction": "Add", "input": 22, "output": "4"}],
     "system-number": [{"prompt": "hi", "completion": "yo", "system": 1}],
     "text-empty": [{"text": "Some text."}, {"text": ""}],
     "text-and-chat-mixed": [GOOD, {"text": "raw text for pre-training"}],
-    "conversations-bad-role": [{"conversations": [{"role": "human", "content": "hi"},
-                                                  {"role": "assistant", "content": "yo"}]}],
+    "conversations-bad-role": [
+        {"conversations": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    ],
 }
 
 
@@ -93,8 +108,9 @@ def main() -> None:
     table = pa.table({"prompt": ["hi", "hello"], "completion": ["yo", None]})
     pq.write_table(table, name("missing-completion", "parquet"))
     name("unsupported", "txt").write_text("hello\n")
-    (HERE / "good.jsonl").write_text("".join(json.dumps(chat(f"What is {i} plus 1?", str(i + 1))) + "\n"
-                                             for i in range(6)))
+    (HERE / "good.jsonl").write_text(
+        "".join(json.dumps(chat(f"What is {i} plus 1?", str(i + 1))) + "\n" for i in range(6))
+    )
     (HERE / "qa.jsonl").write_text(json.dumps({"question": "Where is my parcel?", "reply": "On its way."}) + "\n")
     (HERE / "eval-bad.jsonl").write_text(json.dumps(GOOD) + "\n" + json.dumps(msgs(("user", "only a question"))) + "\n")
     configs = {
