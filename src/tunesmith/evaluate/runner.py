@@ -160,6 +160,33 @@ def diffs(task: Task, base: dict, tuned: dict, samples: list[list[int]]) -> dict
     }
 
 
+def score_systems(
+    systems: Sequence[System],
+    task: Task,
+    test: Sequence[Conversation],
+    references: Sequence[str],
+    samples: list[list[int]],
+    *,
+    method: str,
+    max_new_tokens: int,
+    batch_size: int,
+) -> dict[str, dict]:
+    """Each system's answers, scores (with bootstrap intervals over `samples`) and speed, by system key."""
+    results: dict[str, dict] = {}
+    for system in systems:
+        log.info("evaluating %s on %d examples (%s)", system.title, len(test), method)
+        out = run_system(system, task, test, method=method, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        scored = score(task, out["answers"], references, samples, label_only=method == "rank")
+        results[system.key] = {
+            "title": system.title,
+            "description": system.description,
+            **out,
+            **scored,
+            "examples_per_s": len(test) / max(out["seconds"], 1e-9),
+        }
+    return results
+
+
 def evaluate_run(
     run_dir: str | Path,
     *,
@@ -220,25 +247,16 @@ def evaluate_run(
         include_base=include_base,
     )
     samples = resamples(len(test), n_resamples, seed)
-    results: dict[str, dict] = {}
-    for system in systems:
-        log.info("evaluating %s on %d examples (%s)", system.title, len(test), method)
-        out = run_system(
-            system,
-            task,
-            test,
-            method=method,
-            max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
-            batch_size=batch_size or config.eval.batch_size,
-        )
-        scored = score(task, out["answers"], references, samples, label_only=method == "rank")
-        results[system.key] = {
-            "title": system.title,
-            "description": system.description,
-            **out,
-            **scored,
-            "examples_per_s": len(test) / max(out["seconds"], 1e-9),
-        }
+    results = score_systems(
+        systems,
+        task,
+        test,
+        references,
+        samples,
+        method=method,
+        max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+        batch_size=batch_size or config.eval.batch_size,
+    )
     comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items() if key != "tuned"}
     summary = {
         "run_dir": str(run_dir),
