@@ -41,11 +41,6 @@ def is_quantized(model) -> bool:
     return getattr(model, "hf_quantizer", None) is not None
 
 
-def trainable_state(model) -> dict:
-    """The trainable tensors by name: what a checkpoint must hold to resume exactly."""
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-
-
 def count_parameters(model) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     total = sum(p.numel() for p in model.parameters())

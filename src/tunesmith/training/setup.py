@@ -218,9 +218,10 @@ class Run:
                 plan_batches(self.lengths, t.batch_size, seed=t.seed, epoch=epoch, group_by_length=t.group_by_length),
                 self.dist,
             )
-            packing = self.trainable.packing if self.trainable is not None else False
+            assert self.trainable is not None, "batches are planned once the model is built (packing is its choice)"
+            pad = self.prep.tokenizer.pad_token_id
             self._plans[epoch] = [
-                collate([self.prep.train_rows[i] for i in b], self.prep.tokenizer.pad_token_id, packing) for b in order
+                collate([self.prep.train_rows[i] for i in b], pad, self.trainable.packing) for b in order
             ]
         return self._plans[epoch]
 
