@@ -44,6 +44,8 @@ class RunFolder:
     predictions = _Part("predictions.jsonl")
     report_html = _Part("report.html")
     report_md = _Part("report.md")
+    labels = _Part("labels.json")  # label tasks: the closed answer set, for label-constrained answers
+    search = _Part("search.json")  # train.lr/epochs auto: the trials, their scores, and the choice
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
