@@ -143,6 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         n_resamples=args.resamples,
         seed=args.seed,
         include_base=not args.no_base,
+        free_text=True if args.free_text else None,
     )
     systems = s["systems"]
     table = Table(title=f"{s['examples']} examples, {s['task']['kind']} task (95% bootstrap CI)", show_edge=False)
@@ -171,13 +172,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_set(run_dir: str, free_text: bool):
+    """The run's label set (labels.json) that answers are held to, unless `--free-text`."""
+    from tunesmith.generation import LabelSet
+    from tunesmith.runfolder import RunFolder
+
+    labels = None if free_text else LabelSet.from_file(RunFolder(run_dir).labels)
+    if labels is not None:
+        logging.getLogger("tunesmith").info(
+            "answers are one of the run's %d labels (labels.json); --free-text for free text", len(labels.labels)
+        )
+    return labels
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Answer one prompt with a tuned run (chat template applied exactly as in training)."""
+    """Answer one prompt with a tuned run (chat template applied exactly as in training). A run trained on a
+    label task answers with one of its labels (labels.json) unless --free-text."""
     from tunesmith.data.types import Message
     from tunesmith.generation import generate_answers
     from tunesmith.model.tuned import load_tuned
 
     model, tokenizer, config = load_tuned(args.run_dir)
+    labels = _label_set(args.run_dir, args.free_text)
     system = args.system if args.system is not None else config.data.system_prompt
     answers = generate_answers(
         model,
@@ -186,6 +202,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         system_prompt=system,
         max_new_tokens=args.max_new_tokens,
         batch_size=len(args.prompt),
+        labels=labels,
     )
     for answer in answers:
         console.print(answer, markup=False, highlight=False)
@@ -193,12 +210,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    """Interactive chat with a tuned run; answers stream as they are generated. Empty line or Ctrl-D quits."""
+    """Interactive chat with a tuned run; answers stream as they are generated. Empty line or Ctrl-D quits. A run
+    trained on a label task answers with one of its labels (labels.json) unless --free-text."""
     from tunesmith.data.types import Message
     from tunesmith.generation import stream_answer
     from tunesmith.model.tuned import load_tuned
 
     model, tokenizer, config = load_tuned(args.run_dir)
+    labels = _label_set(args.run_dir, args.free_text)
     system = args.system if args.system is not None else config.data.system_prompt
     history: list[Message] = []
     console.print("[dim]chatting with the tuned model; empty line or Ctrl-D to quit, /reset to forget[/dim]")
@@ -222,6 +241,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             system_prompt=system,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
+            labels=labels,
         ):
             parts.append(piece)
             console.print(piece, end="", markup=False, highlight=False)
@@ -270,6 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         api_key=key,
         max_tokens=args.max_tokens,
+        free_text=args.free_text,
     )
     return 0
 
@@ -361,6 +382,11 @@ def _add_eval(sub) -> None:
     p.add_argument("--no-base", action="store_true", help="skip the base-model systems")
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the free cores)")
+    p.add_argument(
+        "--free-text",
+        action="store_true",
+        help="label tasks: let every system answer in free text (default: answers held to the label set)",
+    )
     p.set_defaults(func=cmd_eval)
 
 
@@ -370,6 +396,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for several)")
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument(
+        "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
+    )
     p.set_defaults(func=cmd_generate)
 
 
@@ -379,6 +408,9 @@ def _add_chat(sub) -> None:
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument(
+        "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
+    )
     p.set_defaults(func=cmd_chat)
 
 
@@ -409,6 +441,11 @@ def _add_serve(sub) -> None:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     p.add_argument("--api-key-file", default=None, help="read the API key from a file (keeps it out of `ps`)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens one request may ask for")
+    p.add_argument(
+        "--free-text",
+        action="store_true",
+        help="chat answers in free text even when a run has a label set (a request can also send free_text: true)",
+    )
     p.set_defaults(func=cmd_serve)
 
 

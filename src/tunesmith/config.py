@@ -46,6 +46,7 @@ class DataSpec(_Strict):
     train: str
     eval: str | None = None
     eval_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
+    select: str | None = None  # train.lr/epochs auto: the selection split (a file); default: carved from train
     columns: dict[str, str] | None = None
     system_prompt: str | None = None
     train_on_prompt: bool = False
@@ -67,14 +68,37 @@ class LoraSpec(_Strict):
     rslora: bool = False
 
 
+def parse_duration(value: Any) -> float | None:
+    """Seconds from `90`, `90s`, `10m`, `1.5h` (None stays None); anything else is a ValueError."""
+    import re
+
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("should be a duration such as 90s, 10m or 1.5h")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        found = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr)?\s*", str(value).lower())
+        if found is None:
+            raise ValueError(f"'{value}' is not a duration such as 90s, 10m or 1.5h")
+        unit = {"m": 60, "min": 60, "h": 3600, "hr": 3600}.get(found.group(2) or "s", 1)
+        seconds = float(found.group(1)) * unit
+    if not seconds > 0:
+        raise ValueError("should be a positive duration such as 90s, 10m or 1.5h")
+    return seconds
+
+
 class TrainSpec(_Strict):
     """Optimisation settings. One optimizer step sees batch_size x grad_accum rows (x world size)."""
 
-    epochs: int = Field(default=1, ge=1)
+    epochs: int | Literal["auto"] = "auto"  # auto: as many as the budget allows (3 without one), best step kept
     max_steps: int | None = Field(default=None, ge=1)
+    budget: float | None = None  # seconds for search + training: `90s`, `10m`, `1.5h` (default: no limit)
     batch_size: int = Field(default=8, ge=1)
     grad_accum: int = Field(default=1, ge=1)
-    lr: float = Field(default=2.0e-4, gt=0)
+    lr: float | Literal["auto"] = "auto"  # auto: chosen by a successive-halving search on the selection split
+    lr_candidates: list[float] | None = None  # the rates lr: auto tries (default: 4, log-spaced, by method)
     weight_decay: float = Field(default=0.0, ge=0)
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"  # after warmup: decay to 0, or hold
@@ -93,6 +117,44 @@ class TrainSpec(_Strict):
     fuse: bool | Literal["auto"] = (
         "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
     )
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> float | None:
+        return parse_duration(v)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _positive_lr(cls, v: Any) -> Any:
+        if v == "auto":
+            return v
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"should be a number such as 1e-3, or 'auto' (got {v!r})") from None
+        if not v > 0:
+            raise ValueError("should be greater than 0 (or 'auto')")
+        return v
+
+    @field_validator("lr_candidates")
+    @classmethod
+    def _positive_rates(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not x > 0 for x in v)):
+            raise ValueError("should be a non-empty list of positive learning rates")
+        return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _positive_epochs(cls, v: Any) -> Any:
+        if v != "auto" and not v >= 1:
+            raise ValueError("should be at least 1 (or 'auto')")
+        return v
+
+    @property
+    def auto(self) -> bool:
+        """Whether a selection split steers the run: the learning rate, or the length (epochs auto and no
+        max_steps), is chosen from the data."""
+        return self.lr == "auto" or (self.epochs == "auto" and self.max_steps is None)
 
     @field_validator("packing", "fuse", mode="before")
     @classmethod
@@ -116,6 +178,8 @@ class EvalSpec(_Strict):
     generate_samples: int = Field(default=16, ge=1)  # held-out rows for that periodic generation eval
     select_best: bool = False  # keep the weights of the step with the best periodic task metric
     patience: int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
+    # label tasks: generated answers are held to the label set (every system alike); true = free-text decoding
+    free_text: bool = False
 
     @field_validator("answer_regex")
     @classmethod

@@ -52,3 +52,7 @@ class ModelError(TunesmithError):
 
 class RunError(TunesmithError):
     """A run folder is missing, incomplete, or incompatible with the request."""
+
+
+class BudgetError(TunesmithError):
+    """`train.budget` is too short for the shortest run the measured speed allows."""

@@ -1,14 +1,140 @@
-"""Generate answers with the chat template applied exactly as in training (batched, greedy by default)."""
+"""Generate answers with the chat template applied exactly as in training (batched, greedy by default).
+
+A label task's answers can be held to its label set (`LabelSet`): each decoding step is masked to the tokens
+that keep the answer on the token path of `prefix + label` for some label (`LabelTrie`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from tunesmith.data.types import Message
+from tunesmith.errors import RunError
 from tunesmith.model.load import device_of
 from tunesmith.render import render_prompt, stop_token_ids
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A label task's closed answer set: every answer starts with `prefix + label` for one of `labels`; with
+    `end_of_turn` that is the whole answer, otherwise the answer goes on after it (`category: billing\nreply: ...`)."""
+
+    labels: tuple[str, ...]
+    prefix: str = ""
+    end_of_turn: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if not self.labels or not all(self.prefix + label for label in self.labels):
+            raise ValueError("a label set needs at least one label, and no empty answer")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> LabelSet | None:
+        """The label set in a run's `labels.json` (`RunFolder(run).labels`); None when there is no such file."""
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise RunError(f"the label set cannot be read: {e}", origin=path) from None
+        if not isinstance(obj, dict):
+            raise RunError('the label set must be a JSON object {"labels": [...], "prefix": ...}', origin=path)
+        labels, prefix = obj.get("labels"), obj.get("prefix", "")
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+            raise RunError("must be a non-empty list of non-empty strings", origin=path, field="labels")
+        if not isinstance(prefix, str):
+            raise RunError("must be a string (the text every answer starts with)", origin=path, field="prefix")
+        end_of_turn = obj.get("end_of_turn", obj.get("answer_regex") is None)
+        if not isinstance(end_of_turn, bool):
+            raise RunError("must be true or false", origin=path, field="end_of_turn")
+        return cls(tuple(labels), prefix, end_of_turn)
+
+
+def candidate_ids(tokenizer, labels: Sequence[str], prefix: str, end_of_turn: bool) -> list[list[int]]:
+    """Token ids of each label's answer text (`prefix + label`, plus eos when the label is the whole answer).
+
+    The answer text is tokenized as one string, as the model reads and writes the whole answer."""
+    out = []
+    for label in labels:
+        ids = list(tokenizer(prefix + label, add_special_tokens=False).input_ids)
+        out.append(ids + ([tokenizer.eos_token_id] if end_of_turn else []))
+    return out
+
+
+class LabelTrie:
+    """The token paths of a label set's answers, merged into a prefix tree, for masking each decoding step.
+
+    `allowed(generated)` walks the answer so far: inside the tree only the next tokens of some path may come;
+    at the end of a complete label, only the stop tokens (or a longer label's next token) when the label is
+    the whole answer, any token otherwise (free text after the label).
+    """
+
+    def __init__(self, paths: Sequence[Sequence[int]], stop_ids: Sequence[int], end_of_turn: bool):
+        self.children: list[dict[int, int]] = [{}]
+        self.complete: list[bool] = [False]
+        for path in paths:
+            node = 0
+            for token in path:
+                if token not in self.children[node]:
+                    self.children[node][token] = len(self.children)
+                    self.children.append({})
+                    self.complete.append(False)
+                node = self.children[node][token]
+            self.complete[node] = True
+        self.stop_ids, self.end_of_turn = list(stop_ids), end_of_turn
+        self.depth = max((len(p) for p in paths), default=0)  # tokens of the longest label's answer
+
+    @property
+    def room(self) -> int:
+        """New tokens that always fit a whole label (and its end of turn)."""
+        return self.depth + int(self.end_of_turn)
+
+    @classmethod
+    def of(cls, labels: LabelSet, tokenizer) -> LabelTrie:
+        """The tree of `prefix + label` for every label, tokenized as the whole answer text is."""
+        paths = candidate_ids(tokenizer, labels.labels, labels.prefix, end_of_turn=False)
+        return cls(paths, stop_token_ids(tokenizer), labels.end_of_turn)
+
+    def allowed(self, generated: Sequence[int]) -> list[int] | None:
+        """The tokens that may follow `generated` (the answer's tokens so far); None when any token may."""
+        node = 0
+        for token in generated:
+            if token not in self.children[node]:
+                return None  # past a complete label: free text after it, or the answer has ended
+            node = self.children[node][token]
+        nxt = list(self.children[node])
+        if not self.complete[node]:
+            return nxt
+        return nxt + [t for t in self.stop_ids if t not in self.children[node]] if self.end_of_turn else None
+
+
+def only(logits: torch.Tensor, allowed: Sequence[int]) -> torch.Tensor:
+    """`logits` (last dimension: the vocabulary) with every token but `allowed` set to -inf."""
+    banned = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+    banned[torch.tensor(list(allowed), dtype=torch.long, device=logits.device)] = False
+    return logits.masked_fill(banned, float("-inf"))
+
+
+def _label_processor(trie: LabelTrie, prompt_width: int):
+    """A transformers logits processor masking each row of a left-padded batch to its allowed tokens."""
+    from transformers import LogitsProcessor
+
+    class LabelMask(LogitsProcessor):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            rows = []
+            for row, ids in enumerate(input_ids[:, prompt_width:].tolist()):
+                allowed = trie.allowed(ids)
+                rows.append(scores[row] if allowed is None else only(scores[row], allowed))
+            return torch.stack(rows)
+
+    return LabelMask()
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,11 +157,14 @@ def generate_batch(
     max_new_tokens: int = 128,
     temperature: float = 0.0,
     top_p: float = 1.0,
+    labels: LabelSet | None = None,
 ) -> list[str]:
     """Continue each prompt (token ids) until an end-of-turn token; return the decoded answers.
 
     Prompts are left-padded so every row's last prompt token sits at the same position, and the KV cache
-    is used; greedy decoding unless `temperature > 0`.
+    is used; greedy decoding unless `temperature > 0`. With `labels`, every answer starts with `prefix + label`
+    for one of the labels (and ends there when `labels.end_of_turn`); `max_new_tokens` is raised to fit the
+    longest label.
     """
     model.eval()
     pad = tokenizer.pad_token_id
@@ -48,12 +177,17 @@ def generate_batch(
         if temperature > 0
         else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     )
+    masks = []
+    if labels is not None:
+        trie = LabelTrie.of(labels, tokenizer)
+        masks, max_new_tokens = [_label_processor(trie, width)], max(max_new_tokens, trie.room)
     out = model.generate(
         input_ids=ids,
         attention_mask=mask,
         max_new_tokens=max_new_tokens,
         eos_token_id=stop_token_ids(tokenizer),
         pad_token_id=pad,
+        logits_processor=masks or None,
         **sampling,
     )
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
@@ -67,15 +201,19 @@ def generate_answers(
     system_prompt: str | None,
     max_new_tokens: int = 128,
     batch_size: int = 16,
+    labels: LabelSet | None = None,
 ) -> list[str]:
-    """Answer each conversation's last user turn; longest prompts first to waste little padding."""
+    """Answer each conversation's last user turn; longest prompts first to waste little padding.
+
+    With `labels` (a label task), every answer is held to the label set (see `generate_batch`)."""
     prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
+        batch = [prompts[i] for i in chunk]
         for i, text in zip(
-            chunk, generate_batch(model, tokenizer, [prompts[i] for i in chunk], max_new_tokens=max_new_tokens)
+            chunk, generate_batch(model, tokenizer, batch, max_new_tokens=max_new_tokens, labels=labels)
         ):
             answers[i] = text
     return answers
@@ -89,12 +227,21 @@ def stream_answer(
     system_prompt: str | None,
     max_new_tokens: int = 256,
     temperature: float = 0.0,
+    labels: LabelSet | None = None,
 ) -> Iterator[str]:
-    """Yield the answer to a conversation piece by piece, as it is generated (the server's token path)."""
+    """Yield the answer to a conversation piece by piece, as it is generated (the server's token path).
+
+    With `labels`, the answer is held to the label set as in `generate_batch`."""
     prompt = render_prompt(messages, tokenizer, system_prompt=system_prompt)
     text = TextStream(tokenizer)
+    trie = None if labels is None else LabelTrie.of(labels, tokenizer)
     for token in generate_tokens(
-        model, prompt, max_new_tokens=max_new_tokens, stop_ids=stop_token_ids(tokenizer), temperature=temperature
+        model,
+        prompt,
+        max_new_tokens=max_new_tokens if trie is None else max(max_new_tokens, trie.room),
+        stop_ids=stop_token_ids(tokenizer),
+        temperature=temperature,
+        constraint=trie,
     ):
         piece = text.push(token)
         if piece:
@@ -111,10 +258,13 @@ def generate_tokens(
     temperature: float = 0.0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    constraint: LabelTrie | None = None,
 ) -> Iterator[int]:
     """Yield new token ids one at a time (KV cache, one sequence); a stop token ends it and is not yielded.
 
     Greedy (argmax) unless `temperature > 0`; then nucleus sampling with `top_p`, drawn from `generator`.
+    With `constraint`, each step picks only among the tokens it allows (a label set's answers; a label cut
+    short by `max_new_tokens` stays cut: the caller sets the budget).
     The caller may stop iterating at any point (a client went away, a stop string appeared).
     """
     from transformers import DynamicCache
@@ -124,12 +274,17 @@ def generate_tokens(
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
     cache = {_cache_argument(model): DynamicCache()}  # filled in place, step by step
     stops = set(stop_ids)
+    generated: list[int] = []
     for _ in range(max_new_tokens):
         logits = model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache).logits[0, -1].float()
+        allowed = None if constraint is None else constraint.allowed(generated)
+        if allowed is not None:
+            logits = only(logits, allowed)
         token = int(logits.argmax()) if temperature <= 0 else _sample(logits, temperature, top_p, generator)
         if token in stops:
             return
         yield token
+        generated.append(token)
         ids = torch.tensor([[token]], dtype=torch.long, device=device)
 
 

@@ -6,17 +6,19 @@ evaluate again, compare base zero-/few-shot against tuned, and write the summary
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.config import Config, load_config
+from tunesmith.errors import DataError
 from tunesmith.evaluate.heldout import heldout_metrics
 from tunesmith.evaluate.periodic import GenerationProbe
 from tunesmith.hardware import kept_process_state
 from tunesmith.model.load import eager
-from tunesmith.runfolder import read_json, write_json
-from tunesmith.training import finish, setup
+from tunesmith.runfolder import atomic_write_text, read_json, write_json
+from tunesmith.training import finish, search, setup
 from tunesmith.training.fit import fit
 from tunesmith.training.setup import Run
 
@@ -54,23 +56,33 @@ def train(
         done = _finished(run)
         if done is not None:
             return RunResult(run.folder.root, done if run.dist.is_main else {})
+        measure = _measure(run) if run.recipe is not None else None
+        if measure is not None and config.train.budget is not None and run.latest is None:
+            search.plan_budget(run, measure)  # before anything is written: a too-short budget leaves no trace
         setup.build(run)
+        run.clock.pause()  # the budget is for the training part: not the base model's evaluation
         _evaluate_before(run)
+        run.clock.resume()
         setup.optimize(run)
+        keeper = _search(run, measure, show_progress) if measure is not None else None
         probe = _generation_probe(run)
         fitted = fit(
             run,
             show_progress=show_progress,
-            annotate=_probe_every(probe, config) if probe is not None else None,
-            stop_early=lambda: probe is not None and probe.should_stop,
+            annotate=_annotations(probe, keeper, config),
+            stop_early=lambda: bool(probe and probe.should_stop) or bool(keeper and keeper.should_stop()),
         )
         model = finish.unshard(run)
         if model is None:  # not rank 0: rank 0 saves and evaluates
             return RunResult(run.folder.root)
         if probe is not None:
             probe.restore_best()  # only when eval.select_best: the final weights are the best step's
+        chosen = keeper.finish(model) if keeper is not None else None  # auto: the best step's weights
         finish.save_final(model, run.prep.tokenizer, run.folder, config.method)
+        _save_labels(run)
         summary = {**finish.summary(run, fitted), **_evaluate_after(run, model)}
+        if chosen is not None:
+            summary["search"] = chosen
         if probe is not None and probe.summary() is not None:
             summary["best"] = probe.summary()
         summary.update(_compare(run, model, summary["after"]))
@@ -78,12 +90,85 @@ def train(
     return RunResult(run.folder.root, summary)
 
 
+def _measure(run: Run) -> search.Measure:
+    """The selection metric of an auto run, on its selection split."""
+    from tunesmith.evaluate.selection import make_selector
+
+    c, prep = run.config, run.prep
+    if not prep.select_rows:
+        raise DataError(
+            "train.lr/train.epochs auto need a selection split and the training data is too small to carve one "
+            "(2 rows at least): add rows, give data.select, or set train.lr and train.epochs",
+            origin=c.data.train,
+        )
+    selector = make_selector(
+        prep.select_convs,
+        prep.select_rows,
+        prep.train_convs,
+        prep.tokenizer,
+        system_prompt=c.data.system_prompt,
+        answer_regex=c.eval.answer_regex,
+        batch_size=c.eval.batch_size,
+        max_new_tokens=c.eval.max_new_tokens,
+    )
+    run.labels = selector.task
+    return search.Measure(selector, selector.metric, selector.higher_is_better, selector.rows, 0.0, 0.0)
+
+
+def _search(run: Run, measure: search.Measure, show_progress: bool) -> search.Keeper:
+    """The learning-rate search (a single trial when train.lr is set), and the keeper of the final run's best."""
+    record = search.search(run, measure, run.clock, show_progress=show_progress)
+    if run.latest is None and run.dist.is_main and run.state.step:  # the final curve starts with the survivor's
+        chosen = record["trials"][record["chosen"]["trial"]]
+        write_text = "".join(json.dumps(r) + "\n" for r in chosen["curve"])
+        atomic_write_text(run.folder.metrics, write_text)
+    return search.Keeper(run, measure, record)
+
+
+def _annotations(probe: GenerationProbe | None, keeper: search.Keeper | None, config: Config):
+    hooks = ([_probe_every(probe, config)] if probe is not None else []) + ([keeper.annotate] if keeper else [])
+    if not hooks:
+        return None
+
+    def annotate(record: dict) -> None:
+        for hook in hooks:
+            hook(record)
+
+    return annotate
+
+
+def _save_labels(run: Run) -> None:
+    """A label task's answer set, for label-constrained answers (generate, chat, serve, evaluate)."""
+    task = run.labels
+    if task is None:
+        task = _label_task(run)
+    if task is not None:
+        write_json(
+            run.folder.labels,
+            {
+                "labels": task.labels,
+                "prefix": task.label_prefix,
+                "answer_regex": task.answer_regex,
+                "end_of_turn": task.answer_regex is None,
+            },
+        )
+
+
+def _label_task(run: Run):
+    from tunesmith.evaluate.selection import label_task
+
+    prep = run.prep
+    held = prep.select_convs or prep.eval_convs or prep.train_convs
+    return label_task(prep.train_convs, held, run.config.eval.answer_regex)
+
+
 def _finished(run: Run) -> dict | None:
     """The summary of a run already finished at this length (None when there is training to do)."""
     if not run.folder.summary.is_file():
         return None
     done = read_json(run.folder.summary)
-    if run.latest is None or done.get("steps", 0) >= run.total_steps or (done.get("best") or {}).get("early_stopped"):
+    early = (done.get("best") or {}).get("early_stopped") or "search" in done  # auto: its length was chosen
+    if run.latest is None or done.get("steps", 0) >= run.total_steps or early:
         log.info(
             "%s holds this run, finished at step %s: nothing to train (raise train.max_steps or "
             "train.epochs to go on, or choose another output_dir)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -35,3 +37,51 @@ class TrainProgress:
     def close(self) -> None:
         if self.enabled:
             self._bar.stop()
+
+
+class SearchTable:
+    """The learning-rate search as one live table: a row per trial (lr, steps, metric, seconds, status)."""
+
+    def __init__(self, metric: str, enabled: bool = True):
+        self.metric, self.enabled = metric, enabled
+        self.rows: dict[int, tuple] = {}
+        self._live: Live | None = None
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table(title="learning-rate search (successive halving)")
+        for name in ("trial", "lr", "steps", self.metric, "seconds", "status"):
+            table.add_column(name, justify="right" if name not in ("status",) else "left")
+        for k in sorted(self.rows):
+            lr, steps, value, seconds, status = self.rows[k]
+            table.add_row(
+                str(k),
+                f"{lr:.0e}",
+                "-" if steps is None else str(steps),
+                "-" if value is None else f"{value:.4f}",
+                "-" if seconds is None else f"{seconds:.0f}",
+                status,
+            )
+        return table
+
+    def update(self, trial: int, lr: float, steps, value, seconds, status: str) -> None:
+        old = self.rows.get(trial)
+        if old is not None:  # keep the last known metric and time while a trial trains on
+            value = old[2] if value is None else value
+            seconds = old[3] if seconds is None else seconds
+        self.rows[trial] = (lr, steps, value, seconds, status)
+        if self._live is not None:
+            self._live.update(self._table())
+
+    def __enter__(self) -> SearchTable:
+        if self.enabled:
+            self._live = Live(self._table(), console=Console(stderr=True), refresh_per_second=2, transient=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.stop()
+            self._live = None

@@ -1,7 +1,7 @@
 """Data loading: read records from files, normalise them to conversations, and split off an eval set."""
 
 from tunesmith.data.formats import FORMATS, check_columns, detect_format, normalise
-from tunesmith.data.loader import find_problems, load_conversations, split_eval, train_and_eval
+from tunesmith.data.loader import find_problems, load_conversations, split_eval, split_selection, train_and_eval
 from tunesmith.data.sources import read_records, scan_records
 from tunesmith.data.types import Conversation, Message
 
@@ -17,5 +17,6 @@ __all__ = [
     "read_records",
     "scan_records",
     "split_eval",
+    "split_selection",
     "train_and_eval",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from tunesmith.config import DataSpec
@@ -87,6 +88,53 @@ def split_eval(
     train = [c for i, c in enumerate(conversations) if i not in held_out]
     evaluation = [c for i, c in enumerate(conversations) if i in held_out]
     return train, evaluation
+
+
+def selection_key(conversation: Conversation, answer_regex: str | None) -> str:
+    """What a selection split is stratified by: the answer's scored part (its label, for a label task)."""
+    answer = conversation.reference() or ""
+    if answer_regex is not None:
+        found = re.search(answer_regex, answer, flags=re.MULTILINE)
+        answer = (found.group(1) if found.groups() else found.group(0)) if found else ""
+    return " ".join(answer.lower().split())
+
+
+def split_selection(
+    conversations: Sequence[Conversation],
+    seed: int,
+    *,
+    answer_regex: str | None = None,
+    fraction: float = 0.1,
+    most: int = 1000,
+) -> tuple[list[Conversation], list[Conversation]]:
+    """A seeded (train, selection) split of the training data for choosing settings; both keep file order.
+
+    When answers recur (a label task) it is stratified: each label gives `fraction` of its rows, at least
+    2 (so that every label can be scored) and at most half (so that every label is still trained on).
+    Otherwise a plain random `fraction`. At most `most` rows either way; train keeps at least one row."""
+    n = len(conversations)
+    if n < 2:
+        return list(conversations), []
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, conv in enumerate(conversations):
+        groups.setdefault(selection_key(conv, answer_regex), []).append(i)
+    chosen: list[int] = []
+    if len(groups) <= n // 2 and "" not in groups:
+        per_label = max(1, most // len(groups))
+        for rows in groups.values():
+            rows = list(rows)
+            rng.shuffle(rows)
+            take = min(len(rows) // 2, per_label, max(2, round(fraction * len(rows))))
+            chosen += rows[:take]
+    else:
+        order = list(range(n))
+        rng.shuffle(order)
+        chosen = order[: min(n - 1, most, max(1, round(n * fraction)))]
+    held = set(chosen)
+    return [c for i, c in enumerate(conversations) if i not in held], [
+        c for i, c in enumerate(conversations) if i in held
+    ]
 
 
 def train_and_eval(

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from tunesmith.generation import left_pad
+from tunesmith.generation import candidate_ids, left_pad
 from tunesmith.model.load import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.render import IGNORE, Rendered
+
+__all__ = ["candidate_ids", "rank_labels", "token_stats"]  # candidate_ids lives in generation, shared with decoding
 
 
 @torch.no_grad()
@@ -43,15 +45,6 @@ def token_stats(model, rows: Sequence[Rendered], pad_id: int, batch_size: int = 
         "token_accuracy": correct / max(count, 1),
         "tokens": count,
     }
-
-
-def candidate_ids(tokenizer, labels: Sequence[str], prefix: str, end_of_turn: bool) -> list[list[int]]:
-    """Token ids of each label's answer text (`prefix + label`, plus eos when the label is the whole answer)."""
-    out = []
-    for label in labels:
-        ids = list(tokenizer(prefix + label, add_special_tokens=False).input_ids)
-        out.append(ids + ([tokenizer.eos_token_id] if end_of_turn else []))
-    return out
 
 
 @torch.no_grad()

@@ -31,12 +31,14 @@ class GenerationProbe:
         batch_size: int,
         select_best: bool = False,
         patience: int | None = None,
+        free_text: bool = False,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.convs = [c for c in eval_convs if not c.is_text and c.reference() is not None][:samples]
         self.references = [c.reference() or "" for c in self.convs]
         self.task = infer_task(self.references, answer_regex=answer_regex)
         self.metric = self.task.primary
+        self.labels = None if free_text else self.task.label_set()  # label tasks: answers held to the labels
         self.system_prompt, self.max_new_tokens, self.batch_size = system_prompt, max_new_tokens, batch_size
         self.select_best, self.patience = select_best, patience
         self.best: tuple[int, float] | None = None  # (step, value)
@@ -62,6 +64,7 @@ class GenerationProbe:
             system_prompt=self.system_prompt,
             max_new_tokens=self.max_new_tokens,
             batch_size=self.batch_size,
+            labels=self.labels,
         )
         self.model.train(was_training)
         value = score(self.task, answers, self.references, [])["metrics"][self.metric]["value"]

@@ -18,7 +18,7 @@ from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stat
 from tunesmith.evaluate.stats import mean_ci, resamples
 from tunesmith.evaluate.systems import System, is_adapter_model, pick_shots
 from tunesmith.evaluate.task import Task, infer_task, score
-from tunesmith.generation import generate_answers
+from tunesmith.generation import LabelSet, generate_answers
 from tunesmith.render import render, render_prompt
 
 log = logging.getLogger("tunesmith")
@@ -115,9 +115,18 @@ def build_systems(
 
 
 def run_system(
-    system: System, task: Task, test: Sequence[Conversation], *, method: str, max_new_tokens: int, batch_size: int
+    system: System,
+    task: Task,
+    test: Sequence[Conversation],
+    *,
+    method: str,
+    max_new_tokens: int,
+    batch_size: int,
+    labels: LabelSet | None = None,
 ) -> dict:
-    """Answers (generated, or the top-ranked label) and held-out token statistics of one system."""
+    """Answers (generated, or the top-ranked label) and held-out token statistics of one system.
+
+    With `labels`, generated answers are held to the label set (every system alike, so the comparison is fair)."""
     tok = system.tokenizer
     started = time.perf_counter()
     with system.active():
@@ -134,6 +143,7 @@ def run_system(
                 system_prompt=system.system_prompt,
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
+                labels=labels,
             )
         seconds = time.perf_counter() - started
         rows = [
@@ -170,12 +180,16 @@ def score_systems(
     method: str,
     max_new_tokens: int,
     batch_size: int,
+    labels: LabelSet | None = None,
 ) -> dict[str, dict]:
     """Each system's answers, scores (with bootstrap intervals over `samples`) and speed, by system key."""
     results: dict[str, dict] = {}
+    how = method if method != "generate" or labels is None else f"generate, held to {len(labels.labels)} labels"
     for system in systems:
-        log.info("evaluating %s on %d examples (%s)", system.title, len(test), method)
-        out = run_system(system, task, test, method=method, max_new_tokens=max_new_tokens, batch_size=batch_size)
+        log.info("evaluating %s on %d examples (%s)", system.title, len(test), how)
+        out = run_system(
+            system, task, test, method=method, max_new_tokens=max_new_tokens, batch_size=batch_size, labels=labels
+        )
         scored = score(task, out["answers"], references, samples, label_only=method == "rank")
         results[system.key] = {
             "title": system.title,
@@ -205,11 +219,15 @@ def evaluate_run(
     n_resamples: int = 1000,
     seed: int = 0,
     include_base: bool = True,
+    free_text: bool | None = None,
     model=None,
     tokenizer=None,
     config: Config | None = None,
 ) -> dict:
-    """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run)."""
+    """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run).
+
+    On a label task every system's generated answers are held to the label set unless `free_text` (default:
+    the config's `eval.free_text`)."""
     from tunesmith.evaluate.report import write_reports
     from tunesmith.model.tuned import load_tuned
     from tunesmith.runfolder import RunFolder, run_config, write_json
@@ -246,6 +264,8 @@ def evaluate_run(
         compare=compare,
         include_base=include_base,
     )
+    free = config.eval.free_text if free_text is None else free_text
+    label_set = None if free or method != "generate" else task.label_set()
     samples = resamples(len(test), n_resamples, seed)
     results = score_systems(
         systems,
@@ -256,6 +276,7 @@ def evaluate_run(
         method=method,
         max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
         batch_size=batch_size or config.eval.batch_size,
+        labels=label_set,
     )
     comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items() if key != "tuned"}
     summary = {
@@ -263,6 +284,7 @@ def evaluate_run(
         "data": str(data or config.data.eval or "eval_fraction split"),
         "examples": len(test),
         "method": method,
+        "label_constrained": label_set is not None,  # generated answers held to the label set
         "task": task.to_dict(),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
         **_digest(results, comparisons),

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 from tunesmith.evaluate import metrics as m
 from tunesmith.evaluate.stats import bootstrap, mean_ci
+from tunesmith.generation import LabelSet
 
-MAX_LABELS = 30
+MAX_LABELS = 1000
+SMALL_LABEL_SET = 30  # up to here a label set is recognised in the test references alone
+MIN_PER_LABEL = 3  # past it, the labels must recur this often on average across train and test
 MAX_LABEL_WORDS = 5
 
 
@@ -45,6 +48,13 @@ class Task:
     def gold(self, reference: str) -> str:
         return m.to_label(reference, self.labels, self.answer_regex)
 
+    def label_set(self) -> LabelSet | None:
+        """What generated answers are held to on a label task: `label_prefix + label`, the whole answer unless
+        an `answer_regex` picks the label out of a longer one. None for other tasks."""
+        if self.kind != "label" or not self.labels:
+            return None
+        return LabelSet(tuple(self.labels), self.label_prefix, end_of_turn=self.answer_regex is None)
+
     def to_dict(self) -> dict:
         return {
             "kind": self.kind,
@@ -73,7 +83,10 @@ def infer_task(
     counts = Counter(p for p in list(parts) + [m.extract(r, answer_regex).strip() for r in extra_references])
     short = all(p and len(p.split()) <= MAX_LABEL_WORDS for p in parts)
     distinct = len({m.normalise(p) for p in parts})
-    if parts and short and 2 <= len(counts) <= MAX_LABELS and distinct <= max(2, len(parts) // 2):
+    repeated = distinct <= max(2, len(parts) // 2)
+    if len(counts) > SMALL_LABEL_SET:  # many labels (intents, codes): each must recur, over train and test
+        repeated = len({m.normalise(p) for p in counts}) <= sum(counts.values()) // MIN_PER_LABEL
+    if parts and short and 2 <= len(counts) <= MAX_LABELS and repeated:
         seen: dict[str, str] = {}
         for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             seen.setdefault(m.normalise(label), label)

@@ -48,8 +48,11 @@ def serve(
     max_tokens: int = 1024,
     max_body_bytes: int = 1 << 20,
     max_queue: int = 256,
+    free_text: bool = False,
 ) -> None:
-    """Load the run (and adapters) once and answer requests until SIGINT/SIGTERM, finishing those in flight."""
+    """Load the run (and adapters) once and answer requests until SIGINT/SIGTERM, finishing those in flight.
+
+    A run with a label set (labels.json) answers chat requests with a label unless `free_text`."""
     import uvicorn
 
     from tunesmith.serve.app import Limits, create_app
@@ -61,7 +64,7 @@ def serve(
             "then send 'Authorization: Bearer KEY'), or keep the default 127.0.0.1",
             field="--host",
         )
-    engine = load_engine(run_dir, adapters, max_queue=max_queue)
+    engine = load_engine(run_dir, adapters, max_queue=max_queue, free_text=free_text)
     app = create_app(engine, api_key=api_key, limits=Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens))
     log.info(
         "serving %s on http://%s:%d/v1 (models: %s)%s",

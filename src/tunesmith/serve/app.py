@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 
 from tunesmith.data.types import Message
+from tunesmith.generation import LabelSet
 from tunesmith.render import render_prompt
 from tunesmith.serve import protocol as P
 from tunesmith.serve.engine import Engine, Job, QueueFull, ServedModel
@@ -142,7 +143,7 @@ class Api:
         return min(asked or min(default, most), room)
 
     def start(
-        self, model: ServedModel, req: AnyRequest, prompt: list[int], max_tokens: int
+        self, model: ServedModel, req: AnyRequest, prompt: list[int], max_tokens: int, labels: LabelSet | None = None
     ) -> tuple[Job, asyncio.Queue]:
         """Submits the job (503 when the queue is full); its events arrive on the returned queue."""
         loop, events = asyncio.get_running_loop(), asyncio.Queue[tuple]()
@@ -160,6 +161,7 @@ class Api:
             top_p=req.top_p,
             stop=list(req.stop or []),
             seed=req.seed,
+            labels=labels,
         )
         try:
             self.engine.submit(job)
@@ -253,7 +255,8 @@ class Api:
         model = self.served(req.model)
         messages = [Message("system" if m.role == "developer" else m.role, m.text()) for m in req.messages]
         prompt = render_prompt(messages, self.engine.tokenizer, system_prompt=model.system_prompt)
-        job, events = self.start(model, req, prompt, self.budget(req, prompt, self.limits.default_max_tokens))
+        labels = None if req.free_text else model.labels
+        job, events = self.start(model, req, prompt, self.budget(req, prompt, self.limits.default_max_tokens), labels)
         rid, name = P.new_id("chatcmpl"), model.name
         if not req.stream:
             text, finish, n = await self.collect(job, events)

@@ -51,6 +51,8 @@ class ChatMessage(BaseModel):
 class ChatRequest(_Request):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    # tunesmith's own field: a run with a label set (labels.json) answers with a label unless this is true
+    free_text: bool = False
 
     @property
     def requested_tokens(self) -> int | None:

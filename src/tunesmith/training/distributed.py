@@ -75,6 +75,20 @@ def gather_object(obj, info: DistInfo) -> list:
     return out
 
 
+def broadcast_object(obj, info: DistInfo):
+    """Rank 0's `obj` on every rank (`obj` itself in a single process)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def any_across(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when `flag` is true on any (so that all ranks stop at the same step)."""
+    return bool(sum_across(float(flag), info) > 0) if info.enabled else flag
+
+
 def wrap(model, info: DistInfo, strategy: str = "ddp"):
     """The model to train under torchrun; itself in a single process.
 

@@ -22,6 +22,7 @@ import torch
 from tunesmith.config import Config
 from tunesmith.pack import collate, plan_batches
 from tunesmith.render import IGNORE, Rendered
+from tunesmith.training.budget import DEFAULT_EPOCHS
 
 log = logging.getLogger("tunesmith")
 MB = 1024 * 1024
@@ -42,7 +43,7 @@ def plan_steps(lengths: Sequence[int], config: Config) -> tuple[list[list[list[i
         return plans[epoch]
 
     per_epoch = math.ceil(len(plan(0)) / t.grad_accum)
-    total = t.max_steps or t.epochs * per_epoch
+    total = t.max_steps or (t.epochs if t.epochs != "auto" else DEFAULT_EPOCHS) * per_epoch
     steps: list[list[list[int]]] = []
     epoch, batch = 0, 0
     while len(steps) < total and lengths:
@@ -135,7 +136,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, st
             trainable, total = count_parameters(model)
             weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
             train_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-            optimizer = make_optimizer(model, t)
+            optimizer = make_optimizer(model, t, t.lr if t.lr != "auto" else 1e-4)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
             batches = [
                 collate([rows[i] for i in micro], tokenizer.pad_token_id, built.packing)

@@ -23,6 +23,10 @@ from tunesmith.training.distributed import DistInfo, clip_grad_norm, sum_across
 from tunesmith.training.loss import TokenLoss
 
 
+class Diverged(RunError):
+    """The loss or gradient norm became non-finite."""
+
+
 @dataclass
 class LoopHooks:
     """What the loop calls out to; each is a plain function so tests can pass their own."""
@@ -57,7 +61,7 @@ def train_loop(
             grad_norm = clip_grad_norm(params, clip)
             step_loss = sum_across(total, dist) / max(n_labels, 1)
             if not math.isfinite(step_loss) or not math.isfinite(grad_norm):
-                raise RunError(
+                raise Diverged(
                     f"training diverged at step {state.step + 1} (loss {step_loss}, grad norm "
                     f"{grad_norm}); lower train.lr or check the data"
                 )

@@ -17,7 +17,7 @@ from transformers import get_scheduler
 
 from tunesmith.config import Config, TrainSpec, dump_config, load_config
 from tunesmith.contract import refuse_contract_errors
-from tunesmith.data import train_and_eval
+from tunesmith.data import load_conversations, split_selection, train_and_eval
 from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
 from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
@@ -27,8 +27,9 @@ from tunesmith.model.fused import fuse, wants_fusion
 from tunesmith.model.load import resolve_packing
 from tunesmith.pack import collate, collate_padded, plan_batches
 from tunesmith.render import Rendered, check_max_length, render_all
-from tunesmith.runfolder import RunFolder, atomic_write_text
+from tunesmith.runfolder import RunFolder, atomic_write_text, read_json
 from tunesmith.training import checkpoint, distributed
+from tunesmith.training.budget import CANDIDATES, DEFAULT_EPOCHS, MAX_EPOCHS, Clock, Plan, make_plan, wsd
 from tunesmith.training.checkpoint import LoopState
 from tunesmith.training.distributed import DistInfo
 from tunesmith.training.loss import TokenLoss
@@ -61,12 +62,26 @@ class Prepared:
     eval_rows: list[Rendered]
     eval_convs: list[Conversation]
     dropped: list[Rendered]
+    select_convs: list[Conversation] = field(default_factory=list)  # auto runs: the selection split
+    select_rows: list[Rendered] = field(default_factory=list)
+    train_convs: list[Conversation] = field(default_factory=list)
 
 
 def prepare(config: Config) -> Prepared:
     """Read and render the data and load the tokenizer; raise a clear error on any bad input."""
     d = config.data
     train_convs, held_out = train_and_eval(d, config.train.seed)
+    select_convs: list[Conversation] = []
+    if config.train.auto:  # choosing settings needs rows never trained on, and never the eval or test rows
+        if d.select is not None:
+            select_convs = load_conversations(d.select, d.columns)
+        else:
+            train_convs, select_convs = split_selection(
+                train_convs, config.train.seed, answer_regex=config.eval.answer_regex
+            )
+            log.info(
+                "selection split: %d rows carved from %s (data.select names a file instead)", len(select_convs), d.train
+            )
     eval_convs = held_out or []
     if held_out is None and config.eval.enabled:
         log.info(
@@ -81,6 +96,7 @@ def prepare(config: Config) -> Prepared:
     )
     train_rows, dropped = render_all(train_convs, tokenizer, **opts)
     eval_rows, eval_dropped = render_all(eval_convs, tokenizer, **opts)
+    select_rows, _ = render_all(select_convs, tokenizer, **opts)
     # the fast checks of `tunesmith check`: refuse rows that would teach the wrong thing (masked eos, ...)
     refuse_contract_errors(
         train_convs + eval_convs, train_rows + dropped + eval_rows + eval_dropped, tokenizer, d.system_prompt
@@ -92,7 +108,9 @@ def prepare(config: Config) -> Prepared:
             origin=d.train,
         )
     _warn_lost_rows(config, train_rows, dropped + eval_dropped)
-    return Prepared(config, tokenizer, source, train_rows, eval_rows, eval_convs, dropped)
+    return Prepared(
+        config, tokenizer, source, train_rows, eval_rows, eval_convs, dropped, select_convs, select_rows, train_convs
+    )
 
 
 def _warn_lost_rows(config: Config, train_rows: list[Rendered], dropped: list[Rendered]) -> None:
@@ -170,11 +188,15 @@ def trainable_model(config: Config, source: ModelSource, device: torch.device, s
     return Trainable(model, packing, fuse(model) if fused else 0, TokenLoss(fused=fused))
 
 
-def make_optimizer(model: torch.nn.Module, t: TrainSpec) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.lr, weight_decay=t.weight_decay)
+def make_optimizer(model: torch.nn.Module, t: TrainSpec, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=t.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int):
+def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int, recipe: Plan | None = None):
+    """The configured schedule; for an auto run, warmup-stable-decay over the plan's current final length (read
+    at every step, so a re-planned length moves the decay)."""
+    if recipe is not None:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: wsd(step, recipe.warmup, recipe.final_steps))
     name = "constant_with_warmup" if t.lr_scheduler == "constant" else t.lr_scheduler
     return get_scheduler(
         name, optimizer, num_warmup_steps=round(t.warmup_ratio * total_steps), num_training_steps=total_steps
@@ -195,6 +217,11 @@ class Run:
     lengths: list[int]
     micro_per_epoch: int
     total_steps: int
+    lr: float = 0.0  # the learning rate trained with (auto: the search's choice, once made)
+    recipe: Plan | None = None  # auto runs: the search and final plan (re-planned as step times arrive)
+    longest: int = 0  # auto runs: the most optimizer steps the final run may take
+    clock: Clock = field(default_factory=lambda: Clock(None))
+    labels: Any = None  # a label task's Task (set by the caller that detects it)
     trainable: Trainable | None = None
     parameters: tuple[int, int] = (0, 0)  # (trainable, total)
     eval_batches: list[dict] = field(default_factory=list)
@@ -246,8 +273,30 @@ def start(config: Config, resume: bool | None) -> Run:
     t = config.train
     lengths = [len(r.input_ids) for r in prep.train_rows]
     micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
-    total_steps = t.max_steps or t.epochs * math.ceil(micro_per_epoch / t.grad_accum)
-    return Run(config, prep, RunFolder(run_dir), dist, device, threads, latest, lengths, micro_per_epoch, total_steps)
+    per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
+    epochs = t.epochs if t.epochs != "auto" else (MAX_EPOCHS if t.budget is not None else DEFAULT_EPOCHS)
+    total_steps = t.max_steps or epochs * per_epoch
+    run = Run(config, prep, RunFolder(run_dir), dist, device, threads, latest, lengths, micro_per_epoch, total_steps)
+    run.clock = Clock(t.budget)
+    run.lr = t.lr if t.lr != "auto" else 0.0
+    if t.auto:
+        run.longest = total_steps
+        candidates = list(t.lr_candidates or CANDIDATES[config.method]) if t.lr == "auto" else [float(t.lr)]
+        run.recipe = make_plan(total_steps, candidates, t.warmup_ratio)
+        _resume_recipe(run)
+    return run
+
+
+def _resume_recipe(run: Run) -> None:
+    """A resumed auto run takes the plan (and, once chosen, the learning rate) its search.json recorded."""
+    if not run.folder.search.is_file():
+        return
+    record = read_json(run.folder.search)
+    p = record["planned"]
+    run.recipe = Plan(p["final_steps"], p["rungs"], p["candidates"], p["warmup"], p["evals"])
+    run.total_steps = p["final_steps"]
+    if record.get("chosen"):
+        run.lr = record["chosen"]["lr"]
 
 
 def build(run: Run) -> None:
@@ -290,8 +339,8 @@ def optimize(run: Run) -> None:
     """Wrap the model for the ranks, build optimizer and schedule, and resume from the latest checkpoint."""
     t = run.config.train
     run.wrapped = distributed.wrap(run.model, run.dist, t.distributed)  # FSDP shards in place: before the optimizer
-    run.optimizer = make_optimizer(run.model, t)
-    run.scheduler = make_scheduler(run.optimizer, t, run.total_steps)
+    run.optimizer = make_optimizer(run.model, t, run.lr or 1e-4)  # auto: the search sets each trial's rate
+    run.scheduler = make_scheduler(run.optimizer, t, run.total_steps, run.recipe)
     if run.latest is not None:
         run.state = checkpoint.load(run.latest, run.model, run.optimizer, run.scheduler, run.dist.rank)
         log.info("resuming from %s (step %d)", run.latest, run.state.step)

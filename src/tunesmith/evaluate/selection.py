@@ -1,0 +1,154 @@
+"""The selection metric an auto run chooses its settings by: label accuracy (label-constrained greedy answers,
+scored in one teacher-forced pass), exact match through `eval.answer_regex`, else held-out loss."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from tunesmith.data.types import Conversation
+from tunesmith.evaluate import metrics as m
+from tunesmith.evaluate.task import Task, infer_task
+from tunesmith.generation import candidate_ids, generate_answers, left_pad
+from tunesmith.model.load import device_of
+from tunesmith.pack import collate_padded
+from tunesmith.render import Rendered, render_prompt
+from tunesmith.training.loss import mean_loss
+
+log = logging.getLogger("tunesmith")
+MIN_ROWS = 20  # fewer selection rows cannot tell settings apart: held-out loss instead
+MIN_PER_LABEL = 2
+GENERATED_ROWS = 64  # exact match needs generation: scored on at most this many rows
+
+
+@dataclass
+class Selector:
+    """`selector(model)` is the selection metric on the selection split; `task` is set for label tasks."""
+
+    metric: str  # "accuracy" | "exact_match" | "eval_loss"
+    higher_is_better: bool
+    rows: int
+    measure: Callable[[torch.nn.Module], float]
+    task: Task | None = None
+
+    def __call__(self, model: torch.nn.Module) -> float:
+        was_training = model.training
+        try:
+            with torch.no_grad():
+                return float(self.measure(model))
+        finally:
+            model.train(was_training)
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Whether `a` beats `b` (None: nothing yet)."""
+        return b is None or (a > b if self.higher_is_better else a < b)
+
+
+def label_task(train: Sequence[Conversation], held: Sequence[Conversation], answer_regex: str | None) -> Task | None:
+    """The label task the training answers form, if they do (labels from train and the held-out rows)."""
+    refs = [c.reference() or "" for c in held if not c.is_text]
+    extra = [c.reference() or "" for c in train if not c.is_text]
+    if not refs or not extra:
+        return None
+    task = infer_task(refs, answer_regex=answer_regex, extra_references=extra)
+    return task if task.kind == "label" else None
+
+
+def make_selector(
+    convs: Sequence[Conversation],
+    rows: Sequence[Rendered],
+    train: Sequence[Conversation],
+    tokenizer,
+    *,
+    system_prompt: str | None,
+    answer_regex: str | None,
+    batch_size: int = 16,
+    max_new_tokens: int = 64,
+) -> Selector:
+    """The best selection metric these selection rows support (a warning says when it falls back to loss)."""
+    pad = tokenizer.pad_token_id
+    batches = [collate_padded(list(rows[i : i + batch_size]), pad) for i in range(0, len(rows), batch_size)]
+    loss = Selector("eval_loss", False, len(rows), lambda model: mean_loss(model, batches))
+    answered = [c for c in convs if not c.is_text and c.reference() is not None]
+    task = label_task(train, answered, answer_regex)
+    if task is not None:
+        few = len(answered) < MIN_ROWS or len(answered) < MIN_PER_LABEL * len(task.labels)
+        if few:
+            log.warning(
+                "the selection split has %d rows for %d labels (fewer than %d, or %d per label): too few to "
+                "decide by accuracy, so settings are chosen by held-out loss",
+                len(answered),
+                len(task.labels),
+                MIN_ROWS,
+                MIN_PER_LABEL,
+            )
+            return loss
+        scorer = ConstrainedAccuracy(task, answered, tokenizer, system_prompt, batch_size * 2)
+        return Selector("accuracy", True, len(answered), scorer, task)
+    if answer_regex is not None and len(answered) >= MIN_ROWS:
+        sample = answered[:GENERATED_ROWS]
+        refs = [c.reference() or "" for c in sample]
+
+        def exact(model) -> float:
+            prompts = [list(c.prompt_messages()) for c in sample]
+            answers = generate_answers(
+                model, tokenizer, prompts, system_prompt=system_prompt, max_new_tokens=max_new_tokens
+            )
+            return m.exact_match(answers, refs, answer_regex)
+
+        return Selector("exact_match", True, len(sample), exact)
+    if answer_regex is not None:
+        log.warning(
+            "the selection split has %d rows (< %d): settings are chosen by held-out loss", len(answered), MIN_ROWS
+        )
+    return loss
+
+
+class ConstrainedAccuracy:
+    """Accuracy of greedy answers held to the label set, without decoding: greedy decoding restricted to the
+    label trie reproduces the gold label exactly when, at each of its tokens, the gold token scores highest
+    among the tokens the trie allows after the gold prefix. One forward pass over prompt + gold answer tells."""
+
+    def __init__(self, task: Task, convs: Sequence[Conversation], tokenizer, system_prompt: str | None, batch: int):
+        cands = candidate_ids(tokenizer, task.labels, task.label_prefix, end_of_turn=task.answer_regex is None)
+        self.children: dict[tuple[int, ...], list[int]] = {}
+        for c in cands:
+            for j in range(len(c)):
+                nxt = self.children.setdefault(tuple(c[:j]), [])
+                if c[j] not in nxt:
+                    nxt.append(c[j])
+        index = {label: i for i, label in enumerate(task.labels)}
+        self.rows: list[tuple[list[int], list[int]]] = []  # (prompt ids, gold answer ids)
+        for conv in convs:
+            gold = task.gold(conv.reference() or "")
+            prompt = render_prompt(list(conv.prompt_messages()), tokenizer, system_prompt=system_prompt)
+            self.rows.append((prompt, cands[index[gold]] if gold in index else []))
+        self.pad, self.batch = tokenizer.pad_token_id, batch
+
+    def __call__(self, model) -> float:
+        model.eval()
+        device, correct = device_of(model), 0
+        for start in range(0, len(self.rows), self.batch):
+            chunk = [r for r in self.rows[start : start + self.batch] if r[1]]
+            if not chunk:
+                continue
+            width = max(len(gold) for _, gold in chunk)
+            ids, mask = (t.to(device) for t in left_pad([p + g for p, g in chunk], self.pad))
+            positions = (mask.cumsum(1) - 1).clamp(min=0)
+            logits = model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=width + 1
+            ).logits.float()
+            for row, (_, gold) in enumerate(chunk):
+                correct += self._right(logits[row, width - len(gold) : width], gold)
+        return correct / max(len(self.rows), 1)
+
+    def _right(self, logits: torch.Tensor, gold: list[int]) -> bool:
+        """logits[j] predicts gold[j]; right when gold[j] wins among the allowed tokens at every branch."""
+        for j, token in enumerate(gold):
+            allowed = self.children.get(tuple(gold[:j]), [token])
+            if len(allowed) > 1 and allowed[int(torch.argmax(logits[j, allowed]))] != token:
+                return False
+        return True

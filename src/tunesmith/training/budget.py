@@ -1,0 +1,140 @@
+"""How long an auto run trains and where its trials are compared: the step plan of a successive-halving search
+over learning rates (each trial a prefix of the final run) fitted into `train.budget` from measured speeds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+# Log-spaced learning rates, a factor of about 3 apart. LoRA's best rate sits roughly 10x above full fine-tuning's
+# (Biderman et al. 2024, "LoRA Learns Less and Forgets Less"; Schulman et al. 2025, "LoRA Without Regret").
+CANDIDATES = {"lora": (1e-4, 3e-4, 1e-3, 3e-3), "dora": (1e-4, 3e-4, 1e-3, 3e-3), "full": (1e-5, 3e-5, 1e-4, 3e-4)}
+ETA = 2  # successive halving keeps the better half of the trials at each rung
+FIRST_RUNG = 1 / 8  # the first comparison after this fraction of the final run's steps
+DEFAULT_EPOCHS = 3  # epochs: auto without a budget
+MAX_EPOCHS = 5  # epochs: auto with a budget: never more, however long the budget
+COOLDOWN = 0.2  # the final run's learning rate decays linearly to 0 over its last 20% (warmup-stable-decay)
+FINAL_EVALS = 4  # selection evaluations after the search (the best one's weights are kept)
+MIN_FINAL_STEPS = 8
+
+
+@dataclass
+class Plan:
+    """Steps of an auto run: the final length, the rungs (cumulative steps at which trials are compared),
+    the learning rates tried, the warm-up, and the final run's evaluation steps."""
+
+    final_steps: int
+    rungs: list[int]
+    candidates: list[float]
+    warmup: int
+    evals: list[int] = field(default_factory=list)
+
+    @property
+    def trial_steps(self) -> int:
+        """Optimizer steps of the whole run: every trial's steps, the survivor's continuing to the end."""
+        alive, done, total = len(self.candidates), 0, 0
+        for rung in self.rungs:
+            total += alive * (rung - done)
+            alive, done = max(1, math.ceil(alive / ETA)), rung
+        return total + max(0, self.final_steps - done)
+
+    @property
+    def evaluations(self) -> int:
+        alive, total = len(self.candidates), 0
+        for _ in self.rungs:
+            total += alive
+            alive = max(1, math.ceil(alive / ETA))
+        return total + len(self.evals)
+
+    def seconds(self, step_s: float, eval_s: float) -> float:
+        return self.trial_steps * step_s + self.evaluations * eval_s
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rungs_for(final_steps: int, candidates: int) -> list[int]:
+    """Comparison points: the first after FIRST_RUNG of the final length, each later one ETA times further,
+    until one trial is left (none for a single candidate)."""
+    if candidates <= 1:
+        return []
+    first = max(1, math.ceil(final_steps * FIRST_RUNG))
+    out: list[int] = []
+    alive = candidates
+    while alive > 1:
+        out.append(min(final_steps, first * ETA ** len(out)))
+        alive = math.ceil(alive / ETA)
+    return out
+
+
+def final_evals(final_steps: int, after: int) -> list[int]:
+    """FINAL_EVALS evaluation steps spread over the final run after step `after`, the last at its end."""
+    span = final_steps - after
+    if span <= 0:
+        return [final_steps]
+    return sorted({after + max(1, round(span * (i + 1) / FINAL_EVALS)) for i in range(FINAL_EVALS)})
+
+
+def make_plan(final_steps: int, candidates: list[float], warmup_ratio: float) -> Plan:
+    final_steps = max(1, final_steps)
+    rungs = rungs_for(final_steps, len(candidates))
+    warmup = min(round(warmup_ratio * final_steps), rungs[0] if rungs else final_steps)
+    return Plan(final_steps, rungs, list(candidates), warmup, final_evals(final_steps, rungs[-1] if rungs else 0))
+
+
+def fit_plan(
+    seconds: float, step_s: float, eval_s: float, candidates: list[float], warmup_ratio: float, longest: int
+) -> Plan | None:
+    """The longest plan (at most `longest` final steps) whose estimated time fits `seconds`; None when not even
+    the shortest one (MIN_FINAL_STEPS, or `longest` when shorter) fits."""
+    shortest = min(MIN_FINAL_STEPS, longest)
+    low, high = shortest, longest
+    if make_plan(low, candidates, warmup_ratio).seconds(step_s, eval_s) > seconds:
+        return None
+    while low < high:  # the plan's cost grows with its length: bisect
+        mid = (low + high + 1) // 2
+        if make_plan(mid, candidates, warmup_ratio).seconds(step_s, eval_s) <= seconds:
+            low = mid
+        else:
+            high = mid - 1
+    return make_plan(low, candidates, warmup_ratio)
+
+
+def shortest_budget(step_s: float, eval_s: float, candidates: list[float], warmup_ratio: float, longest: int) -> float:
+    """Seconds the shortest plan is estimated to take."""
+    return make_plan(min(MIN_FINAL_STEPS, longest), candidates, warmup_ratio).seconds(step_s, eval_s)
+
+
+def wsd(step: int, warmup: int, final_steps: int | None) -> float:
+    """Warmup-stable-decay: linear warm-up, then constant; over the last COOLDOWN of `final_steps` (once it is
+    known), linear decay to 0 (Hu et al. 2024, MiniCPM; Hägele et al. 2024)."""
+    if warmup and step < warmup:
+        return (step + 1) / (warmup + 1)
+    if final_steps is None:
+        return 1.0
+    decay = max(1, round(COOLDOWN * final_steps))
+    start = final_steps - decay
+    return 1.0 if step < start else max(0.0, (final_steps - step) / decay)
+
+
+class Clock:
+    """The budget's clock: seconds spent on the training part, with pauses (the base model's evaluation)."""
+
+    def __init__(self, budget: float | None, spent: float = 0.0):
+        self.budget, self._spent, self._since, self._paused = budget, spent, time.perf_counter(), False
+
+    def spent(self) -> float:
+        return self._spent + (0.0 if self._paused else time.perf_counter() - self._since)
+
+    def left(self) -> float:
+        return math.inf if self.budget is None else self.budget - self.spent()
+
+    def pause(self) -> None:
+        if not self._paused:
+            self._spent, self._paused = self.spent(), True
+
+    def resume(self) -> None:
+        if self._paused:
+            self._since, self._paused = time.perf_counter(), False
