@@ -206,7 +206,7 @@ def _run_trial(run: Run, trial: dict, until: int, initial, measure: Measure, tab
         now = time.perf_counter()
         measure.step_times.append(now - last[0])
         last[0] = now
-        curve.append({"step": rec["step"], "loss": rec["loss"], "lr": rec["lr"], "epoch": rec["epoch"]})
+        curve.append(dict(rec))
         table.update(trial["trial"], trial["lr"], rec["step"], None, None, f"training (loss {rec['loss']:.3f})")
 
     hooks = LoopHooks(

@@ -1,0 +1,194 @@
+"""train.lr / train.epochs auto on a tiny model: the search picks the rate that is clearly best, plans fit the
+budget, the selection split is carved as promised, and a killed search resumes exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tunesmith
+from tunesmith.data import split_selection
+from tunesmith.data.types import Conversation, Message
+from tunesmith.errors import Origin
+from tunesmith.runfolder import read_json, read_metrics
+from tunesmith.training.budget import MIN_FINAL_STEPS, fit_plan, make_plan, rungs_for, wsd
+
+LABELS = ["alpha", "beta", "gamma", "delta"]
+
+
+def write_task(path: Path, n: int = 96) -> str:
+    """A label task a tiny model can learn: the label is the first word of the question."""
+    with open(path, "w") as fh:
+        for i in range(n):
+            label = LABELS[i % len(LABELS)]
+            user = f"{label} ticket number {i}"
+            fh.write(
+                json.dumps({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": label}]})
+            )
+            fh.write("\n")
+    return str(path)
+
+
+def auto_config(tmp_path: Path, model_dir, name: str, rows: int = 96, **train) -> dict:
+    return {
+        "model": {"name": str(model_dir), "dtype": "float32"},
+        "data": {"train": write_task(tmp_path / f"train-{rows}.jsonl", rows)},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "train": {"batch_size": 8, "max_length": 64, "group_by_length": False, "save_every": 1000, **train},
+        "eval": {"enabled": False},
+        "output_dir": str(tmp_path / name),
+    }
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_auto_picks_the_clearly_best_rate(tmp_path, tiny_llama_dir, order):
+    # 1e-5 barely moves a tiny LoRA in 40 steps and 30 overshoots (clipped, still far worse): 1e-2 is best. The
+    # candidates come in both orders, so a search that keeps its first (or its last) candidate fails.
+    rates = [1e-5, 1e-2, 30.0][::order]
+    result = tunesmith.train(auto_config(tmp_path, tiny_llama_dir, "run", lr_candidates=rates), show_progress=False)
+    record = read_json(result.run_dir / "search.json")
+    assert record["chosen"]["lr"] == 1e-2
+    assert result.summary["search"]["lr"] == 1e-2
+    statuses = {t["lr"]: t["status"] for t in record["trials"]}
+    assert statuses == {1e-5: "pruned", 1e-2: "chosen", 30.0: "pruned"}
+    # the survivor's rung evaluations, then the final run's; the final weights are the best step's
+    final = record["final"]
+    values = [e["value"] for e in final["evals"]]
+    assert final["best_value"] == min(values + [record["trials"][record["chosen"]["trial"]]["evals"][-1]["value"]])
+    assert result.summary["search"]["best_step"] == final["best_step"]
+    # pruned trials' checkpoints are gone; the metrics curve is the survivor's, one record per step
+    assert not (result.run_dir / "checkpoints" / "search" / f"trial-{rates.index(1e-5)}").exists()
+    steps = [r["step"] for r in read_metrics(result.run_dir / "metrics.jsonl")]
+    assert steps == list(range(1, len(steps) + 1)) and steps[-1] == record["final"]["steps"]
+    assert json.loads((result.run_dir / "labels.json").read_text())["labels"] == sorted(LABELS)
+
+
+def test_explicit_rate_and_length_run_no_search(tmp_path, tiny_llama_dir):
+    cfg = auto_config(tmp_path, tiny_llama_dir, "fixed", lr=1e-2, max_steps=3)
+    result = tunesmith.train(cfg, show_progress=False)
+    assert not (result.run_dir / "search.json").exists() and "search" not in result.summary
+    assert result.summary["train_rows"] == 96  # nothing carved off
+
+
+def test_explicit_rate_with_auto_length_keeps_the_best_step(tmp_path, tiny_llama_dir):
+    result = tunesmith.train(auto_config(tmp_path, tiny_llama_dir, "len", lr=1e-2), show_progress=False)
+    record = read_json(result.run_dir / "search.json")
+    assert [t["lr"] for t in record["trials"]] == [1e-2] and record["planned"]["rungs"] == []
+    assert record["final"]["steps"] == 3 * 11  # 3 epochs (86 rows after the selection split, batch 8)
+    assert record["final"]["best_step"] in [e["step"] for e in record["final"]["evals"]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.floats(1.0, 5000.0),
+    step_s=st.floats(0.01, 5.0),
+    eval_s=st.floats(0.0, 20.0),
+    n=st.integers(1, 6),
+    longest=st.integers(1, 3000),
+)
+def test_planned_steps_fit_the_budget(budget, step_s, eval_s, n, longest):
+    rates = [10.0**-k for k in range(n)]
+    plan = fit_plan(budget, step_s, eval_s, rates, 0.05, longest)
+    if plan is None:  # not even the shortest plan fits
+        assert make_plan(min(MIN_FINAL_STEPS, longest), rates, 0.05).seconds(step_s, eval_s) > budget
+        return
+    assert plan.seconds(step_s, eval_s) <= budget
+    assert plan.final_steps <= longest
+    if plan.final_steps < longest:  # the longest that fits: one more step would not
+        assert make_plan(plan.final_steps + 1, rates, 0.05).seconds(step_s, eval_s) > budget
+    assert plan.rungs == sorted(plan.rungs) and all(r <= plan.final_steps for r in plan.rungs)
+    assert plan.evals[-1] == plan.final_steps
+
+
+def test_rungs_halve_the_trials():
+    assert rungs_for(80, 4) == [10, 20]
+    assert rungs_for(80, 1) == []
+    assert len(rungs_for(80, 8)) == 3
+    plan = make_plan(80, [1e-4, 3e-4, 1e-3, 3e-3], 0.05)
+    assert plan.trial_steps == 80 + 4 * 10  # 4 trials to 10, 2 on to 20, the survivor to 80
+
+
+def test_warmup_stable_decay():
+    factors = [wsd(s, 4, 100) for s in range(100)]
+    assert factors[0] < factors[3] < 1.0 and factors[4:80] == [1.0] * 76
+    assert factors[80] == 1.0 and factors[90] == pytest.approx(0.5) and factors[99] == pytest.approx(0.05)
+    assert wsd(1000, 4, None) == 1.0
+
+
+def _conv(i: int, answer: str) -> Conversation:
+    return Conversation(Origin("f", i), (Message("user", f"q{i}"), Message("assistant", answer)))
+
+
+def test_selection_split_is_stratified_and_seeded():
+    convs = [_conv(i, LABELS[i % 4]) for i in range(40)] + [_conv(100 + i, "rare") for i in range(3)]
+    train, select = split_selection(convs, seed=3)
+    picked = [c.reference() for c in select]
+    for label in LABELS:
+        assert picked.count(label) == 2  # max(2, 10% of 10)
+    assert picked.count("rare") == 1  # never more than half of a label
+    assert len(train) + len(select) == len(convs) and not {c.origin for c in train} & {c.origin for c in select}
+    assert split_selection(convs, seed=3)[1] == select and split_selection(convs, seed=4)[1] != select
+    free = [_conv(i, f"a different answer {i}") for i in range(50)]
+    assert len(split_selection(free, seed=0)[1]) == 5  # no labels: a plain 10%
+
+
+def test_small_selection_split_warns_and_uses_loss(tmp_path, tiny_llama_dir, caplog):
+    cfg = auto_config(tmp_path, tiny_llama_dir, "small", lr=1e-2, max_steps=None)
+    with caplog.at_level("WARNING", logger="tunesmith"):
+        result = tunesmith.train(cfg, show_progress=False)
+    assert "too few to decide by accuracy" in caplog.text
+    assert read_json(result.run_dir / "search.json")["metric"] == "eval_loss"
+
+
+def test_enough_selection_rows_use_label_accuracy(tmp_path, tiny_llama_dir):
+    select = write_task(tmp_path / "select.jsonl", n=24)
+    cfg = auto_config(tmp_path, tiny_llama_dir, "acc", lr=1e-2)
+    cfg["data"]["select"] = select
+    result = tunesmith.train(cfg, show_progress=False)
+    record = read_json(result.run_dir / "search.json")
+    assert record["metric"] == "accuracy" and record["selection_rows"] == 24
+    assert result.summary["train_rows"] == 96  # a selection file: nothing carved from train
+    assert all(0.0 <= e["value"] <= 1.0 for e in record["final"]["evals"])
+
+
+def test_killed_search_resumes_exactly(tmp_path, tiny_llama_dir):
+    rates = [1e-5, 1e-2, 30.0]  # 400 rows: 150 final steps, trials compared at 19 and 38 (long enough to kill in)
+    ref_cfg = auto_config(tmp_path, tiny_llama_dir, "ref", rows=400, lr_candidates=rates)
+    reference = tunesmith.train(ref_cfg, show_progress=False)
+    ref = read_json(reference.run_dir / "search.json")
+
+    cfg = auto_config(tmp_path, tiny_llama_dir, "killed", rows=400, lr_candidates=rates)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    script = "import json, sys, tunesmith; tunesmith.train(json.load(open(sys.argv[1])), show_progress=False)"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "cfg.json")], env=env)
+    search = Path(cfg["output_dir"]) / "search.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill once two trials have finished their first rung
+        if search.is_file() and sum(len(t["evals"]) for t in read_json(search)["trials"]) >= 2:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {t["trial"]: len(t["evals"]) for t in read_json(search)["trials"]}
+    assert sum(done_before.values()) >= 2 and read_json(search)["chosen"] is None
+
+    resumed = tunesmith.train(cfg, show_progress=False)
+    got = read_json(resumed.run_dir / "search.json")
+    assert got["chosen"] == ref["chosen"]
+    for a, b in zip(got["trials"], ref["trials"]):
+        assert [e["value"] for e in a["evals"]] == pytest.approx([e["value"] for e in b["evals"]], abs=1e-6)
+        assert [r["loss"] for r in a["curve"]] == pytest.approx([r["loss"] for r in b["curve"]], abs=1e-6)
+    assert [e["value"] for e in got["final"]["evals"]] == pytest.approx(
+        [e["value"] for e in ref["final"]["evals"]], abs=1e-6
+    )
+    losses = [r["loss"] for r in read_metrics(resumed.run_dir / "metrics.jsonl")]
+    assert losses == pytest.approx([r["loss"] for r in read_metrics(reference.run_dir / "metrics.jsonl")], abs=1e-6)
