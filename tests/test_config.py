@@ -40,8 +40,9 @@ def test_minimal_yaml_gets_documented_defaults(tmp_path):
     assert cfg.method == "lora"
     assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.targets) == (16, 32.0, 0.05, "all-linear")
     t = cfg.train
-    assert (t.epochs, t.max_steps, t.batch_size, t.grad_accum) == (1, None, 8, 1)
-    assert t.lr == pytest.approx(2e-4) and t.max_length == 512 and t.seed == 0
+    assert (t.epochs, t.max_steps, t.batch_size, t.grad_accum) == ("auto", None, 8, 1)
+    assert t.lr == "auto" and t.budget is None and t.auto and t.max_length == 512 and t.seed == 0
+    assert cfg.data.select is None and t.lr_candidates is None
     assert cfg.eval.enabled is True and cfg.eval.max_samples == 100 and cfg.eval.answer_regex is None
     assert cfg.output_dir == "runs/run"
 
@@ -420,3 +421,24 @@ def test_packing_takes_true_false_or_auto(value, expected):
 def test_packing_error_names_the_choices():
     err = config_error({"data": {"train": "t.jsonl"}}, ["train.packing=maybe"])
     assert "train.packing" in str(err) and "true, false or 'auto'" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"), [("90s", 90.0), ("10m", 600.0), ("1.5h", 5400.0), (45, 45.0), ("2 min", 120.0)]
+)
+def test_budget_durations(given, seconds):
+    assert load_config({"data": {"train": "t"}, "train": {"budget": given}}).train.budget == seconds
+
+
+@pytest.mark.parametrize("given", ["soon", "10 parsecs", "-5m", 0, True, "m"])
+def test_bad_budget_names_the_field(given):
+    with pytest.raises(ConfigError, match=r"train\.budget"):
+        load_config({"data": {"train": "t"}, "train": {"budget": given}})
+
+
+def test_explicit_rate_and_steps_are_not_auto():
+    t = load_config({"data": {"train": "t"}, "train": {"lr": 1e-3, "max_steps": 5}}).train
+    assert not t.auto and t.lr == 1e-3
+    assert load_config({"data": {"train": "t"}, "train": {"lr": 1e-3}}).train.auto  # the length is still chosen
+    with pytest.raises(ConfigError, match=r"train\.lr.*'auto'"):
+        load_config({"data": {"train": "t"}, "train": {"lr": "fast"}})

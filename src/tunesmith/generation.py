@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,24 +73,38 @@ def candidate_ids(tokenizer, labels: Sequence[str], prefix: str, end_of_turn: bo
 class LabelTrie:
     """The token paths of a label set's answers, merged into a prefix tree, for masking each decoding step.
 
-    `allowed(generated)` walks the answer so far: inside the tree only the next tokens of some path may come;
-    at the end of a complete label, only the stop tokens (or a longer label's next token) when the label is
-    the whole answer, any token otherwise (free text after the label).
+    `allowed(generated)` walks the answer so far: inside the tree only the next tokens of some path may come.
+    At the end of a complete label: when the label is the whole answer, only the stop tokens (or a longer
+    label's next token); otherwise the answer goes on freely, except that a label ending in a word character
+    is not glued to more of the word ('billing' never becomes 'billings'): the next token is a stop token, a
+    `boundary` token (one whose text starts with no word character), or a longer label's next token.
     """
 
-    def __init__(self, paths: Sequence[Sequence[int]], stop_ids: Sequence[int], end_of_turn: bool):
+    def __init__(
+        self,
+        paths: Sequence[Sequence[int]],
+        stop_ids: Sequence[int],
+        end_of_turn: bool,
+        *,
+        glued: Sequence[bool] = (),
+        boundary: Sequence[int] = (),
+    ):
         self.children: list[dict[int, int]] = [{}]
         self.complete: list[bool] = [False]
-        for path in paths:
+        self.glued: list[bool] = [False]  # a complete label here ends in a word character
+        for i, path in enumerate(paths):
             node = 0
             for token in path:
                 if token not in self.children[node]:
                     self.children[node][token] = len(self.children)
                     self.children.append({})
                     self.complete.append(False)
+                    self.glued.append(False)
                 node = self.children[node][token]
             self.complete[node] = True
+            self.glued[node] = self.glued[node] or (i < len(glued) and glued[i])
         self.stop_ids, self.end_of_turn = list(stop_ids), end_of_turn
+        self.after_word = list(dict.fromkeys([*stop_ids, *boundary]))
         self.depth = max((len(p) for p in paths), default=0)  # tokens of the longest label's answer
 
     @property
@@ -100,7 +116,9 @@ class LabelTrie:
     def of(cls, labels: LabelSet, tokenizer) -> LabelTrie:
         """The tree of `prefix + label` for every label, tokenized as the whole answer text is."""
         paths = candidate_ids(tokenizer, labels.labels, labels.prefix, end_of_turn=False)
-        return cls(paths, stop_token_ids(tokenizer), labels.end_of_turn)
+        glued = [] if labels.end_of_turn else [bool(_WORD.match((labels.prefix + x)[-1])) for x in labels.labels]
+        boundary = boundary_tokens(tokenizer) if any(glued) else []
+        return cls(paths, stop_token_ids(tokenizer), labels.end_of_turn, glued=glued, boundary=boundary)
 
     def allowed(self, generated: Sequence[int]) -> list[int] | None:
         """The tokens that may follow `generated` (the answer's tokens so far); None when any token may."""
@@ -112,7 +130,24 @@ class LabelTrie:
         nxt = list(self.children[node])
         if not self.complete[node]:
             return nxt
-        return nxt + [t for t in self.stop_ids if t not in self.children[node]] if self.end_of_turn else None
+        if self.end_of_turn:
+            return nxt + [t for t in self.stop_ids if t not in self.children[node]]
+        return nxt + self.after_word if self.glued[node] else None
+
+
+_WORD = re.compile(r"\w")
+_BOUNDARY_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def boundary_tokens(tokenizer) -> list[int]:
+    """The tokens whose text starts with no word character (space, newline, punctuation): those that can
+    follow a word without extending it. Worked out once per tokenizer."""
+    if tokenizer not in _BOUNDARY_TOKENS:
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))], skip_special_tokens=True)
+        _BOUNDARY_TOKENS[tokenizer] = [
+            i for i, t in enumerate(texts) if t and t[0] != "\ufffd" and not _WORD.match(t[0])
+        ]
+    return _BOUNDARY_TOKENS[tokenizer]
 
 
 def only(logits: torch.Tensor, allowed: Sequence[int]) -> torch.Tensor:

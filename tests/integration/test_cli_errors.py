@@ -394,3 +394,17 @@ def test_train_on_a_data_file_with_mapped_columns(tmp_path, tiny_llama_dir):
     )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["train_rows"] == 9 and summary["eval_rows"] == 3 and "eval_loss" in summary["after"]
+
+
+def test_budget_too_short_names_the_shortest(tmp_path, tiny_llama_dir):
+    write_jsonl(tmp_path / "train.jsonl", [chat(f"ticket {i}", ["billing", "shipping"][i % 2]) for i in range(40)])
+    write_config(tmp_path, tiny_llama_dir)
+    line = train_fails(tmp_path, "config.yaml", "train.budget=1s", needles=("train.budget", "too short", "at least"))
+    shortest = int(line.split("train.budget=")[-1].split("s")[0])
+    assert shortest > 1
+
+
+def test_unparseable_budget(tmp_path, tiny_llama_dir):
+    write_jsonl(tmp_path / "train.jsonl", [chat()])
+    write_config(tmp_path, tiny_llama_dir, extra="train:\n  budget: ten minutes\n")
+    train_fails(tmp_path, "config.yaml", needles=("config.yaml:5", "train.budget", "90s, 10m or 1.5h"))

@@ -107,6 +107,8 @@ def _estimate(e: dict | None) -> str:
         parts += ["<h3>peak memory (MB)</h3>", _table(e["memory_mb"]), "<h3>time (s)</h3>", _table(e["time_s"])]
     if "cost" in e:
         parts += ["<h3>cost</h3>", _table(e["cost"])]
+    if "recipe" in e:
+        parts += ["<h3>auto recipe (learning-rate search and final run)</h3>", _table(e["recipe"])]
     return "".join(parts)
 
 

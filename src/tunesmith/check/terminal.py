@@ -95,6 +95,23 @@ def _estimate(report: Report, console: Console) -> None:
         )
         if "cost" in e:
             line += f"\n  cost {e['cost']['cost']:.4f} at {e['cost']['price_per_hour']} per hour"
+        if "recipe" in e:
+            line += "\n  " + _recipe_line(e["recipe"])
     elif not e.get("calibrated"):
         line += "\n  time and memory: not calibrated (errors above, or --no-calibrate)"
     console.print(line, highlight=False, soft_wrap=True)
+
+
+def _recipe_line(r: dict) -> str:
+    rates = ", ".join(f"{x:.0e}" for x in r["learning_rates"])
+    if not r["fits"]:
+        return (
+            f"auto recipe: does NOT fit train.budget={r['budget_s']:.0f}s; the shortest search needs about "
+            f"{r['shortest_budget_s']}s here"
+        )
+    search = f"successive halving over lr {rates} (compared at steps {r['rungs']})" if r["rungs"] else f"lr {rates}"
+    budget = f" of train.budget={r['budget_s']:.0f}s: fits" if r["budget_s"] else ""
+    return (
+        f"auto recipe: {search}, then {r['final_steps']} final steps; {r['trial_steps']} steps in all, "
+        f"about {r['seconds']:.0f}s{budget}"
+    )

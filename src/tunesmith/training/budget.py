@@ -119,6 +119,35 @@ def wsd(step: int, warmup: int, final_steps: int | None) -> float:
     return 1.0 if step < start else max(0.0, (final_steps - step) / decay)
 
 
+def recipe_estimate(config, steps_per_epoch: int, step_s: float, eval_s: float, spent_s: float) -> dict:
+    """What `tunesmith check` says of an auto run (or a budgeted one): the plan, its time, and whether it fits.
+    `spent_s`: seconds spent before the first step (loading, calibrating)."""
+    t = config.train
+    epochs = t.epochs if t.epochs != "auto" else (MAX_EPOCHS if t.budget is not None else DEFAULT_EPOCHS)
+    longest = t.max_steps or epochs * steps_per_epoch
+    rates = list(t.lr_candidates or CANDIDATES[config.method]) if t.lr == "auto" else [float(t.lr)]
+    if t.budget is None:
+        plan: Plan | None = make_plan(longest, rates, t.warmup_ratio)
+    else:
+        margin = max(2.0, 0.03 * t.budget)
+        plan = fit_plan(t.budget - spent_s - margin, step_s, eval_s, rates, t.warmup_ratio, longest)
+    shortest = spent_s + shortest_budget(step_s, eval_s, rates, t.warmup_ratio, longest)
+    out = {
+        "learning_rates": rates,
+        "budget_s": t.budget,
+        "fits": plan is not None,
+        "shortest_budget_s": math.ceil(shortest + (max(2.0, 0.03 * t.budget) if t.budget else 0)),
+    }
+    if plan is not None:
+        out.update(
+            final_steps=plan.final_steps,
+            rungs=plan.rungs,
+            trial_steps=plan.trial_steps,
+            seconds=round(spent_s + plan.seconds(step_s, eval_s), 1),
+        )
+    return out
+
+
 class Clock:
     """The budget's clock: seconds spent on the training part, with pauses (the base model's evaluation)."""
 

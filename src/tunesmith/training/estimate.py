@@ -215,6 +215,8 @@ def estimate(
     }
     if calibrate_run and rows:
         out.update(calibrate(config, rows, tokenizer, source))
+        if config.train.auto or config.train.budget is not None:
+            out["recipe"] = _recipe(config, rows, out)
         if price_per_hour is not None:
             hours = out["time_s"]["total"] / 3600
             out["cost"] = {
@@ -223,3 +225,14 @@ def estimate(
                 "cost": round(hours * price_per_hour, 4),
             }
     return out
+
+
+def _recipe(config: Config, rows: Sequence[Rendered], out: dict) -> dict:
+    """The auto recipe's plan and time (selection evaluations priced at a forward pass over a tenth of the
+    training tokens, the usual size of the selection split)."""
+    from tunesmith.training.budget import recipe_estimate
+
+    per_token = out["calibration"]["seconds_per_1k_tokens"] / 1000
+    step_s = per_token * out["work_tokens"] / max(out["steps"], 1)
+    eval_s = per_token * 0.1 * sum(len(r.input_ids) for r in rows) / 3
+    return recipe_estimate(config, out["steps_per_epoch"], step_s, eval_s, out["time_s"]["load"] + 10 * step_s)

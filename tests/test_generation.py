@@ -1,0 +1,154 @@
+"""Label-constrained decoding: every answer is one of the label set's answers, even from an untrained model,
+batched or one row at a time, streamed or not; and the label set's file."""
+
+import json
+import random
+import string
+
+import pytest
+import torch
+
+import tiny
+from tunesmith.data.types import Message
+from tunesmith.errors import RunError
+from tunesmith.generation import (
+    LabelSet,
+    LabelTrie,
+    candidate_ids,
+    generate_answers,
+    generate_batch,
+    generate_tokens,
+    stream_answer,
+)
+from tunesmith.render import render_prompt, stop_token_ids
+
+QUESTIONS = [
+    "Hello",
+    "My order VC-123456 has not arrived yet, where is it?",
+    "Please reset my password, I am locked out.",
+    "x",
+    "What is the capital of France?",
+]
+
+
+@pytest.fixture(scope="module")
+def untrained(chatml_tok):
+    return tiny.llama(chatml_tok, seed=1)
+
+
+def convs(questions=QUESTIONS):
+    return [[Message("user", q)] for q in questions]
+
+
+def raw_prompts(tok):
+    """Plain-text prompts of different lengths and endings: the random model's choices differ between them
+    (after a chat template's shared ending, they would not)."""
+    texts = [*QUESTIONS, "The quick brown fox", "category:", "Hello! How can I help"]
+    return [tok(t, add_special_tokens=False).input_ids for t in texts]
+
+
+def random_label_set(rng: random.Random) -> LabelSet:
+    """Words from the tokenizer's corpus, random letters, non-ASCII text, and labels that prefix one another."""
+    pool = ["billing", "bill", "shipping", "ship", "account", "account status", "refund", "Paris", "café", "日本"]
+    letters = ["".join(rng.choices(string.ascii_lowercase + "-_", k=rng.randint(1, 9))) for _ in range(4)]
+    labels = rng.sample(pool + letters, rng.randint(2, 8))
+    return LabelSet(tuple(labels), rng.choice(["", "category: ", "label="]), end_of_turn=True)
+
+
+def test_every_answer_is_a_label_for_random_label_sets(chatml_tok, untrained):
+    # unconstrained, the untrained model answers nothing at all (eos first)
+    assert generate_answers(untrained, chatml_tok, convs(), system_prompt=None, max_new_tokens=8) == [""] * 5
+    rng, seen = random.Random(0), set()
+    for _ in range(12):
+        labels = random_label_set(rng)
+        valid = {labels.prefix + label for label in labels.labels}
+        # a budget of 2 tokens is raised to fit the longest label
+        chat = generate_answers(untrained, chatml_tok, convs(), system_prompt=None, max_new_tokens=2, labels=labels)
+        raw = generate_batch(untrained, chatml_tok, raw_prompts(chatml_tok), max_new_tokens=2, labels=labels)
+        assert set(chat) <= valid and set(raw) <= valid, (labels, chat, raw)
+        seen |= {a.removeprefix(labels.prefix) for a in raw}
+    assert len(seen) >= 12  # not one constant answer: the choice follows the model's own preferences
+
+
+@pytest.mark.parametrize("end_of_turn", [True, False])
+def test_batched_equals_one_row_at_a_time_and_streamed(chatml_tok, untrained, end_of_turn):
+    labels = LabelSet(("billing", "shipping", "account status", "bill", "Paris"), "", end_of_turn)
+    prompts = raw_prompts(chatml_tok)
+    batched = generate_batch(untrained, chatml_tok, prompts, max_new_tokens=24, labels=labels)
+    alone = [generate_batch(untrained, chatml_tok, [p], max_new_tokens=24, labels=labels)[0] for p in prompts]
+    trie, stops = LabelTrie.of(labels, chatml_tok), stop_token_ids(chatml_tok)
+    streamed = [
+        chatml_tok.decode(list(generate_tokens(untrained, p, max_new_tokens=24, stop_ids=stops, constraint=trie)))
+        for p in prompts
+    ]
+    assert batched == alone == [s.strip() for s in streamed]
+    assert len(set(batched)) >= 3 and len({len(p) for p in prompts}) > 3  # different answers, really padded
+    chats = generate_answers(untrained, chatml_tok, convs(), system_prompt=None, max_new_tokens=24, labels=labels)
+    one_by_one = [
+        "".join(stream_answer(untrained, chatml_tok, c, system_prompt=None, max_new_tokens=24, labels=labels)).strip()
+        for c in convs()
+    ]
+    assert chats == one_by_one
+
+
+def test_without_end_of_turn_the_answer_starts_with_a_label_and_goes_on(chatml_tok, untrained):
+    labels = LabelSet(("billing", "shipping", "account"), "category: ", end_of_turn=False)
+    whole = {"category: " + label for label in labels.labels}
+    answers = generate_batch(untrained, chatml_tok, raw_prompts(chatml_tok), max_new_tokens=24, labels=labels)
+    assert all(any(a.startswith(w) for w in whole) for a in answers), answers
+    assert any(a not in whole for a in answers)  # free text after the label
+    held = LabelSet(labels.labels, labels.prefix, end_of_turn=True)
+    assert set(generate_batch(untrained, chatml_tok, raw_prompts(chatml_tok), labels=held)) <= whole
+
+
+def test_the_trie_follows_labels_that_prefix_one_another():
+    trie = LabelTrie([[1, 2], [1, 2, 3], [4]], stop_ids=[0, 9], end_of_turn=True)
+    assert sorted(trie.allowed([])) == [1, 4]
+    assert trie.allowed([1]) == [2]
+    assert sorted(trie.allowed([1, 2])) == [0, 3, 9]  # end here (stop) or go on to the longer label
+    assert sorted(trie.allowed([1, 2, 3])) == [0, 9] and sorted(trie.allowed([4])) == [0, 9]
+    assert trie.allowed([1, 2, 0]) is None  # ended
+    free = LabelTrie([[1, 2], [1, 2, 3]], stop_ids=[0], end_of_turn=False)
+    assert free.allowed([1]) == [2] and free.allowed([1, 2]) is None and free.allowed([1, 2, 7, 8]) is None
+
+
+def test_label_paths_are_the_whole_answer_tokenized(chatml_tok):
+    labels = LabelSet(("billing", "account status"), "category: ")
+    trie = LabelTrie.of(labels, chatml_tok)
+    for path in candidate_ids(chatml_tok, labels.labels, labels.prefix, end_of_turn=False):
+        assert path == chatml_tok("category: " + chatml_tok.decode(path)[len("category: ") :]).input_ids
+        node = 0
+        for token in path:
+            node = trie.children[node][token]
+        assert trie.complete[node]
+
+
+def test_sampling_stays_within_the_labels(chatml_tok, untrained):
+    labels = LabelSet(("billing", "shipping", "account"), "", end_of_turn=True)
+    prompts = [render_prompt(c, chatml_tok, system_prompt=None) for c in convs()] * 4
+    torch.manual_seed(0)
+    answers = generate_batch(untrained, chatml_tok, prompts, max_new_tokens=8, temperature=1.5, labels=labels)
+    assert set(answers) <= set(labels.labels) and len(set(answers)) > 1
+
+
+def test_label_set_file(tmp_path):
+    path = tmp_path / "labels.json"
+    assert LabelSet.from_file(path) is None
+    path.write_text(
+        json.dumps({"labels": ["a", "b"], "prefix": "category: ", "answer_regex": "x", "end_of_turn": False})
+    )
+    assert LabelSet.from_file(path) == LabelSet(("a", "b"), "category: ", end_of_turn=False)
+    path.write_text(json.dumps({"labels": ["a"], "answer_regex": None}))
+    assert LabelSet.from_file(path) == LabelSet(("a",), "", end_of_turn=True)
+    for bad, where in [
+        ("{not json", "cannot be read"),
+        ("[1, 2]", "JSON object"),
+        (json.dumps({"labels": []}), "field 'labels'"),
+        (json.dumps({"labels": ["a", 3]}), "field 'labels'"),
+        (json.dumps({"labels": ["a"], "prefix": 1}), "field 'prefix'"),
+        (json.dumps({"labels": ["a"], "end_of_turn": "yes"}), "field 'end_of_turn'"),
+    ]:
+        path.write_text(bad)
+        with pytest.raises(RunError, match=where) as err:
+            LabelSet.from_file(path)
+        assert str(path) in str(err.value)
