@@ -1,6 +1,7 @@
 """The report renders in real headless Chromium (Debian `chromium`): no console errors, the charts are there,
 and the tabs work. Chromium is driven over the DevTools protocol; the test installs what it lacks."""
 
+import base64
 import json
 import re
 import shutil
@@ -9,6 +10,10 @@ import sys
 import time
 
 import pytest
+from searchrecord import RESULTS, loss_record, search_record, single_trial_record, summary
+
+from tunesmith.evaluate.report import write_reports
+from tunesmith.runfolder import RunFolder
 
 FLAGS = [
     "--headless",
@@ -107,13 +112,28 @@ def browser(tmp_path):
             proc.kill()
 
 
-def test_report_renders_without_errors(tuned_run, browser):
+def open_page(browser: DevTools, path) -> None:
     target = browser.call("Target.createTarget", url="about:blank")["targetId"]
     browser.session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
     for domain in ("Page", "Runtime", "Log"):
         browser.call(f"{domain}.enable")
-    browser.call("Page.navigate", url=(tuned_run.run_dir / "report.html").resolve().as_uri())
+    browser.call("Page.navigate", url=path.resolve().as_uri())
     browser.wait_for("Page.loadEventFired")
+
+
+def page_errors(browser: DevTools) -> list[dict]:
+    browser.evaluate("1")  # flush: any late console event arrives before this reply
+    return [
+        e
+        for e in browser.events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+
+
+def test_report_renders_without_errors(tuned_run, browser):
+    open_page(browser, tuned_run.run_dir / "report.html")
     counts = browser.evaluate(
         "JSON.stringify({bars: document.querySelectorAll('svg.chart.bars rect').length,"
         "charts: document.querySelectorAll('svg.bars').length,"
@@ -130,15 +150,52 @@ def test_report_renders_without_errors(tuned_run, browser):
         return [document.querySelector('[data-group="cm"][data-tab="base_zero_shot"]').classList.contains('hidden'),
                 document.querySelector('[data-group="cm"][data-tab="tuned"]').classList.contains('hidden')];})()""")
     assert shown == [False, True]
-    browser.evaluate("1")  # flush: any late console event arrives before this reply
-    errors = [
-        e
-        for e in browser.events
-        if e.get("method") == "Runtime.exceptionThrown"
-        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
-        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
-    ]
-    assert errors == []
+    assert "Hyper-parameter search" not in browser.evaluate("document.body.innerText")  # no search.json: no section
+    assert page_errors(browser) == []
+
+
+@pytest.mark.parametrize(
+    ("record", "trials"),
+    [(search_record, 4), (loss_record, 4), (single_trial_record, 1)],
+    ids=["accuracy", "loss", "one"],
+)
+def test_search_section_renders(tmp_path, browser, record, trials):
+    """A synthetic search.json: both plots drawn at full size, every label inside its plot, the chosen trial
+    marked; a screenshot of the section is kept in the test's folder (search.png) to look at."""
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    run.search.write_text(json.dumps(record()))
+    write_reports(run, summary(), [], [], RESULTS, {}, run.metrics)
+    open_page(browser, run.report_html)
+    browser.call("Emulation.setDeviceMetricsOverride", width=1200, height=900, deviceScaleFactor=1, mobile=False)
+    facts = json.loads(
+        browser.evaluate("""JSON.stringify((function(){
+        var svgs = Array.from(document.querySelectorAll('svg.chart.search'));
+        var outside = [];
+        svgs.forEach(function(svg){
+          var w = svg.width.baseVal.value, h = svg.height.baseVal.value;
+          svg.querySelectorAll('text').forEach(function(t){
+            var b = t.getBBox(), m = t.getCTM(), x = b.x * m.a + m.e, y = b.y * m.d + m.f;
+            if (t.getAttribute('transform')) { return; }  // the rotated axis label: in the left margin
+            if (x < 0 || y < 0 || x + b.width > w + 0.5 || y + b.height > h + 0.5) { outside.push(t.textContent); }
+          });
+        });
+        var section = document.querySelector('.panel.search').getBoundingClientRect();
+        return {plots: svgs.map(function(s){ return Math.round(s.getBoundingClientRect().width); }),
+                chosen: document.querySelectorAll('svg.search circle.chosen, svg.search polyline.chosen').length,
+                rows: document.querySelectorAll('table.search-trials tr').length, outside: outside,
+                clip: {x: section.x, y: section.y + window.scrollY, width: section.width, height: section.height}};
+        })())""")
+    )
+    assert facts["plots"] == [370, 620] and facts["chosen"] == 2 and facts["rows"] == 1 + trials
+    assert facts["outside"] == []
+    shot = browser.call(
+        "Page.captureScreenshot", format="png", clip={**facts["clip"], "scale": 1}, captureBeyondViewport=True
+    )
+    png = base64.b64decode(shot["data"])
+    (tmp_path / "search.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert page_errors(browser) == []
 
 
 def test_devtools_client_sees_console_errors(tmp_path, browser):

@@ -1,8 +1,8 @@
 """The report: one self-contained HTML file (inline CSS, JS and SVG; nothing fetched) and a markdown summary.
 
 Sections: headline (primary metric per system with 95% intervals, tuned minus each baseline), metric bars
-with interval whiskers, loss curves from metrics.jsonl, confusion matrices (label tasks), what tuning fixed
-and broke, where the tuned model still fails, held-out loss and speed.
+with interval whiskers, loss curves from metrics.jsonl, the hyper-parameter search (search.json), confusion
+matrices (label tasks), what tuning fixed and broke, where the tuned model still fails, held-out loss and speed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 
 from tunesmith.data.types import Conversation
+from tunesmith.evaluate import search_report
 from tunesmith.runfolder import RunFolder, atomic_write_text, read_metrics
 
 COLOURS = ["#9aa5b1", "#e0a458", "#2f7ed8", "#8e5ea2", "#3cba9f", "#c45850"]
@@ -237,8 +238,16 @@ def sample_table(indices: Sequence[int], test, references, base: dict | None, tu
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
 
 
-def render_html(summary: dict, test, references, results: dict, comparisons: dict, records: list[dict]) -> str:
-    """The whole report as one HTML string."""
+def render_html(
+    summary: dict,
+    test,
+    references,
+    results: dict,
+    comparisons: dict,
+    records: list[dict],
+    search: dict | None = None,
+) -> str:
+    """The whole report as one HTML string; `search` (a run's search.json) adds the hyper-parameter search."""
     task, systems = summary["task"], summary["systems"]
     primary = task["primary"]
     cards = []
@@ -272,6 +281,8 @@ def render_html(summary: dict, test, references, results: dict, comparisons: dic
         f'<h2>Metrics per system (0-100, whiskers: 95% CI)</h2><div class="grid">{bars}</div>',
         f'<h2>Loss curves</h2><div class="panel">{loss_curves(records)}</div>',
     ]
+    if search is not None:
+        sections.append(search_report.html_section(search))
     if task["kind"] == "label":
         sections.append(
             f'<h2>Confusion matrices</h2><div class="panel">{confusion_tables(systems, task["labels"])}</div>'
@@ -312,8 +323,9 @@ def render_html(summary: dict, test, references, results: dict, comparisons: dic
     )
 
 
-def render_markdown(summary: dict) -> str:
-    """A short markdown summary: metrics per system with intervals, and tuned minus each baseline."""
+def render_markdown(summary: dict, search: dict | None = None) -> str:
+    """A short markdown summary: metrics per system with intervals, tuned minus each baseline, and the
+    hyper-parameter search's choice and trials when `search` (a run's search.json) is given."""
     systems = summary["systems"]
     names = list(next(iter(systems.values()))["metrics"])
     lines = [
@@ -339,13 +351,27 @@ def render_markdown(summary: dict) -> str:
             f"(95% CI [{c['ci'][0] * 100:+.1f}, {c['ci'][1] * 100:+.1f}]), fixed {c['fixed']}, "
             f"broke {c['broke']}"
         )
+    if search is not None:
+        while lines[-1] == "":
+            lines.pop()
+        lines += ["", search_report.markdown_section(search).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
 def write_reports(
-    out: RunFolder, summary: dict, test, references, results: dict, comparisons: dict, metrics_path: Path
+    out: RunFolder,
+    summary: dict,
+    test,
+    references,
+    results: dict,
+    comparisons: dict,
+    metrics_path: Path,
+    search_path: Path | None = None,
 ) -> None:
-    """report.html and report.md into the folder `out`."""
+    """report.html and report.md into the folder `out`. The run's search.json (default: next to its
+    metrics.jsonl) adds the hyper-parameter search section when it exists."""
     records = read_metrics(metrics_path)
-    atomic_write_text(out.report_html, render_html(summary, test, references, results, comparisons, records))
-    atomic_write_text(out.report_md, render_markdown(summary))
+    search = search_report.read_search(search_path or RunFolder(Path(metrics_path).parent).search)
+    html = render_html(summary, test, references, results, comparisons, records, search)
+    atomic_write_text(out.report_html, html)
+    atomic_write_text(out.report_md, render_markdown(summary, search))
