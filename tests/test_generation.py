@@ -3,6 +3,7 @@ batched or one row at a time, streamed or not; and the label set's file."""
 
 import json
 import random
+import re
 import string
 
 import pytest
@@ -91,14 +92,24 @@ def test_batched_equals_one_row_at_a_time_and_streamed(chatml_tok, untrained, en
     assert chats == one_by_one
 
 
-def test_without_end_of_turn_the_answer_starts_with_a_label_and_goes_on(chatml_tok, untrained):
-    labels = LabelSet(("billing", "shipping", "account"), "category: ", end_of_turn=False)
-    whole = {"category: " + label for label in labels.labels}
+def test_without_end_of_turn_the_answer_starts_with_a_whole_label(chatml_tok, untrained):
+    """The answer may go on after the label (tests/serve/test_label_answers.py shows a trained one doing so),
+    but never glues more of a word onto it: 'bill' is not a way to write 'billing' or 'bills'."""
+    labels = LabelSet(("billing", "shipping", "account", "bill", "ship"), "category: ", end_of_turn=False)
     answers = generate_batch(untrained, chatml_tok, raw_prompts(chatml_tok), max_new_tokens=24, labels=labels)
-    assert all(any(a.startswith(w) for w in whole) for a in answers), answers
-    assert any(a not in whole for a in answers)  # free text after the label
+    for a in answers:
+        label = max((x for x in labels.labels if a.startswith("category: " + x)), key=len, default=None)
+        assert label is not None, a
+        assert not re.match(r"\w", a[len("category: " + label) :][:1]), a
     held = LabelSet(labels.labels, labels.prefix, end_of_turn=True)
+    whole = {"category: " + label for label in labels.labels}
     assert set(generate_batch(untrained, chatml_tok, raw_prompts(chatml_tok), labels=held)) <= whole
+
+
+def test_a_label_is_not_glued_to_more_of_its_word():
+    trie = LabelTrie([[1, 2], [1, 2, 3], [5, 6]], [0], end_of_turn=False, glued=[True, True, False], boundary=[7, 8])
+    assert sorted(trie.allowed([1, 2])) == [0, 3, 7, 8]  # stop, the longer label, or a boundary token
+    assert trie.allowed([1, 2, 7]) is None and trie.allowed([5, 6]) is None  # after it (or no word end): free
 
 
 def test_the_trie_follows_labels_that_prefix_one_another():
@@ -110,6 +121,15 @@ def test_the_trie_follows_labels_that_prefix_one_another():
     assert trie.allowed([1, 2, 0]) is None  # ended
     free = LabelTrie([[1, 2], [1, 2, 3]], stop_ids=[0], end_of_turn=False)
     assert free.allowed([1]) == [2] and free.allowed([1, 2]) is None and free.allowed([1, 2, 7, 8]) is None
+
+
+def test_boundary_tokens_start_with_no_word_character(chatml_tok):
+    from tunesmith.generation import boundary_tokens
+
+    ids = boundary_tokens(chatml_tok)
+    texts = {chatml_tok.decode([i]) for i in ids}
+    assert "\n" in texts and any(t.startswith(" ") and len(t) > 1 for t in texts)
+    assert not any(re.match(r"\w", t) for t in texts) and boundary_tokens(chatml_tok) is ids  # worked out once
 
 
 def test_label_paths_are_the_whole_answer_tokenized(chatml_tok):

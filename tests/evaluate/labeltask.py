@@ -1,8 +1,8 @@
 """A tiny 3-label task that a tiny model learns in seconds, and one tuned run of it shared by the eval tests.
 
 Each ticket carries one fixed trigger word (refund -> billing, order -> shipping, password -> account)
-among filler words; the answer is `category: <label>`. The randomly initialised tiny base model scores 0
-zero-shot and few-shot; 300 full fine-tuning steps learn the mapping.
+among filler words; the answer is `category: <label>`. The randomly initialised tiny base model scores
+chance at best zero-shot and few-shot (answers held to the labels); 300 full fine-tuning steps learn it.
 """
 
 import json

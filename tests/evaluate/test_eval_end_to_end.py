@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from labeltask import REGEX
 
 
@@ -22,7 +23,7 @@ def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
         assert acc["tuned"]["ci"][0] > acc[base]["ci"][1]  # the intervals do not even overlap
         vs = report["tuned_vs"][base]
         assert vs["ci"][0] > 0 and vs["fixed"] > vs["broke"]
-        assert vs["delta"] == acc["tuned"]["value"] - acc[base]["value"]
+        assert vs["delta"] == pytest.approx(acc["tuned"]["value"] - acc[base]["value"], abs=1e-12)
     loss = {k: s["loss"]["eval_loss"] for k, s in report["systems"].items()}
     assert loss["tuned"] < 0.5 < loss["base_zero_shot"]
     summary = json.loads((run / "summary.json").read_text())

@@ -51,6 +51,19 @@ def test_chat_answers_with_a_label_unless_free_text(labelled, monkeypatch, capsy
         assert len(answers) == 2 and set(answers) <= VALID
 
 
+def test_a_trained_answer_goes_on_after_its_label(tiny_runs):
+    from tunesmith.data.types import Message
+    from tunesmith.generation import LabelSet, generate_answers
+    from tunesmith.model.tuned import load_tuned
+
+    model, tok, _ = load_tuned(tiny_runs["hello"])
+    convs = [[Message("user", q)] for q in ("Say hello", "Where is my order VC-123456?")]
+    goes_on = LabelSet(("Hello", "Bonjour"), "", end_of_turn=False)
+    assert generate_answers(model, tok, convs, system_prompt=None, labels=goes_on) == [ANSWERS["hello"]] * 2
+    ends = LabelSet(("Hello", "Bonjour"), "", end_of_turn=True)
+    assert generate_answers(model, tok, convs, system_prompt=None, labels=ends) == ["Hello"] * 2
+
+
 def test_a_malformed_label_set_is_a_one_line_error(labelled, tmp_path, capsys):
     run = tmp_path / "bad"
     shutil.copytree(labelled, run)

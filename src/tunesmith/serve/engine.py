@@ -3,8 +3,7 @@
 The run's base model is loaded once. Each LoRA/DoRA adapter (the run's own, and any `--adapter NAME=PATH`)
 is loaded into it under an internal peft adapter name; a request's `model` field picks one, and the worker
 thread activates it (`set_adapter`, or `disable_adapter` for the bare base model) just before generating.
-Only the worker touches the model, so switching adapters can never race with another request. A run with a
-`labels.json` answers chat requests with one of its labels unless the request asks for free text.
+Only the worker touches the model, so switching adapters can never race; a run's labels.json holds its answers.
 """
 
 from __future__ import annotations
