@@ -221,6 +221,7 @@ def _generation_probe(run: Run) -> GenerationProbe | None:
         batch_size=e.batch_size,
         select_best=e.select_best,
         patience=e.patience,
+        free_text=e.free_text,
     )
 
 

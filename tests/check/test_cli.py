@@ -123,7 +123,9 @@ def test_check_end_to_end(tmp_path, tiny_llama_dir):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["summary"] == {"error": 0, "warning": 0, "info": 1}
     estimate = report["estimate"]
-    assert estimate["calibrated"] and estimate["steps"] == 6 and estimate["rows"] == 12
+    assert (
+        estimate["calibrated"] and estimate["steps"] == 18 and estimate["rows"] == 12
+    )  # epochs: auto, 3 without a budget
     assert estimate["time_s"]["train"] > 0 and estimate["memory_mb"]["peak_rss"] > estimate["memory_mb"]["weights"]
     assert estimate["cost"]["price_per_hour"] == 3
     assert report["label_balance"]["counts"]["product"] == 3

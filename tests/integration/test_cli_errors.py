@@ -345,7 +345,8 @@ def test_tiny_run_then_generate(tmp_path, tiny_llama_dir):
     assert saved.model.name == str(tiny_llama_dir) and saved.train.max_steps == 2 and saved.train.batch_size == 2
 
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["steps"] == 2 and summary["train_rows"] == 9 and summary["eval_rows"] == 3
+    assert summary["steps"] == 2 and summary["train_rows"] == 8 and summary["eval_rows"] == 3
+    assert summary["select_rows"] == 1 and summary["search"]["trials"] == 4  # lr: auto, one row to choose on
     assert summary["after"]["samples"] == 2 and "eval_loss" in summary["before"]
     assert str(run.name) in result.stdout  # the run folder is printed
 
@@ -393,7 +394,10 @@ def test_train_on_a_data_file_with_mapped_columns(tmp_path, tiny_llama_dir):
         {"prompt": "question", "completion": "answer"},
     )
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["train_rows"] == 9 and summary["eval_rows"] == 3 and "eval_loss" in summary["after"]
+    assert summary["train_rows"] == 8 and summary["eval_rows"] == 3
+    assert (
+        summary["select_rows"] == 1 and summary["search"]["trials"] == 4
+    )  # lr: auto, one row to choose on and "eval_loss" in summary["after"]
 
 
 def test_budget_too_short_names_the_shortest(tmp_path, tiny_llama_dir):

@@ -52,6 +52,7 @@ def summary(run: Run, fitted: Fitted) -> dict:
         "epochs": state.epoch + state.batch / max(run.micro_per_epoch, 1),
         "train_rows": len(run.prep.train_rows),
         "eval_rows": len(run.prep.eval_rows),
+        "select_rows": len(run.prep.select_rows),
         "dropped_rows": [str(r.origin) for r in run.prep.dropped],
         "trainable_parameters": run.parameters[0],
         "total_parameters": run.parameters[1],

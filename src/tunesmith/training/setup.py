@@ -71,17 +71,6 @@ def prepare(config: Config) -> Prepared:
     """Read and render the data and load the tokenizer; raise a clear error on any bad input."""
     d = config.data
     train_convs, held_out = train_and_eval(d, config.train.seed)
-    select_convs: list[Conversation] = []
-    if config.train.auto:  # choosing settings needs rows never trained on, and never the eval or test rows
-        if d.select is not None:
-            select_convs = load_conversations(d.select, d.columns)
-        else:
-            train_convs, select_convs = split_selection(
-                train_convs, config.train.seed, answer_regex=config.eval.answer_regex
-            )
-            log.info(
-                "selection split: %d rows carved from %s (data.select names a file instead)", len(select_convs), d.train
-            )
     eval_convs = held_out or []
     if held_out is None and config.eval.enabled:
         log.info(
@@ -96,10 +85,14 @@ def prepare(config: Config) -> Prepared:
     )
     train_rows, dropped = render_all(train_convs, tokenizer, **opts)
     eval_rows, eval_dropped = render_all(eval_convs, tokenizer, **opts)
-    select_rows, _ = render_all(select_convs, tokenizer, **opts)
+    select_convs = load_conversations(d.select, d.columns) if config.train.auto and d.select is not None else []
+    select_rows, select_dropped = render_all(select_convs, tokenizer, **opts)
     # the fast checks of `tunesmith check`: refuse rows that would teach the wrong thing (masked eos, ...)
     refuse_contract_errors(
-        train_convs + eval_convs, train_rows + dropped + eval_rows + eval_dropped, tokenizer, d.system_prompt
+        train_convs + eval_convs + select_convs,
+        train_rows + dropped + eval_rows + eval_dropped + select_rows + select_dropped,
+        tokenizer,
+        d.system_prompt,
     )
     if not train_rows:
         raise DataError(
@@ -108,6 +101,20 @@ def prepare(config: Config) -> Prepared:
             origin=d.train,
         )
     _warn_lost_rows(config, train_rows, dropped + eval_dropped)
+    if config.train.auto and d.select is None:  # choosing settings needs rows never trained on (never eval rows)
+        train_convs, select_convs = split_selection(
+            train_convs, config.train.seed, answer_regex=config.eval.answer_regex
+        )
+        chosen = {c.origin for c in select_convs}
+        select_rows = [r for r in train_rows if r.origin in chosen]
+        train_rows = [r for r in train_rows if r.origin not in chosen]
+        log.info(
+            "selection split: %d rows carved from %s (data.select names a file instead)", len(select_rows), d.train
+        )
+        if not train_rows:
+            raise DataError(
+                "too few rows to carve a selection split from: give data.select or set train.lr", origin=d.train
+            )
     return Prepared(
         config, tokenizer, source, train_rows, eval_rows, eval_convs, dropped, select_convs, select_rows, train_convs
     )
