@@ -83,3 +83,23 @@ def test_two_ranks_resume_exactly(tmp_path, tiny_llama_dir, strategy):
     resumed, done = run(tmp_path, cfg, 2)
     assert "resuming from" in done.stderr and resumed == pytest.approx(full, abs=1e-6)
     assert [r["step"] for r in read_metrics(folder / "metrics.jsonl")] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_auto_search_under_torchrun_matches_one_process(tmp_path, tiny_llama_dir, strategy):
+    """`train.lr: auto` over 2 ranks: the same trials, scores and choice as one process (decisions are rank 0's,
+    broadcast; every rank stops at the same step)."""
+    import json
+
+    rates = [1e-5, 1e-2, 30.0]
+    one = config(tmp_path, tiny_llama_dir, "one", batch_size=8, lr="auto", lr_candidates=rates, max_steps=8)
+    two = config(tmp_path, tiny_llama_dir, "two", batch_size=4, lr="auto", lr_candidates=rates, max_steps=8)
+    one["output_dir"], two["output_dir"], two["train"]["distributed"] = "one", "two", strategy
+    losses1, _ = run(tmp_path, one, 1)
+    losses2, _ = run(tmp_path, two, 2)
+    a, b = (json.loads((tmp_path / name / "search.json").read_text()) for name in ("one", "two"))
+    assert a["chosen"] == b["chosen"] and [t["status"] for t in a["trials"]] == [t["status"] for t in b["trials"]]
+    for x, y in zip(a["trials"], b["trials"]):
+        assert [e["value"] for e in x["evals"]] == pytest.approx([e["value"] for e in y["evals"]], abs=1e-5)
+    assert losses2 == pytest.approx(losses1, abs=1e-5)
+    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()

@@ -237,6 +237,7 @@ def _save_trial(run: Run, index: int) -> None:
     rngs = distributed.gather_object(checkpoint.rng_state(), run.dist)
     if run.dist.is_main:
         checkpoint.save(trial_dir(run, index), weights, optimizer_state, run.scheduler, run.state, 1, rngs)
+    distributed.sum_across(0.0, run.dist)  # a barrier: every rank sees the checkpoint before it may load it
 
 
 def _replan(run: Run, record: dict, measure: Measure, clock: Clock, done: int) -> None:
