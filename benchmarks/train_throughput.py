@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["naive", "trl", "trl_packed", "tunesmith"]  # and tunesmith_qlora, on request
+# short rows (~46 tokens, as intent routing data): tunesmith batched by tokens against batched by 8 rows
+SHORT = ["tunesmith_short", "tunesmith_short_rows"]
+SHORT_ROWS_PER_LONG = 8  # short rows drawn per long one, so a token-batched step has rows enough
 LR, RANK, ALPHA, MAX_LENGTH = 2e-4, 16, 32, 512
 # larger shapes of the same family (the published SmolLM2 configs), randomly initialised
 SHAPES = {
@@ -71,8 +74,9 @@ def make_shape(shape: str, folder: Path) -> str:
 # ----------------------------------------------------------------------------------------------- data
 
 
-def make_rows(n: int, seed: int, tokenizer) -> list[dict]:
-    """Chat rows whose prompt and completion lengths follow the benchmark's ranges, from real English text."""
+def make_rows(n: int, seed: int, tokenizer, short: bool = False) -> list[dict]:
+    """Chat rows whose prompt and completion lengths follow the benchmark's ranges, from real English text;
+    `short`: intent-routing-like rows (a 8-24-token request, a 2-6-token answer; ~46 tokens rendered)."""
     texts = []
     for split in ("train", "eval", "test"):
         for line in (ROOT / "examples/support" / f"{split}.jsonl").read_text().splitlines():
@@ -88,8 +92,8 @@ def make_rows(n: int, seed: int, tokenizer) -> list[dict]:
     return [
         {
             "messages": [
-                {"role": "user", "content": text_of(rng.randint(20, 200))},
-                {"role": "assistant", "content": text_of(rng.randint(5, 100))},
+                {"role": "user", "content": text_of(rng.randint(8, 24) if short else rng.randint(20, 200))},
+                {"role": "assistant", "content": text_of(rng.randint(2, 6) if short else rng.randint(5, 100))},
             ]
         }
         for _ in range(n)
@@ -109,8 +113,9 @@ def setup(args):
 
     source = resolve_model(args.model)
     tok = load_tokenizer(source)
-    n_train = args.steps * args.batch
-    rows = make_rows(n_train + 32, 0, tok)
+    short = args.worker.startswith("tunesmith_short")
+    n_train = args.steps * args.batch * (SHORT_ROWS_PER_LONG if short else 1)
+    rows = make_rows(n_train + 32, 0, tok, short)
     convs = [normalise(r, Origin("bench", i + 1)) for i, r in enumerate(rows)]
     rendered = [render(c, tok, max_length=MAX_LENGTH) for c in convs]
     return source, tok, rows[:n_train], rendered[:n_train], rendered[n_train:]
@@ -237,9 +242,12 @@ def run_trl(args, packed: bool) -> dict:
 
 
 def run_tunesmith(args, quantize: str = "none") -> dict:
-    """tunesmith's own defaults, through the public API (QLoRA: `model.quantize: 4bit`)."""
+    """tunesmith's own defaults, through the public API (QLoRA: `model.quantize: 4bit`). On short rows
+    (`tunesmith_short*`): batches of `--batch` rows, or (`tunesmith_short`) batches of up to `--batch` x 256 tokens,
+    what `train.batch_tokens: auto` gives an auto run."""
     import tunesmith
     from tunesmith.model.tuned import load_tuned
+    from tunesmith.pack import AUTO_ROW_TOKENS
     from tunesmith.runfolder import read_metrics
 
     _, tok, rows, _, eval_rows = setup(args)
@@ -254,6 +262,7 @@ def run_tunesmith(args, quantize: str = "none") -> dict:
             "train": {
                 "max_steps": args.steps,
                 "batch_size": args.batch,
+                "batch_tokens": args.batch * AUTO_ROW_TOKENS if args.worker == "tunesmith_short" else None,
                 "lr": LR,
                 "max_length": MAX_LENGTH,
                 "threads": args.threads,
@@ -296,6 +305,8 @@ def worker(args) -> None:
         "trl_packed": lambda a: run_trl(a, True),
         "tunesmith": run_tunesmith,
         "tunesmith_qlora": lambda a: run_tunesmith(a, "4bit"),
+        "tunesmith_short": run_tunesmith,
+        "tunesmith_short_rows": run_tunesmith,
     }[args.worker]
     out = run(args)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -304,6 +315,7 @@ def worker(args) -> None:
     steady = out["step_s"][1:]  # the first step (allocation, compilation) is not throughput
     out["tokens_per_s"] = out["tokens"] / sum(steady)
     out["step_s_median"] = statistics.median(steady)
+    out["tokens_per_step"] = out["tokens"] / len(steady)
     Path(args.out).write_text(json.dumps(out))
 
 
@@ -343,7 +355,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every variant")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--variants", default=",".join(VARIANTS), help="of: " + ", ".join(VARIANTS + ["tunesmith_qlora"]))
+    p.add_argument(
+        "--variants", default=",".join(VARIANTS), help="of: " + ", ".join(VARIANTS + ["tunesmith_qlora"] + SHORT)
+    )
     p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: every variant trains there")
     p.add_argument("--shape", default="smollm2-135m", choices=list(SHAPES))
     p.add_argument("--model", help=argparse.SUPPRESS)  # the workers' model folder, made by the driver
@@ -385,13 +399,14 @@ def main() -> None:
             if done.returncode:
                 sys.exit(f"variant {v} failed:\n{done.stderr[-3000:]}")
             runs[v].append(json.loads(out.read_text()))
-            print(f"round {r + 1} {v:11s} {runs[v][-1]['tokens_per_s']:8.1f} tok/s", file=sys.stderr)
+            print(f"round {r + 1} {v:20s} {runs[v][-1]['tokens_per_s']:8.1f} tok/s", file=sys.stderr)
         peaks.append(matmul_peak(args.threads, args.device))
 
     res = {
         v: {
             "tokens_per_s": statistics.median(x["tokens_per_s"] for x in rs),
             "step_s": statistics.median(x["step_s_median"] for x in rs),
+            "tokens_per_step": statistics.median(x["tokens_per_step"] for x in rs),
             "peak_rss_mb": max(x["peak_rss_mb"] for x in rs),
             "eval_loss": statistics.median(x["eval_loss"] for x in rs),
             **({"peak_gpu_mb": max(x["peak_gpu_mb"] for x in rs)} if "peak_gpu_mb" in rs[0] else {}),
@@ -421,17 +436,21 @@ def main() -> None:
             if "peak_gpu_mb" in ts:
                 summary["gpu_memory_ratio_vs_naive"] = ts["peak_gpu_mb"] / res["naive"]["peak_gpu_mb"]
             summary["eval_loss_gap_vs_naive"] = ts["eval_loss"] / res["naive"]["eval_loss"] - 1
+        for v in SHORT:  # item 5 of issue 13: short rows at >= 80% of the long rows' tokens/s
+            if v in res:
+                summary[f"{v}_vs_long"] = res[v]["tokens_per_s"] / ts["tokens_per_s"]
         trl = [res[v]["tokens_per_s"] for v in ("trl", "trl_packed") if v in res]
         if trl:
             summary["speedup_vs_trl"] = ts["tokens_per_s"] / max(trl)
     base = res.get("naive", next(iter(res.values())))
     print(
-        f"\n{'variant':12s} {'tokens/s':>9s} {'step s':>7s} {'peak RSS MB':>12s} {'eval loss':>10s} "
+        f"\n{'variant':20s} {'tokens/s':>9s} {'tok/step':>9s} {'step s':>7s} {'peak RSS MB':>12s} {'eval loss':>10s} "
         f"{'speed x naive':>14s} {'RSS x naive':>12s}"
     )
     for v, r in res.items():
         print(
-            f"{v:12s} {r['tokens_per_s']:9.1f} {r['step_s']:7.2f} {r['peak_rss_mb']:12.0f} {r['eval_loss']:10.4f} "
+            f"{v:20s} {r['tokens_per_s']:9.1f} {r['tokens_per_step']:9.0f} {r['step_s']:7.2f} "
+            f"{r['peak_rss_mb']:12.0f} {r['eval_loss']:10.4f} "
             f"{r['tokens_per_s'] / base['tokens_per_s']:14.2f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f}"
         )
     print(

@@ -1,10 +1,16 @@
 """Batching: seeded plans, padding that is never trained, and packing in which samples never see each other."""
 
+import random
+
+import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tiny
-from tunesmith.errors import Origin
-from tunesmith.pack import collate_packed, collate_padded, plan_batches
+from tunesmith.config import TrainSpec
+from tunesmith.errors import ConfigError, Origin
+from tunesmith.pack import batch_tokens, collate_packed, collate_padded, epoch_batches, plan_batches
 from tunesmith.render import IGNORE, Rendered
 from tunesmith.training.loss import loss_sum
 
@@ -27,6 +33,52 @@ def test_plan_is_seeded_complete_and_grouped():
     assert sorted(i for b in a for i in b) == list(range(len(lengths)))
     spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in a]
     assert max(spread) <= 3  # short and long rows never share a batch
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 300), min_size=1, max_size=400),
+    tokens=st.integers(1, 4096),
+    grouped=st.booleans(),
+    seed=st.integers(0, 5),
+)
+def test_token_batches_cover_every_row_once_within_the_limit(lengths, tokens, grouped, seed):
+    plan = plan_batches(lengths, 8, seed=seed, epoch=0, group_by_length=grouped, tokens=tokens)
+    assert sorted(i for b in plan for i in b) == list(range(len(lengths)))
+    for b in plan:  # rows x longest row within the limit, or a row too long to share a batch alone
+        assert len(b) * max(lengths[i] for i in b) <= tokens or len(b) == 1
+    assert plan == plan_batches(lengths, 8, seed=seed, epoch=0, group_by_length=grouped, tokens=tokens)
+
+
+def test_token_batches_hold_many_short_rows_and_few_long_ones():
+    lengths = [20] * 200 + [200] * 200
+    plan = plan_batches(lengths, 8, seed=0, epoch=0, tokens=1000)
+    sizes = {lengths[b[0]]: len(b) for b in plan if len(b) > 1}
+    assert sizes == {20: 50, 200: 5}
+
+
+def test_auto_batches_by_tokens_only_for_short_rows_of_an_auto_run_with_batch_size_unset():
+    rng = random.Random(0)
+    short = [rng.randint(30, 70) for _ in range(1500)]
+    long = [rng.randint(150, 400) for _ in range(1500)]
+    auto = batch_tokens(TrainSpec(), short)
+    assert auto is not None and auto == 8 * 256  # batch_size rows of 256 tokens
+    rows = len(short) / len(epoch_batches(short, TrainSpec(), 0))
+    assert 30 <= rows <= 50  # ~2048 / 50
+    assert batch_tokens(TrainSpec(), long) is None  # long rows: batch_size rows already fill a step
+    assert batch_tokens(TrainSpec(batch_size=8), short) is None  # a batch size the user set means rows
+    assert batch_tokens(TrainSpec(lr=1e-3, max_steps=10), short) is None  # explicit run: as before
+    assert batch_tokens(TrainSpec(), short[:200]) is None  # too few rows: an epoch keeps 16+ batches
+    assert batch_tokens(TrainSpec(batch_tokens=512, lr=1e-3, max_steps=5), short) == 512
+    assert batch_tokens(TrainSpec(batch_tokens=None), short) is None
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, "lots"])
+def test_batch_tokens_rejects_what_is_not_a_positive_count(bad, tmp_path):
+    from tunesmith.config import load_config
+
+    with pytest.raises(ConfigError, match="batch_tokens"):
+        load_config({"data": {"train": "x.jsonl"}, "output_dir": str(tmp_path), "train": {"batch_tokens": bad}})
 
 
 def test_padding_is_never_a_label_even_when_pad_is_eos():

@@ -1,4 +1,5 @@
-"""The `tunesmith` command: one small function per verb. Errors print one line and exit 2."""
+"""The `tunesmith` command: one small function per verb. Errors print one line and exit 2; training stopped by
+SIGINT/SIGTERM (checkpoint saved, re-run to resume) exits 3; a second Ctrl-C, or one outside training, 130."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import Stopped, TunesmithError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -306,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_trust(p) -> None:
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the run's base model run code from its model repository (the run folder's own "
+        "model.trust_remote_code is never honoured: a received run folder is not code you chose to run)",
+    )
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("target", help="YAML config, or a data file (.jsonl, .json, .csv, .parquet) with --model")
@@ -387,6 +397,7 @@ def _add_eval(sub) -> None:
         action="store_true",
         help="label tasks: let every system answer in free text (default: answers held to the label set)",
     )
+    _add_trust(p)
     p.set_defaults(func=cmd_eval)
 
 
@@ -399,6 +410,7 @@ def _add_generate(sub) -> None:
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
     )
+    _add_trust(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -411,6 +423,7 @@ def _add_chat(sub) -> None:
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
     )
+    _add_trust(p)
     p.set_defaults(func=cmd_chat)
 
 
@@ -423,6 +436,7 @@ def _add_export(sub) -> None:
     p.add_argument("--quant", default=None, help="hf: f32 (default), bf16, f16; gguf: f16 (default), f32, q8_0")
     p.add_argument("--max-shard-size", default="2GB", help="hf: largest safetensors shard")
     p.add_argument("--no-verify", action="store_true", help="skip reloading the export to check it")
+    _add_trust(p)
     p.set_defaults(func=cmd_export)
 
 
@@ -446,6 +460,7 @@ def _add_serve(sub) -> None:
         action="store_true",
         help="chat answers in free text even when a run has a label set (a request can also send free_text: true)",
     )
+    _add_trust(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -457,12 +472,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = [*args.overrides, *extra]
     _setup_logging(args.verbose)
+    from tunesmith.runfolder import trusting_remote_code
+
     try:
-        return args.func(args)
+        with trusting_remote_code(getattr(args, "trust_remote_code", False)):  # only verbs acting on a run have it
+            return args.func(args)
+    except Stopped as e:  # SIGINT/SIGTERM during training: checkpoint saved, exit 3
+        err_console.print(f"[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
+        return e.exit_code
     except TunesmithError as e:
         err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C outside training, or a second one during it: nothing more is saved
         err_console.print("interrupted")
         return 130
 

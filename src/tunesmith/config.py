@@ -1,19 +1,71 @@
 """The run configuration: a typed schema, YAML loading, `a.b=c` overrides, and errors with did-you-mean.
 
 The schema is the documentation: every field has a default a new user can live with, and unknown keys are
-errors (a typo such as `lrr: 1e-3` silently ignored is a wasted run).
+errors (a typo such as `lrr: 1e-3` silently ignored is a wasted run). So are duplicate keys (YAML lets the
+last one win silently), booleans where a number belongs (`batch_size: true` is not 1), and YAML beyond sane
+limits (an alias bomb, runaway nesting, a 5,000-digit integer): each is one error naming file, line and key.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunesmith.errors import ConfigError
+from tunesmith.yamlfile import SURROGATE, YamlProblem, dotted, read_config_text, read_yaml, shown, yaml_error
+
+_INT_RANGE = 2**63  # what torch, numpy and the RNGs take; a larger setting is a typo, not a plan
+
+
+def _whole_number(v: Any) -> Any:
+    """Refuse booleans (pydantic reads `true` as 1) and integers past 64 bits before int validation."""
+    if isinstance(v, bool):
+        raise ValueError(f"should be a whole number, not {str(v).lower()}")
+    if isinstance(v, int) and not -_INT_RANGE <= v < _INT_RANGE:
+        raise ValueError(f"is too large (at most {_INT_RANGE - 1})")
+    return v
+
+
+def _real_number(v: Any) -> Any:
+    """Refuse booleans (pydantic reads `true` as 1.0), infinities and NaN (YAML's .inf, .nan) before float
+    validation."""
+    if isinstance(v, bool):
+        raise ValueError(f"should be a number, not {str(v).lower()}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"should be a finite number, not {v}")
+    return v
+
+
+Int = Annotated[int, BeforeValidator(_whole_number)]
+Float = Annotated[float, BeforeValidator(_real_number)]
+
+
+def _path_setting(v: str) -> str:
+    """A file or folder setting: not empty (which would mean the current folder) and no NUL character."""
+    if not v.strip():
+        raise ValueError("is empty: give a path")
+    if "\0" in v:
+        raise ValueError("holds a NUL character")
+    return v
+
+
+PathStr = Annotated[str, AfterValidator(_path_setting)]
 
 
 class _Strict(BaseModel):
@@ -33,8 +85,6 @@ class ModelSpec(_Strict):
     @field_validator("device")
     @classmethod
     def _device_name(cls, v: str) -> str:
-        import re
-
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
             raise ValueError("should be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         return v
@@ -43,10 +93,10 @@ class ModelSpec(_Strict):
 class DataSpec(_Strict):
     """Where examples come from and how they are turned into training tokens."""
 
-    train: str
-    eval: str | None = None
-    eval_fraction: float | None = Field(default=None, gt=0.0, lt=1.0)
-    select: str | None = None  # train.lr/epochs auto: the selection split (a file); default: carved from train
+    train: PathStr
+    eval: PathStr | None = None
+    eval_fraction: Float | None = Field(default=None, gt=0.0, lt=1.0)
+    select: PathStr | None = None  # train.lr/epochs auto: the selection split (a file); default: carved from train
     columns: dict[str, str] | None = None
     system_prompt: str | None = None
     train_on_prompt: bool = False
@@ -61,30 +111,43 @@ class DataSpec(_Strict):
 class LoraSpec(_Strict):
     """LoRA hyper-parameters (also used by DoRA)."""
 
-    r: int = Field(default=16, ge=1)
-    alpha: float = Field(default=32.0, gt=0)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    targets: str | list[str] = "all-linear"
+    r: Int = Field(default=16, ge=1)
+    alpha: Float = Field(default=32.0, gt=0)
+    dropout: Float = Field(default=0.05, ge=0.0, lt=1.0)
+    targets: str | list[str] = "all-linear"  # module names, or one regular expression (peft's target_modules)
     rslora: bool = False
+
+    @field_validator("targets")
+    @classmethod
+    def _usable_targets(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list):
+            if not v or any(not name.strip() for name in v):
+                raise ValueError("should name at least one module, e.g. [q_proj, v_proj], or be 'all-linear'")
+        elif not v.strip():
+            raise ValueError("is empty: name modules, e.g. [q_proj, v_proj], or use 'all-linear'")
+        elif v != "all-linear":
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return v
 
 
 def parse_duration(value: Any) -> float | None:
     """Seconds from `90`, `90s`, `10m`, `1.5h` (None stays None); anything else is a ValueError."""
-    import re
-
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("should be a duration such as 90s, 10m or 1.5h")
     if isinstance(value, (int, float)):
-        seconds = float(value)
+        seconds = float(value) if -_INT_RANGE < value < _INT_RANGE else math.inf
     else:
         found = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|m|min|h|hr)?\s*", str(value).lower())
         if found is None:
             raise ValueError(f"'{value}' is not a duration such as 90s, 10m or 1.5h")
         unit = {"m": 60, "min": 60, "h": 3600, "hr": 3600}.get(found.group(2) or "s", 1)
         seconds = float(found.group(1)) * unit
-    if not seconds > 0:
+    if not seconds > 0 or not math.isfinite(seconds):
         raise ValueError("should be a positive duration such as 90s, 10m or 1.5h")
     return seconds
 
@@ -92,26 +155,29 @@ def parse_duration(value: Any) -> float | None:
 class TrainSpec(_Strict):
     """Optimisation settings. One optimizer step sees batch_size x grad_accum rows (x world size)."""
 
-    epochs: int | Literal["auto"] = "auto"  # auto: as many as the budget allows (3 without one), best step kept
-    max_steps: int | None = Field(default=None, ge=1)
+    epochs: Int | Literal["auto"] = "auto"  # auto: as many as the budget allows (3 without one), best step kept
+    max_steps: Int | None = Field(default=None, ge=1)
     budget: float | None = None  # seconds for search + training: `90s`, `10m`, `1.5h` (default: no limit)
-    batch_size: int = Field(default=8, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
+    batch_size: Int = Field(default=8, ge=1)
+    grad_accum: Int = Field(default=1, ge=1)
+    # tokens a micro-batch may hold (rows x its longest row), rows grouped by length; auto: on for an auto run
+    # whose batch_size is not set, sized so short rows do not leave each step mostly fixed overhead
+    batch_tokens: Int | Literal["auto"] | None = "auto"
     lr: float | Literal["auto"] = "auto"  # auto: chosen by a successive-halving search on the selection split
-    lr_candidates: list[float] | None = None  # the rates lr: auto tries (default: 4, log-spaced, by method)
-    weight_decay: float = Field(default=0.0, ge=0)
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    lr_candidates: list[Float] | None = None  # the rates lr: auto tries (default: 4, log-spaced, by method)
+    weight_decay: Float = Field(default=0.0, ge=0)
+    warmup_ratio: Float = Field(default=0.05, ge=0, lt=1)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"  # after warmup: decay to 0, or hold
-    max_grad_norm: float | None = Field(default=1.0, gt=0)
-    max_length: int = Field(default=512, ge=8)
-    seed: int = 0
-    save_every: int = Field(default=50, ge=1)
-    eval_every: int = Field(default=50, ge=1)
-    log_every: int = Field(default=1, ge=1)
-    keep_checkpoints: int = Field(default=2, ge=1)
+    max_grad_norm: Float | None = Field(default=1.0, gt=0)
+    max_length: Int = Field(default=512, ge=8)
+    seed: Int = 0
+    save_every: Int = Field(default=50, ge=1)
+    eval_every: Int = Field(default=50, ge=1)
+    log_every: Int = Field(default=1, ge=1)
+    keep_checkpoints: Int = Field(default=2, ge=1)
     packing: bool | Literal["auto"] = "auto"  # auto: padding-free batches where the model keeps samples apart
     group_by_length: bool = True
-    threads: int | None = Field(default=None, ge=1)
+    threads: Int | None = Field(default=None, ge=1)
     compile: bool = False
     distributed: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate (DDP) or shard (FSDP2, per block)
     fuse: bool | Literal["auto"] = (
@@ -129,11 +195,16 @@ class TrainSpec(_Strict):
         if v == "auto":
             return v
         try:
+            if isinstance(v, bool):
+                raise TypeError
             v = float(v)
-        except (TypeError, ValueError):
-            raise ValueError(f"should be a number such as 1e-3, or 'auto' (got {v!r})") from None
+        except (TypeError, ValueError, OverflowError):
+            given = str(v).lower() if isinstance(v, bool) else repr(v)[:60]
+            raise ValueError(f"should be a number such as 1e-3, or 'auto' (got {given})") from None
         if not v > 0:
             raise ValueError("should be greater than 0 (or 'auto')")
+        if not math.isfinite(v):
+            raise ValueError("should be a finite number (or 'auto')")
         return v
 
     @field_validator("lr_candidates")
@@ -143,10 +214,10 @@ class TrainSpec(_Strict):
             raise ValueError("should be a non-empty list of positive learning rates")
         return v
 
-    @field_validator("epochs")
+    @field_validator("epochs", "batch_tokens")
     @classmethod
     def _positive_epochs(cls, v: Any) -> Any:
-        if v != "auto" and not v >= 1:
+        if v is not None and v != "auto" and not v >= 1:
             raise ValueError("should be at least 1 (or 'auto')")
         return v
 
@@ -168,16 +239,16 @@ class EvalSpec(_Strict):
     """Held-out evaluation run before and after training: loss, and task accuracy from generation."""
 
     enabled: bool = True
-    max_samples: int = Field(default=100, ge=1)
-    max_new_tokens: int = Field(default=64, ge=1)
-    batch_size: int = Field(default=16, ge=1)
+    max_samples: Int = Field(default=100, ge=1)
+    max_new_tokens: Int = Field(default=64, ge=1)
+    batch_size: Int = Field(default=16, ge=1)
     answer_regex: str | None = None
     report: bool = True  # after training: base zero-/few-shot vs tuned -> eval.json, predictions.jsonl, report.html
-    few_shot: int = Field(default=3, ge=0)  # training examples shown to the base model in the few-shot system
-    generate_every: int | None = Field(default=None, ge=1)  # during training: task metric on generated answers
-    generate_samples: int = Field(default=16, ge=1)  # held-out rows for that periodic generation eval
+    few_shot: Int = Field(default=3, ge=0)  # training examples shown to the base model in the few-shot system
+    generate_every: Int | None = Field(default=None, ge=1)  # during training: task metric on generated answers
+    generate_samples: Int = Field(default=16, ge=1)  # held-out rows for that periodic generation eval
     select_best: bool = False  # keep the weights of the step with the best periodic task metric
-    patience: int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
+    patience: Int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
     # label tasks: generated answers are held to the label set (every system alike); true = free-text decoding
     free_text: bool = False
 
@@ -185,8 +256,6 @@ class EvalSpec(_Strict):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            import re
-
             try:
                 re.compile(v)
             except re.error as e:
@@ -203,7 +272,21 @@ class Config(_Strict):
     lora: LoraSpec = LoraSpec()
     train: TrainSpec = TrainSpec()
     eval: EvalSpec = EvalSpec()
-    output_dir: str = "runs/run"
+    output_dir: PathStr = "runs/run"
+    _where: dict[str, str] = PrivateAttr(default_factory=dict)  # key -> "file:line" or "override"
+
+    def __eq__(self, other: object) -> bool:
+        """The same settings are the same config, wherever they were given (`where` is not compared)."""
+        if not isinstance(other, Config):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as pydantic models are
+
+    def where(self, key: str) -> str | None:
+        """Where a setting was given (`config.yaml:7`, `override`), for errors found after loading; None when
+        it was not given (a default) or the config came from a dict."""
+        return self._where.get(key)
 
     @model_validator(mode="after")
     def _quantized_needs_adapter(self) -> Config:
@@ -229,31 +312,11 @@ class Config(_Strict):
 # loading
 
 
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path in a YAML mapping to its 1-based line, so errors can point at the line."""
-    lines: dict[tuple[str, ...], int] = {}
-
-    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                path = prefix + (str(key.value),)
-                lines[path] = key.start_mark.line + 1
-                walk(value, path)
-
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
-    return lines
-
-
 def _unknown_key_error(path: tuple[str, ...], allowed: list[str], where: str) -> ConfigError:
     key = path[-1]
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(allowed))})"
-    return ConfigError(f"unknown key{hint}", origin=where, field=".".join(path))
+    return ConfigError(f"unknown key{hint}", origin=where, field=dotted(path))
 
 
 def _check_keys(raw: dict, schema: type[BaseModel], prefix: tuple[str, ...], locate) -> None:
@@ -274,7 +337,9 @@ def parse_overrides(overrides: list[str]) -> dict:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"override '{item}' is not of the form key.sub=value")
+            raise ConfigError(f"override '{shown(item)}' is not of the form key.sub=value")
+        if SURROGATE.search(item):  # bytes that are not UTF-8 on the command line arrive as surrogates
+            raise ConfigError("holds bytes that are not UTF-8", origin="override", field=shown(key))
         node = out
         parts = key.split(".")
         if len(parts) > 1 and isinstance(out.get("model"), str) and parts[0] == "model":
@@ -282,11 +347,13 @@ def parse_overrides(overrides: list[str]) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override '{item}' conflicts with another override")
+                raise ConfigError(f"override '{shown(item)}' conflicts with another override")
         try:
-            parsed = yaml.safe_load(value) if value != "" else ""
+            parsed = read_yaml(value)[0] if value != "" else ""
         except yaml.YAMLError:
             parsed = value
+        except YamlProblem as p:
+            raise ConfigError(p.reason, origin="override", field=dotted((*parts, *p.key))) from None
         if key == "model" and isinstance(parsed, str) and isinstance(out.get("model"), dict):
             out["model"] = {**out["model"], "name": parsed}  # `model.dtype=...`, then `model=path`
         else:
@@ -309,10 +376,20 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def build_config(
-    raw: dict, overrides: list[str] | None = None, *, source: str = "<config>", text: str | None = None
+    raw: dict,
+    overrides: list[str] | None = None,
+    *,
+    source: str = "<config>",
+    text: str | None = None,
+    lines: dict[tuple[str, ...], int] | None = None,
 ) -> Config:
-    """Validate a raw mapping (plus overrides) into a `Config`, with errors that name file, line and field."""
-    lines = _line_index(text) if text else {}
+    """Validate a raw mapping (plus overrides) into a `Config`, with errors that name file, line and field.
+    `lines` (or `text`, the YAML it was read from) gives each key's line."""
+    if lines is None:
+        try:
+            lines = read_yaml(text)[1] if text else {}
+        except (yaml.YAMLError, YamlProblem):
+            lines = {}
 
     def locate(path: tuple[str, ...]) -> str:
         line = lines.get(path)
@@ -325,7 +402,7 @@ def build_config(
     _check_keys(over, Config, (), lambda p: "override")
     merged = _merge(raw, over)
     try:
-        return Config.model_validate(merged)
+        config = Config.model_validate(merged)
     except ValidationError as e:
         err = e.errors()[0]
         loc = [p for p in err["loc"] if not str(p).startswith("function-")]
@@ -340,7 +417,20 @@ def build_config(
         return_field = ".".join(path) or None
         given = _given(over, loc)
         from_override = bool(loc) and given == loc and not isinstance(_at(over, loc), dict)
-        raise ConfigError(msg, origin="override" if from_override else locate(path), field=return_field) from None
+        if err["type"] != "missing":  # a list item has no line of its own: its key's line (`lr_candidates: [..]`)
+            path = next((path[:n] for n in range(len(path), 0, -1) if path[:n] in lines), path)
+        where = "override" if from_override else locate(path)
+        raise ConfigError(msg, origin=where, field=return_field) from None
+    config._where = {".".join(p): locate(p) for p in lines} | dict.fromkeys(_leaf_keys(over), "override")
+    return config
+
+
+def _leaf_keys(data: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a nested mapping's leaves (`{"train": {"lr": 1}}` -> `["train.lr"]`)."""
+    out = []
+    for k, v in data.items():
+        out += _leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+    return out
 
 
 def _given(data, loc: list) -> list:
@@ -367,21 +457,21 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | None 
     if isinstance(source, Config):
         if not overrides:
             return source
-        return build_config(source.model_dump(), overrides)
+        config = build_config(source.model_dump(), overrides)
+        config._where = source._where | config._where
+        return config
     if isinstance(source, dict):
         return build_config(source, overrides)
-    path = Path(source)
-    if not path.is_file():
-        raise ConfigError("no such config file", origin=str(path))
-    text = path.read_text(encoding="utf-8")
+    path, name = Path(source), str(source)
+    text = read_config_text(path, name)
     try:
-        raw = yaml.safe_load(text)
+        raw, lines = read_yaml(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"invalid YAML: {problem}", origin=where) from None
-    return build_config(raw if raw is not None else {}, overrides, source=str(path), text=text)
+        raise yaml_error(e, text, name) from None
+    except YamlProblem as p:
+        where = f"{name}:{p.line}" if p.line else name
+        raise ConfigError(p.reason, origin=where, field=dotted(p.key) or None) from None
+    return build_config(raw if raw is not None else {}, overrides, source=name, lines=lines)
 
 
 def is_data_file(path: str | Path) -> bool:

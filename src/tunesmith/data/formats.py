@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from tunesmith.data.sources import json_type
+from tunesmith.data.sources import json_type, safe_text, shown_keys
 from tunesmith.data.types import ROLES, Conversation, Message
 from tunesmith.errors import ConfigError, DataError, Origin
 
@@ -29,7 +29,9 @@ def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
     for ours, theirs in columns.items():
         if ours not in FIELDS:
             allowed = ", ".join(f"'{f}'" for f in FIELDS)
-            raise ConfigError(f"unknown field '{ours}' (expected one of {allowed})", field="columns")
+            raise ConfigError(
+                f"unknown field '{safe_text(str(ours))[:40]}' (expected one of {allowed})", field="columns"
+            )
         if not isinstance(theirs, str) or not theirs:
             raise ConfigError("expected a non-empty column name", field=f"columns.{ours}")
     return dict(columns)
@@ -83,8 +85,8 @@ def _no_usable_field(record: dict, keys: dict[str, str], origin: Origin | None) 
         f"'{keys['instruction']}'+'{keys['output']}', '{keys['text']}'"
     )
     present = [k for k, v in record.items() if v is not None]
-    found = ", ".join(f"'{k}'" for k in present) or "none"
-    texts = [k for k in present if isinstance(record[k], str)]
+    found = shown_keys(present)
+    texts = [safe_text(k)[:40] for k in present if isinstance(record[k], str)]
     hint = ""
     if set(present) & {*keys.values(), "conversations"}:
         pass  # some of our fields are there: the message says what is missing, a mapping would not help
@@ -132,11 +134,13 @@ def _weight(value: object, field: str, origin: Origin) -> int | None:
     return value
 
 
-def _show(value: object) -> str:
+def _show(value: object, most: int = 60) -> str:
+    """A value as JSON for a one-line message, cut to `most` characters."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _message(item: object, field: str, origin: Origin) -> Message:
@@ -148,7 +152,8 @@ def _message(item: object, field: str, origin: Origin) -> Message:
     if role is None:
         raise DataError(f"missing (allowed roles: {_ALLOWED_ROLES})", origin=origin, field=f"{field}.role")
     if role not in ROLES:
-        reason = f"unknown role {role!r} (allowed: {_ALLOWED_ROLES})"
+        shown = repr(role) if isinstance(role, str) and len(role) <= 60 else _show(role)
+        reason = f"unknown role {shown} (allowed: {_ALLOWED_ROLES})"
         raise DataError(reason, origin=origin, field=f"{field}.role")
     content = item.get("content")
     if content is None:
@@ -189,6 +194,9 @@ def _check_order(messages: list[Message], key: str, origin: Origin, last_role: s
             raise DataError(reason, origin=origin, field=f"{field}.role")
         if message.role == "assistant" and not message.content.strip():
             raise DataError("assistant message is empty", origin=origin, field=f"{field}.content")
+        if message.content and not message.content.strip():  # "" is a deliberate empty input; "  " a slip
+            reason = f'{message.role} message is only whitespace (use "" for a deliberately empty turn)'
+            raise DataError(reason, origin=origin, field=f"{field}.content")
         expected = "assistant" if expected == "user" else "user"
     last = messages[-1]
     if last.role != last_role:

@@ -1,8 +1,9 @@
 """Read raw records from data files (JSONL, JSON, CSV/TSV, Parquet), each tagged with where it came from.
 
-Every problem becomes a `DataError` that names `path:line`, so a user can open the file at the right spot.
-Bad records can either stop the read (`read_records`) or be handed back in place (`scan_records`), which
-lets a `check` command list every problem in one pass.
+Every problem is a `DataError` naming `path:line`. Bad records stop the read (`read_records`) or come back in
+place (`scan_records`, for `check`). Inputs are bounded so a hostile file gives a clear error, never a crash or
+a hang: lines and CSV fields of at most 16 MiB, nesting of at most 64 levels, integers of at most 64 digits,
+no lone UTF-16 surrogates (an escape such as "\\ud800" that is not text).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from tunesmith.errors import DataError, Origin
+from tunesmith.errors import DataError, Origin, file_problem
 
 Record = dict
 Scanned = tuple[Origin, "Record | DataError"]
@@ -30,7 +32,12 @@ SUFFIXES: dict[str, str] = {
     ".pq": "parquet",
 }
 _BOM = b"\xef\xbb\xbf"
-_CSV_FIELD_LIMIT = 2**31 - 1  # long training texts easily pass csv's 128 KiB default
+MAX_LINE_BYTES = 16 * 2**20  # a JSONL line (one record); far above any trainable row, far below a hang
+MAX_FIELD_CHARS = 16 * 2**20  # one string value of any format (long training texts pass csv's 128 KiB default)
+MAX_DEPTH = 64  # lists and objects within a record (a chat record is 3 deep)
+MAX_INT_DIGITS = 64  # Python refuses 4,300+ digits anyway, with a ValueError in the middle of parsing
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_RISKY_JSON = re.compile(rf"\\u[dD][89a-fA-F]|\d{{{MAX_INT_DIGITS + 1}}}")  # a surrogate escape, a long integer
 
 
 def read_records(path: str | os.PathLike) -> Iterator[tuple[Origin, Record]]:
@@ -85,12 +92,44 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
+def value_problem(value: object, origin: Origin) -> DataError | None:
+    """The first value in a parsed record (in file order) that is beyond the limits, as an error naming its
+    field: nested too deep, an integer too long, a string too long or holding a lone surrogate."""
+    stack: list[tuple[object, str, int]] = [(value, "", 0)]
+    while stack:
+        item, field, depth = stack.pop()
+        if len(field) > 80:
+            field = field[:77] + "..."
+        if isinstance(item, str):
+            if len(item) > MAX_FIELD_CHARS:
+                reason = f"a string of {len(item):,} characters, more than the {MAX_FIELD_CHARS:,} allowed"
+                return DataError(reason, origin=origin, field=field or None)
+            if not item.isascii() and _SURROGATE.search(item):
+                reason = "holds a lone UTF-16 surrogate (an escape such as \\ud800 that is not text)"
+                return DataError(reason, origin=origin, field=field or None)
+        elif isinstance(item, _LongInt):
+            reason = f"an integer of {item.digits:,} digits, more than the {MAX_INT_DIGITS} allowed"
+            return DataError(reason, origin=origin, field=field or None)
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_DEPTH:
+                return DataError(f"nested more than {MAX_DEPTH} levels deep", origin=origin, field=field or None)
+            children = list(item.items()) if isinstance(item, dict) else list(enumerate(item))
+            for key, child in reversed(children):
+                if isinstance(key, str):
+                    sub = f"{field}.{safe_text(key)}" if field else safe_text(key)
+                    stack.append((child, sub, depth + 1))
+                    stack.append((key, sub, depth + 1))  # a key is text too, checked before its value
+                else:
+                    stack.append((child, f"{field}[{key}]", depth + 1))
+    return None
+
+
 def _check_file(file: Path, name: str) -> None:
-    """Fail early, with a plain message, when the path is not a non-empty regular file."""
-    if not file.exists():
-        raise DataError("no such file", origin=name)
-    if file.is_dir():
-        raise DataError("is a directory, not a file", origin=name)
+    """Fail early, with a plain message, when the path is not a non-empty regular file (a FIFO would block,
+    a symlink loop is not 'missing')."""
+    problem = file_problem(file)
+    if problem is not None:
+        raise DataError(problem, origin=name)
     if file.stat().st_size == 0:
         raise DataError("file is empty", origin=name)
 
@@ -118,6 +157,52 @@ def _json_message(err: json.JSONDecodeError) -> str:
     return f"invalid JSON: {err.msg} (column {err.colno})"
 
 
+class _LongInt:
+    """An integer literal too long to convert; `value_problem` reports it with its field."""
+
+    def __init__(self, literal: str):
+        self.digits = len(literal.lstrip("-"))
+
+
+def _parse_int(literal: str) -> int | _LongInt:
+    return _LongInt(literal) if len(literal.lstrip("-")) > MAX_INT_DIGITS else int(literal)
+
+
+class _TooDeep(Exception):
+    """JSON nested deeper than the parser's recursion allows."""
+
+
+def _loads(text: str) -> object:
+    """`json.loads` with integer literals bounded and runaway nesting as `_TooDeep`, not a RecursionError."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        raise _TooDeep from None
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}\n]')
+
+
+def _deep_line(text: str) -> int:
+    """The 1-based line where JSON text first nests deeper than MAX_DEPTH (strings skipped)."""
+    depth, line = 0, 1
+    for token in _JSON_TOKEN.finditer(text):
+        t = token.group()
+        if t == "\n":
+            line += 1
+        elif t in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif t in "]}":
+            depth -= 1
+    return line
+
+
+def _too_deep(origin: Origin) -> DataError:
+    return DataError(f"nested more than {MAX_DEPTH} levels deep", origin=origin)
+
+
 def _as_object(value: object, origin: Origin) -> Record | DataError:
     """The value itself when it is a JSON object, else the error to report for it."""
     if isinstance(value, dict):
@@ -129,17 +214,25 @@ def _as_object(value: object, origin: Origin) -> Record | DataError:
 
 
 def _read_jsonl(file: Path, name: str) -> Iterator[Scanned]:
-    """One record per non-blank line; each line is decoded on its own so errors name that line."""
+    """One record per non-blank line; each line is decoded on its own so errors name that line. A line past
+    MAX_LINE_BYTES is reported (and skipped) without being held in memory."""
     try:
         handle = file.open("rb")
     except OSError as err:
         raise DataError(f"cannot read file: {err.strerror or err}", origin=name) from err
     with handle:
-        for line_no, raw in enumerate(handle, start=1):
+        line_no = 0
+        while raw := handle.readline(MAX_LINE_BYTES + 1):
+            line_no += 1
             if line_no == 1:
                 raw = raw.removeprefix(_BOM)
-            if raw.strip():
-                origin = Origin(name, line_no)
+            origin = Origin(name, line_no)
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := handle.readline(2**20)) and not rest.endswith(b"\n"):
+                    pass
+                reason = f"line is longer than {MAX_LINE_BYTES // 2**20} MiB (a JSONL record is one line)"
+                yield origin, DataError(reason, origin=origin)
+            elif raw.strip():
                 yield origin, _jsonl_record(raw, origin)
 
 
@@ -149,9 +242,15 @@ def _jsonl_record(raw: bytes, origin: Origin) -> Record | DataError:
     except DataError as err:
         return err
     try:
-        value = json.loads(text)
+        value = _loads(text)
     except json.JSONDecodeError as err:
         return DataError(_json_message(err), origin=origin)
+    except _TooDeep:
+        return _too_deep(origin)
+    if text.count("[") + text.count("{") > MAX_DEPTH or _RISKY_JSON.search(text):  # else nothing to find
+        problem = value_problem(value, origin)
+        if problem is not None:
+            return problem
     return _as_object(value, origin)
 
 
@@ -164,15 +263,21 @@ def _read_json(file: Path, name: str) -> Iterator[Scanned]:
     if not text.strip():
         raise DataError("file is empty", origin=name)
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except json.JSONDecodeError as err:
         raise DataError(_json_message(err), origin=Origin(name, err.lineno)) from err
+    except _TooDeep:
+        raise _too_deep(Origin(name, _deep_line(text))) from None
+    if not isinstance(document, (list, dict)):
+        problem = value_problem(document, Origin(name, 1))
+        if problem is not None:
+            raise DataError(problem.reason, origin=name)
     items = _json_items(document, name)
     if not items:
         raise DataError("file has no records (the JSON list is empty)", origin=name)
     for index, item in enumerate(items, start=1):
         origin = Origin(name, index)
-        yield origin, _as_object(item, origin)
+        yield origin, value_problem(item, origin) or _as_object(item, origin)
 
 
 def _json_items(document: object, name: str) -> list:
@@ -199,9 +304,23 @@ def _json_items(document: object, name: str) -> list:
 
 def _describe(document: object) -> str:
     if isinstance(document, dict):
-        keys = ", ".join(f"'{k}'" for k in document) or "none"
-        return f"an object with keys {keys}"
+        return f"an object with keys {shown_keys(document)}"
     return json_type(document)
+
+
+def shown_keys(keys, most: int = 8) -> str:
+    """Keys for a one-line message: quoted, each cut to 40 characters, at most `most` of them."""
+    keys = list(keys)
+    shown = [f"'{safe_text(str(k))[:40]}'" for k in keys[:most]]
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return (", ".join(shown) or "none") + more
+
+
+def safe_text(text: str) -> str:
+    """Text with lone surrogates and line breaks escaped, so a message stays one printable line."""
+    if text.isascii() and text.isprintable():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\n", "\\n").replace("\r", "\\r")
 
 
 # --- CSV / TSV --------------------------------------------------------------------------------------
@@ -212,7 +331,7 @@ def _read_csv(file: Path, name: str, delimiter: str = ",") -> Iterator[Scanned]:
     text = _utf8(_read_bytes(file, name), name)
     if not text.strip():
         raise DataError("file is empty", origin=name)
-    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = _csv_header(next(reader), name)
@@ -225,7 +344,10 @@ def _read_csv(file: Path, name: str, delimiter: str = ",") -> Iterator[Scanned]:
                 origin = Origin(name, start)
                 yield origin, _csv_record(header, row, origin)
     except csv.Error as err:
-        raise DataError(f"invalid CSV: {err}", origin=Origin(name, reader.line_num)) from err
+        reason = f"invalid CSV: {err}"
+        if "field larger than field limit" in str(err):
+            reason = f"a field is longer than the {MAX_FIELD_CHARS:,} characters allowed"
+        raise DataError(reason, origin=Origin(name, reader.line_num)) from err
     if rows == 0:
         raise DataError("file has no records (only a header row)", origin=name)
 
@@ -244,7 +366,7 @@ def _csv_header(header: list[str], name: str) -> list[str]:
         if not column.strip():
             raise DataError(f"the header has an empty column name (column {position})", origin=origin)
         if column in seen:
-            raise DataError(f"the header names column '{column}' twice", origin=origin)
+            raise DataError(f"the header names column '{safe_text(column)[:40]}' twice", origin=origin)
         seen.add(column)
     return header
 
@@ -271,10 +393,13 @@ def _read_parquet(file: Path, name: str) -> Iterator[Scanned]:
         for batch in table_file.iter_batches():
             for row in batch.to_pylist():
                 index += 1
-                yield Origin(name, index), row
-    except (pa.ArrowException, OSError, ValueError) as err:
+                origin = Origin(name, index)
+                yield origin, value_problem(row, origin) or row
+    except (pa.ArrowException, OSError, ValueError, OverflowError) as err:
         where: str | Origin = Origin(name, index + 1) if index else name
-        raise DataError(f"not a readable Parquet file ({err})", origin=where) from err
+        detail = " ".join(str(err).split())
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise DataError(f"not a readable Parquet file ({detail})", origin=where) from err
 
 
 _READERS = {

@@ -33,7 +33,7 @@ def build_model(
         device=device,
         quantize=quantize or m.quantize,
     )
-    return apply_method(model, config.method, config.lora) if trainable else model
+    return apply_method(model, config.method, config.lora, origin=config.where("lora.targets")) if trainable else model
 
 
 __all__ = ["ModelSource", "build_model", "device_of", "load_model", "load_tokenizer", "resolve_model"]

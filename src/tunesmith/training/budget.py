@@ -8,6 +8,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
+from tunesmith.config import TrainSpec
+
 # Log-spaced learning rates, a factor of about 3 apart. LoRA's best rate sits roughly 10x above full fine-tuning's
 # (Biderman et al. 2024, "LoRA Learns Less and Forgets Less"; Schulman et al. 2025, "LoRA Without Regret").
 CANDIDATES = {"lora": (1e-4, 3e-4, 1e-3, 3e-3), "dora": (1e-4, 3e-4, 1e-3, 3e-3), "full": (1e-5, 3e-5, 1e-4, 3e-4)}
@@ -53,6 +55,19 @@ class Plan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def planned_epochs(t: TrainSpec) -> int:
+    """The epochs a run is planned for: the configured number, or with `auto` the most a budget may use (the
+    budget then cuts the plan to fit) and DEFAULT_EPOCHS without one."""
+    if t.epochs != "auto":
+        return t.epochs
+    return MAX_EPOCHS if t.budget is not None else DEFAULT_EPOCHS
+
+
+def margin_s(budget: float) -> float:
+    """Seconds of a budget held back for the final save and the stop check's own lag: 3%, at least 2 s."""
+    return max(2.0, 0.03 * budget)
 
 
 def rungs_for(final_steps: int, candidates: int) -> list[int]:
@@ -123,20 +138,18 @@ def recipe_estimate(config, steps_per_epoch: int, step_s: float, eval_s: float, 
     """What `tunesmith check` says of an auto run (or a budgeted one): the plan, its time, and whether it fits.
     `spent_s`: seconds spent before the first step (loading, calibrating)."""
     t = config.train
-    epochs = t.epochs if t.epochs != "auto" else (MAX_EPOCHS if t.budget is not None else DEFAULT_EPOCHS)
-    longest = t.max_steps or epochs * steps_per_epoch
+    longest = t.max_steps or planned_epochs(t) * steps_per_epoch
     rates = list(t.lr_candidates or CANDIDATES[config.method]) if t.lr == "auto" else [float(t.lr)]
     if t.budget is None:
         plan: Plan | None = make_plan(longest, rates, t.warmup_ratio)
     else:
-        margin = max(2.0, 0.03 * t.budget)
-        plan = fit_plan(t.budget - spent_s - margin, step_s, eval_s, rates, t.warmup_ratio, longest)
+        plan = fit_plan(t.budget - spent_s - margin_s(t.budget), step_s, eval_s, rates, t.warmup_ratio, longest)
     shortest = spent_s + shortest_budget(step_s, eval_s, rates, t.warmup_ratio, longest)
     out = {
         "learning_rates": rates,
         "budget_s": t.budget,
         "fits": plan is not None,
-        "shortest_budget_s": math.ceil(shortest + (max(2.0, 0.03 * t.budget) if t.budget else 0)),
+        "shortest_budget_s": math.ceil(shortest + (margin_s(t.budget) if t.budget else 0)),
     }
     if plan is not None:
         out.update(

@@ -20,9 +20,9 @@ import psutil
 import torch
 
 from tunesmith.config import Config
-from tunesmith.pack import collate, plan_batches
+from tunesmith.pack import collate, epoch_batches
 from tunesmith.render import IGNORE, Rendered
-from tunesmith.training.budget import DEFAULT_EPOCHS
+from tunesmith.training.budget import planned_epochs
 
 log = logging.getLogger("tunesmith")
 MB = 1024 * 1024
@@ -37,13 +37,11 @@ def plan_steps(lengths: Sequence[int], config: Config) -> tuple[list[list[list[i
 
     def plan(epoch: int) -> list[list[int]]:
         if epoch not in plans:
-            plans[epoch] = plan_batches(
-                list(lengths), t.batch_size, seed=t.seed, epoch=epoch, group_by_length=t.group_by_length
-            )
+            plans[epoch] = epoch_batches(lengths, t, epoch)
         return plans[epoch]
 
     per_epoch = math.ceil(len(plan(0)) / t.grad_accum)
-    total = t.max_steps or (t.epochs if t.epochs != "auto" else DEFAULT_EPOCHS) * per_epoch
+    total = t.max_steps or planned_epochs(t) * per_epoch
     steps: list[list[list[int]]] = []
     epoch, batch = 0, 0
     while len(steps) < total and lengths:

@@ -14,11 +14,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tunesmith.errors import BudgetError, RunError
+from tunesmith.errors import BudgetError, Stopped
 from tunesmith.progress import SearchTable
 from tunesmith.runfolder import read_json, write_json
 from tunesmith.training import checkpoint, distributed
-from tunesmith.training.budget import ETA, MIN_FINAL_STEPS, Clock, final_evals, fit_plan, shortest_budget
+from tunesmith.training.budget import (
+    ETA,
+    MIN_FINAL_STEPS,
+    Clock,
+    final_evals,
+    fit_plan,
+    margin_s,
+    shortest_budget,
+)
 from tunesmith.training.checkpoint import LoopState
 from tunesmith.training.fit import StopFlag
 from tunesmith.training.loop import Diverged, LoopHooks, train_loop
@@ -26,7 +34,6 @@ from tunesmith.training.setup import Run, make_optimizer, make_scheduler
 
 log = logging.getLogger("tunesmith")
 Score = Callable[[torch.nn.Module], float]
-MARGIN = 0.03  # of the budget, kept for the final save
 GENERATION_COST = 8  # an exact-match evaluation generates answers: about this many forward passes per row
 
 
@@ -142,14 +149,9 @@ def search(run: Run, measure: Measure, clock: Clock, *, show_progress: bool = Tr
             done = rung
             _replan(run, record, measure, clock, done)
             save_record(run, record, clock)
-            if rung_index == len(plan.rungs) - 1:
-                winner = trials[alive[0]]
-                winner["status"] = "chosen"
-                table.update(
-                    winner["trial"], winner["lr"], _last(winner, "step"), _last(winner, "value"), None, "chosen"
-                )
     winner = trials[alive[0]]
     winner["status"] = "chosen"
+    table.update(winner["trial"], winner["lr"], _last(winner, "step"), _last(winner, "value"), None, "chosen")
     for t in trials:  # a pruned trial is never needed again
         if t["status"] == "pruned" and run.dist.is_main:
             shutil.rmtree(trial_dir(run, t["trial"]), ignore_errors=True)
@@ -224,9 +226,10 @@ def _run_trial(run: Run, trial: dict, until: int, initial, measure: Measure, tab
         trial["curve"] = curve
         return True
     trial["curve"] = curve
-    if stop.set:
-        raise RunError(
-            f"stopped by SIGTERM during search trial {trial['trial']}; finished trials are kept, re-run to resume",
+    if run.state.step < until:  # stopped by SIGINT/SIGTERM, to this rank or another
+        raise Stopped(
+            f"stopped by {stop.name or 'a signal to another rank'} during search trial {trial['trial']}; finished "
+            "trials are kept, re-run to resume",
             origin=str(run.folder.root),
         )
     return False
@@ -290,7 +293,7 @@ def plan_budget(run: Run, measure: Measure) -> None:
     select_tokens = sum(len(r.input_ids) for r in prep.select_rows)
     eval_s = per_token * select_tokens / 3 * (1 + GENERATION_COST * (measure.metric == "exact_match"))
     measure.step_s, measure.eval_s = step_s, eval_s
-    margin = max(2.0, MARGIN * config.train.budget)
+    margin = margin_s(config.train.budget)
     fitted = fit_plan(
         run.clock.left() - margin, step_s, eval_s, plan.candidates, config.train.warmup_ratio, run.longest
     )
@@ -360,7 +363,7 @@ class Keeper:
         run = self.run
         if run.config.train.budget is None:
             return False
-        room = self.measure.step_seconds() + self.measure.eval_s + max(2.0, MARGIN * run.config.train.budget)
+        room = self.measure.step_seconds() + self.measure.eval_s + margin_s(run.config.train.budget)
         stop = distributed.any_across(run.clock.left() < room, run.dist)
         self.stopped_by_budget |= stop and run.state.step < run.total_steps
         return stop
@@ -370,10 +373,8 @@ class Keeper:
         final = self.record["final"]
         best_path = final.get("best_path")
         if best_path and final["best_step"] != self.run.state.step:
-            from safetensors.torch import load_file
-
             path = self.run.folder.root / best_path
-            checkpoint.load_weights(model, load_file(str(path / "trainable.safetensors")), str(path))
+            checkpoint.load_weights(model, checkpoint.read_weights(path), str(path))
             log.info(
                 "kept the weights of step %d (%s %.4f)", final["best_step"], self.measure.metric, final["best_value"]
             )

@@ -19,17 +19,17 @@ from tunesmith.config import Config, TrainSpec, dump_config, load_config
 from tunesmith.contract import refuse_contract_errors
 from tunesmith.data import load_conversations, split_selection, train_and_eval
 from tunesmith.data.types import Conversation
-from tunesmith.errors import DataError, RunError
+from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
 from tunesmith.model import ModelSource, build_model, load_tokenizer, resolve_model
 from tunesmith.model.adapters import count_parameters
 from tunesmith.model.fused import fuse, wants_fusion
 from tunesmith.model.load import resolve_packing
-from tunesmith.pack import collate, collate_padded, plan_batches
+from tunesmith.pack import batch_tokens, collate, collate_padded, epoch_batches
 from tunesmith.render import Rendered, check_max_length, render_all
-from tunesmith.runfolder import RunFolder, atomic_write_text, read_json
+from tunesmith.runfolder import RunFolder, atomic_write_text, read_json, remove_stale_temporaries
 from tunesmith.training import checkpoint, distributed
-from tunesmith.training.budget import CANDIDATES, DEFAULT_EPOCHS, MAX_EPOCHS, Clock, Plan, make_plan, wsd
+from tunesmith.training.budget import CANDIDATES, Clock, Plan, make_plan, planned_epochs, wsd
 from tunesmith.training.checkpoint import LoopState
 from tunesmith.training.distributed import DistInfo
 from tunesmith.training.loss import TokenLoss
@@ -48,6 +48,8 @@ RESUMABLE_CHANGES = {
     "model.attention",
     "model.device",
     "train.fuse",
+    "model.trust_remote_code",  # the given config's is used: a run folder's own value never switches it on
+    "train.lr",  # from a rate to a rate (not to or from auto): the run goes on at the new rate (fit.py)
 }
 
 
@@ -150,6 +152,7 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def open_run_dir(config: Config, resume: bool | None) -> tuple[Path, Path | None]:
     """The run folder, and the checkpoint to resume from (None for a fresh start)."""
+    _check_output_dir(config)
     run = RunFolder(config.output_dir)
     found = checkpoint.list_checkpoints(run.checkpoints)
     latest = found[-1] if found else None
@@ -166,13 +169,44 @@ def open_run_dir(config: Config, resume: bool | None) -> tuple[Path, Path | None
             "a run already exists here; resume it (--resume) or choose another output_dir", origin=str(run.root)
         )
     old = load_config(run.config).model_dump(mode="json")
-    changed = [k for k in _diff(old, config.model_dump(mode="json")) if k not in RESUMABLE_CHANGES]
+    new = config.model_dump(mode="json")
+    auto_lr = "auto" in (old["train"]["lr"], new["train"]["lr"])  # a search's choice is not a rate to change
+    changed = [k for k in _diff(old, new) if k not in RESUMABLE_CHANGES or (k == "train.lr" and auto_lr)]
     if changed:
         raise RunError(
             f"holds a run with a different config ('{changed[0]}' differs); choose another output_dir",
             origin=str(run.root),
         )
     return run.root, latest
+
+
+def _check_output_dir(config: Config) -> None:
+    """`output_dir` must be a folder or creatable as one: not a file, not below a file, not through a symlink
+    loop. Found here, before the model is loaded, not as a traceback when the folder is made."""
+    import errno
+    import stat
+
+    root = Path(config.output_dir)
+    for part in (root, *root.parents):
+        try:
+            mode = os.stat(part).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            if not part.is_symlink():
+                continue  # not there yet: made with its parents
+            reason = f"'{part}' is a broken symlink"
+        except OSError as e:
+            loop = e.errno == errno.ELOOP
+            reason = f"'{root}' goes through a symlink loop" if loop else f"cannot use '{root}': {e.strerror}"
+        else:
+            if stat.S_ISDIR(mode):
+                if part == root or os.access(part, os.W_OK | os.X_OK):
+                    return
+                reason = f"cannot create '{root}': '{part}' is not writable"
+            elif part == root:
+                reason = f"'{root}' is a file, not a folder"
+            else:
+                reason = f"'{root}' is below '{part}', which is a file, not a folder"
+        raise ConfigError(f"{reason}; choose another output_dir", origin=config.where("output_dir"), field="output_dir")
 
 
 @dataclass
@@ -196,7 +230,14 @@ def trainable_model(config: Config, source: ModelSource, device: torch.device, s
 
 
 def make_optimizer(model: torch.nn.Module, t: TrainSpec, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=t.weight_decay)
+    """AdamW over the trainable weights; PyTorch's fused kernel where it applies. With LoRA's ~400 small tensors
+    the per-tensor loop is most of a short-row step on a CPU (212 ms against 5 ms for the fused kernel, measured
+    with 420 LoRA tensors of SmolLM2-135M on 2 cores). FSDP's sharded weights take the same kernel."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = all(
+        p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16, torch.float16) for p in params
+    )
+    return torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay, fused=fused or None)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, t: TrainSpec, total_steps: int, recipe: Plan | None = None):
@@ -249,7 +290,7 @@ class Run:
             self._plans.clear()
             t = self.config.train
             order = distributed.shard(
-                plan_batches(self.lengths, t.batch_size, seed=t.seed, epoch=epoch, group_by_length=t.group_by_length),
+                epoch_batches(self.lengths, t, epoch),
                 self.dist,
             )
             assert self.trainable is not None, "batches are planned once the model is built (packing is its choice)"
@@ -279,10 +320,9 @@ def start(config: Config, resume: bool | None) -> Run:
     run_dir, latest = open_run_dir(config, resume)
     t = config.train
     lengths = [len(r.input_ids) for r in prep.train_rows]
-    micro_per_epoch = len(distributed.shard(plan_batches(lengths, t.batch_size, seed=t.seed, epoch=0), dist))
+    micro_per_epoch = len(distributed.shard(epoch_batches(lengths, t, 0), dist))
     per_epoch = math.ceil(micro_per_epoch / t.grad_accum)
-    epochs = t.epochs if t.epochs != "auto" else (MAX_EPOCHS if t.budget is not None else DEFAULT_EPOCHS)
-    total_steps = t.max_steps or epochs * per_epoch
+    total_steps = t.max_steps or planned_epochs(t) * per_epoch
     run = Run(config, prep, RunFolder(run_dir), dist, device, threads, latest, lengths, micro_per_epoch, total_steps)
     run.clock = Clock(t.budget)
     run.lr = t.lr if t.lr != "auto" else 0.0
@@ -331,23 +371,38 @@ def _describe(run: Run) -> None:
         + (f", {run.threads} threads" if run.device.type == "cpu" else "")
     )
     log.info(
-        "%s: %s on %s, %s of %s parameters trainable, %s batches%s",
+        "%s: %s on %s, %s of %s parameters trainable, %s batches of %s%s",
         config.model.name,
         config.method,
         where,
         f"{run.parameters[0]:,}",
         f"{run.parameters[1]:,}",
         "packed" if tr.packing else "padded",
+        _batch_shape(config.train, run.lengths),
         f", {tr.fused_norms} fused RMSNorms" if tr.fused_norms else "",
     )
+
+
+def _batch_shape(t: TrainSpec, lengths: list[int]) -> str:
+    """How micro-batches are formed, as the start-up line says it: `8 rows`, or `up to 2,048 tokens (~42 rows)`."""
+    tokens = batch_tokens(t, lengths)
+    if tokens is None:
+        return f"{t.batch_size} rows"
+    return f"up to {tokens:,} tokens (~{len(lengths) / max(len(epoch_batches(lengths, t, 0)), 1):.0f} rows)"
 
 
 def optimize(run: Run) -> None:
     """Wrap the model for the ranks, build optimizer and schedule, and resume from the latest checkpoint."""
     t = run.config.train
+    if run.dist.is_main:  # the one writer of the run folder: what a killed run left goes, then is there room?
+        remove_stale_temporaries(run.folder.root)
+        trials = len(run.recipe.candidates) + 1 if run.recipe is not None else 0  # and the best step's weights
+        checkpoint.check_space(run.folder.root, run.model, run.config.method, t.keep_checkpoints, trials)
     run.wrapped = distributed.wrap(run.model, run.dist, t.distributed)  # FSDP shards in place: before the optimizer
     run.optimizer = make_optimizer(run.model, t, run.lr or 1e-4)  # auto: the search sets each trial's rate
     run.scheduler = make_scheduler(run.optimizer, t, run.total_steps, run.recipe)
-    if run.latest is not None:
-        run.state = checkpoint.load(run.latest, run.model, run.optimizer, run.scheduler, run.dist.rank)
+    if run.latest is not None:  # the newest checkpoint that reads back whole (a damaged one is passed over)
+        run.latest, run.state = checkpoint.resume(
+            run.folder.checkpoints, run.model, run.optimizer, run.scheduler, run.dist
+        )
         log.info("resuming from %s (step %d)", run.latest, run.state.step)
