@@ -20,7 +20,7 @@ greedy answers) on the selection split. Every arm runs in its own process.
 
     pip install -e '.[bench]'   # TRL and datasets, for arm (d)
     python benchmarks/recipes.py --json benchmarks/recipes-cpu-2core.json
-    python benchmarks/recipes.py --quick                      # clinc150: 20 intents, 1 epoch, a 3m budget
+    python benchmarks/recipes.py --quick                      # clinc150: 20 intents, 1 epoch, a 5m budget
     python benchmarks/recipes.py --datasets support --arms a,b --work /tmp/recipes   # finished arms are kept
 
 With `--work DIR` a finished arm (its result.json, same settings) is reused when the command is run again; an
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import random
 import shutil
@@ -221,10 +220,21 @@ def curve_throughput(curves: list[list[dict]]) -> tuple[int, float]:
     return tokens, seconds
 
 
+def auto_settings(args) -> dict:
+    """`--auto-set train.KEY=VALUE ...` for arm (b) (an A/B of one auto setting), values read as YAML."""
+    import yaml
+
+    out = {}
+    for item in args.auto_set or []:
+        key, _, value = item.partition("=")
+        out[key.removeprefix("train.")] = yaml.safe_load(value)
+    return out
+
+
 def arm_auto(data: dict, args, folder: Path) -> dict:
     import tunesmith
 
-    cfg = tunesmith_config(data, args, folder / "run", budget=args.budget)
+    cfg = tunesmith_config(data, args, folder / "run", budget=args.budget, **auto_settings(args))
     cfg["data"]["select"] = data["select"]
     result = tunesmith.train(cfg, show_progress=False)
     s = result.summary
@@ -236,10 +246,10 @@ def arm_auto(data: dict, args, folder: Path) -> dict:
 
     pruned = [t["curve"] for t in record.get("trials", []) if t["status"] != "chosen"]
     tokens, step_seconds = curve_throughput([*pruned, read_metrics(result.run_dir / "metrics.jsonl")])
-    steps_per_epoch = math.ceil(data["rows"]["train"] / 8)
+    steps_per_epoch = s["steps"] / s["epochs"] if s.get("epochs") else None  # rows or tokens a batch: as run
     best = search.get("best_step")
     choice = f"lr {search.get('lr', 0):.0e}, best step {best}" + (
-        f" ({best / steps_per_epoch:.1f} epochs)" if best else ""
+        f" ({best / steps_per_epoch:.1f} epochs)" if best and steps_per_epoch else ""
     )
     return {
         **figures(s),
@@ -395,6 +405,7 @@ def run_arm(arm: str, folder: Path, args, settings: dict) -> dict:
     cmd += ["--budget", args.budget, "--score", args.score] + (
         ["--max-steps", str(args.max_steps)] if args.max_steps else []
     )
+    cmd += ["--auto-set", *args.auto_set] if args.auto_set else []
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
     started = time.perf_counter()
     with open(folder / "log.txt", "w") as log:
@@ -472,7 +483,7 @@ def parse_args(argv: list[str] | None = None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", help="of: " + ", ".join(DATASETS) + " (default: both; --quick: clinc150)")
     p.add_argument("--arms", default=",".join(ARMS), help="of: " + ", ".join(f"{k} ({v})" for k, v in ARMS.items()))
-    p.add_argument("--quick", action="store_true", help="for iteration: clinc150, 20 intents, 1 epoch, a 3m budget")
+    p.add_argument("--quick", action="store_true", help="for iteration: clinc150, 20 intents, 1 epoch, a 5m budget")
     p.add_argument("--threads", type=int, help="torch threads of every arm (default: all cores; --smoke 1)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: every arm trains and scores there")
     p.add_argument("--work", help="folder for data, runs and results (default: a new temporary folder)")
@@ -489,6 +500,7 @@ def parse_args(argv: list[str] | None = None):
         "log-likelihood (exact, but it scores every label: 30x slower with CLINC150's 150)",
     )
     p.add_argument("--max-steps", type=int, help="cap every run at this many steps (smoke tests only)")
+    p.add_argument("--auto-set", nargs="*", help="train settings of (b) only, e.g. batch_tokens=null (an A/B)")
     p.add_argument(
         "--smoke",
         action="store_true",
@@ -504,7 +516,7 @@ def parse_args(argv: list[str] | None = None):
     args.datasets = args.datasets or ("clinc150" if args.quick else ",".join(DATASETS))
     args.threads = args.threads or (1 if args.smoke else len(os.sched_getaffinity(0)))
     args.epochs = args.epochs or (1 if args.quick else 2 if args.smoke else 3)
-    args.budget = args.budget or ("3m" if args.quick else "10m")
+    args.budget = args.budget or ("5m" if args.quick else "10m")  # 3m: below the shortest search on 2 AVX2 cores
     args.intents = args.intents or (20 if args.quick else 150)
     if not args.worker:
         args.rows = tuple(int(n) for n in args.rows.split(","))
@@ -536,6 +548,7 @@ def main(argv: list[str] | None = None) -> None:
             "score": args.score,
             "device": args.device,
             "threads": args.threads,
+            "auto_set": args.auto_set,
         }
         results[ds] = {arm: run_arm(arm, work / ds / arm, args, settings) for arm in arms}
     checked = targets(results)
