@@ -291,6 +291,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         api_key=key,
         max_tokens=args.max_tokens,
+        max_queue=args.max_queue,
+        request_timeout=args.request_timeout,
         free_text=args.free_text,
     )
     return 0
@@ -455,6 +457,15 @@ def _add_serve(sub) -> None:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     p.add_argument("--api-key-file", default=None, help="read the API key from a file (keeps it out of `ps`)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens one request may ask for")
+    p.add_argument(
+        "--max-queue", type=int, default=256, help="requests waiting beyond this get 503 with Retry-After (default 256)"
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a request may take, waiting and generating; past it: 504 (default 300)",
+    )
     p.add_argument(
         "--free-text",
         action="store_true",

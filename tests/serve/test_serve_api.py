@@ -176,6 +176,46 @@ def test_fifty_concurrent_requests(server):
     )
 
 
+def test_two_hundred_concurrent_requests_and_abandoned_clients_dropped(server):
+    """200 at once: no errors, every answer right. Then 40 clients that give up after 0.05 s: their requests are
+    dropped (the queue is empty again within seconds) and the server still answers at once."""
+
+    async def burst():
+        client = openai.AsyncOpenAI(base_url=server["url"] + "/v1", api_key=KEY, max_retries=0, timeout=300)
+        ask = [
+            client.chat.completions.create(
+                model=("paris", "hello")[i % 2], messages=[{"role": "user", "content": f"Help #{i}"}]
+            )
+            for i in range(200)
+        ]
+        results = await asyncio.gather(*ask, return_exceptions=True)
+        impatient = openai.AsyncOpenAI(base_url=server["url"] + "/v1", api_key=KEY, max_retries=0, timeout=0.05)
+        gone = [
+            impatient.completions.create(model="paris", prompt=f"Write a long story #{i}", max_tokens=200)
+            for i in range(40)
+        ]
+        abandoned = await asyncio.gather(*gone, return_exceptions=True)
+        await client.close()
+        await impatient.close()
+        return results, abandoned
+
+    results, abandoned = asyncio.run(burst())
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    assert [r.choices[0].message.content for r in results] == [ANSWERS[("paris", "hello")[i % 2]] for i in range(200)]
+    assert sum(isinstance(r, openai.APITimeoutError) for r in abandoned) >= 20, abandoned[:3]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with urllib.request.urlopen(server["url"] + "/health", timeout=5) as r:
+            if json.loads(r.read())["waiting"] == 0:
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("abandoned requests were still queued 20 s later")
+    client = openai.OpenAI(base_url=server["url"] + "/v1", api_key=KEY, max_retries=0, timeout=60)
+    assert ask(client, "paris").choices[0].message.content == ANSWERS["paris"]
+
+
 def test_errors_are_clear_4xx(server, client):
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         ask(client, "nope")

@@ -48,6 +48,7 @@ def serve(
     max_tokens: int = 1024,
     max_body_bytes: int = 1 << 20,
     max_queue: int = 256,
+    request_timeout: float = 300.0,
     free_text: bool = False,
 ) -> None:
     """Load the run (and adapters) once and answer requests until SIGINT/SIGTERM, finishing those in flight.
@@ -65,7 +66,8 @@ def serve(
             field="--host",
         )
     engine = load_engine(run_dir, adapters, max_queue=max_queue, free_text=free_text)
-    app = create_app(engine, api_key=api_key, limits=Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens))
+    limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens, request_timeout=request_timeout)
+    app = create_app(engine, api_key=api_key, limits=limits)
     log.info(
         "serving %s on http://%s:%d/v1 (models: %s)%s",
         run_dir,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from tunesmith.render import render_prompt
 from tunesmith.serve import protocol as P
 from tunesmith.serve.engine import Engine, Job, QueueFull, ServedModel
 
+DISCONNECT_POLL = 0.5  # seconds between checks that a client waiting for a whole answer is still there
+
 Body = TypeVar("Body", bound=BaseModel)
 AnyRequest = P.ChatRequest | P.CompletionRequest
 
@@ -33,12 +36,21 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_tokens: int = 1024  # most tokens one request may ask for
     default_max_tokens: int = 256  # chat answers when the request names none (completions: 16, as OpenAI)
+    request_timeout: float = 300.0  # seconds a request may take, queued and generating
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
+        self.status, self.message, self.param, self.code, self.headers = status, message, param, code, headers
 
     def response(self) -> JSONResponse:
         kind = {
@@ -47,10 +59,12 @@ class ApiError(Exception):
             404: "not_found_error",
             413: "request_too_large",
             503: "server_busy",
+            504: "timeout",
         }.get(self.status, "server_error")
         return JSONResponse(
             {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}},
             status_code=self.status,
+            headers=self.headers,
         )
 
 
@@ -162,23 +176,38 @@ class Api:
             stop=list(req.stop or []),
             seed=req.seed,
             labels=labels,
+            deadline=time.monotonic() + self.limits.request_timeout,
         )
         try:
             self.engine.submit(job)
         except QueueFull as e:
-            raise ApiError(503, f"server busy: {e}; retry later") from None
+            raise ApiError(503, f"server busy: {e}; retry later", headers={"Retry-After": "5"}) from None
         return job, events
 
-    async def collect(self, job: Job, events: asyncio.Queue) -> tuple[str, str, int]:
-        """The whole answer: (text, finish reason, completion tokens); a worker error becomes a 500."""
+    async def collect(self, request: Request, job: Job, events: asyncio.Queue) -> tuple[str, str, int]:
+        """The whole answer: (text, finish reason, completion tokens). The client's going away cancels the job
+        (checked every DISCONNECT_POLL s, so a request abandoned in the queue never runs); a time limit passed is
+        a 504, another worker error a 500."""
         parts = []
         try:
             while True:
-                event = await events.get()
+                try:
+                    event = await asyncio.wait_for(events.get(), DISCONNECT_POLL)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        job.cancelled.set()
+                        raise ApiError(499, "the client closed the connection") from None
+                    if job.expired():  # still queued behind others, or the worker is late to notice
+                        job.cancelled.set()
+                        limit = self.limits.request_timeout
+                        raise ApiError(504, f"the request's time limit passed ({limit:g} s)", code="timeout") from None
+                    continue
                 if event[0] == "text":
                     parts.append(event[1])
                 elif event[0] == "done":
                     return "".join(parts), event[1], event[2]
+                elif event[2:] == ("timeout",):
+                    raise ApiError(504, f"{event[1]} ({self.limits.request_timeout:g} s)", code="timeout")
                 else:
                     raise ApiError(500, event[1])
         finally:
@@ -211,7 +240,8 @@ class Api:
                         yield line(usage_of(event[2]))
                     break
                 else:
-                    yield line({"error": {"message": event[1], "type": "server_error"}})
+                    kind = "timeout" if event[2:] == ("timeout",) else "server_error"
+                    yield line({"error": {"message": event[1], "type": kind}})
                     break
             yield "data: [DONE]\n\n"
         finally:
@@ -259,7 +289,7 @@ class Api:
         job, events = self.start(model, req, prompt, self.budget(req, prompt, self.limits.default_max_tokens), labels)
         rid, name = P.new_id("chatcmpl"), model.name
         if not req.stream:
-            text, finish, n = await self.collect(job, events)
+            text, finish, n = await self.collect(request, job, events)
             return P.chat_response(rid, name, text, finish, P.usage(len(prompt), n))
         return self.stream(
             req,
@@ -281,7 +311,7 @@ class Api:
         job, events = self.start(model, req, prompt, self.budget(req, prompt, 16))
         rid, name = P.new_id("cmpl"), model.name
         if not req.stream:
-            text, finish, n = await self.collect(job, events)
+            text, finish, n = await self.collect(request, job, events)
             return P.completion_response(rid, name, text, finish, P.usage(len(prompt), n))
         return self.stream(
             req,

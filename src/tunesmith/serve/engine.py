@@ -1,9 +1,10 @@
-"""One shared model, many adapters, one worker: requests are queued and run one at a time, in order.
+"""One shared model, many adapters, one worker that takes turns: no request waits for a long one to finish.
 
-The run's base model is loaded once. Each LoRA/DoRA adapter (the run's own, and any `--adapter NAME=PATH`)
-is loaded into it under an internal peft adapter name; a request's `model` field picks one, and the worker
-thread activates it (`set_adapter`, or `disable_adapter` for the bare base model) just before generating.
-Only the worker touches the model, so switching adapters can never race; a run's labels.json holds its answers.
+The run's base model is loaded once; each LoRA/DoRA adapter (the run's own, any `--adapter NAME=PATH`) is loaded
+into it under its own peft name, and a request's `model` picks one. The worker holds up to MAX_ACTIVE requests,
+each with its own KV cache, and generates SLICE tokens of each in turn (activating its adapter first), so short
+answers finish while a long one runs. A cancelled request (its client went away) or one past its deadline is
+dropped before it starts or between tokens. Only the worker touches the model; labels.json holds a run's answers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from tunesmith.generation import LabelSet, LabelTrie, TextStream, generate_token
 from tunesmith.render import stop_token_ids
 
 log = logging.getLogger("tunesmith")
+
+SLICE = 16  # tokens of one request generated before the next active request's turn
+MAX_ACTIVE = 8  # requests generating at once (each holds a KV cache); the rest wait in the queue
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,11 @@ class Job:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     labels: LabelSet | None = None  # hold the answer to this label set
+    deadline: float | None = None  # time.monotonic() past which the request is dropped with a timeout error
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
 
 
 class QueueFull(Exception):
@@ -93,14 +102,66 @@ class Engine:
         return self._queue.qsize()
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            try:
-                if not job.cancelled.is_set():
-                    self._run(job)
-            except Exception as e:  # one bad request must not take the server down
-                log.exception("generation failed")
-                job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+        """Round-robin over the active requests, SLICE tokens each; take queued ones while there is room."""
+        active: deque[_Running] = deque()
+        closing = False
+        while active or not closing:
+            while not closing and len(active) < MAX_ACTIVE:
+                try:  # block only when nothing is generating
+                    job = self._queue.get(block=not active)
+                except queue.Empty:
+                    break
+                if job is None:
+                    closing = True
+                elif self._live(job):
+                    active.append(self._begin(job))
+            if not active:
+                continue
+            running = active.popleft()
+            if self._step(running):
+                active.append(running)
+            else:
+                self.served_requests += 1
+
+    def _live(self, job: Job) -> bool:
+        """False for a request dropped before it starts: cancelled (counted as served), or past its deadline."""
+        if job.cancelled.is_set():
             self.served_requests += 1
+            return False
+        if job.expired():
+            job.emit(("error", "the request's time limit passed before it started", "timeout"))
+            self.served_requests += 1
+            return False
+        return True
+
+    def _begin(self, job: Job) -> _Running:
+        generator = None
+        if job.temperature > 0:
+            generator = torch.Generator().manual_seed(
+                job.seed if job.seed is not None else int(torch.randint(0, 2**62, ()).item())
+            )
+        tokens = generate_tokens(
+            self.model,
+            job.prompt,
+            max_new_tokens=job.max_tokens,
+            stop_ids=self.stop_ids,
+            temperature=job.temperature,
+            top_p=job.top_p,
+            generator=generator,
+            constraint=self._trie(job.labels),
+        )
+        return _Running(job, tokens, TextStream(self.tokenizer))
+
+    def _step(self, running: _Running) -> bool:
+        """One turn of a request; True while it has more to generate."""
+        job = running.job
+        try:
+            with self._adapter(job.served), torch.inference_mode():
+                return running.advance(SLICE)
+        except Exception as e:  # one bad request must not take the server down
+            log.exception("generation failed")
+            job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+            return False
 
     def _adapter(self, served: ServedModel):
         if not hasattr(self.model, "set_adapter"):
@@ -117,42 +178,48 @@ class Engine:
             self._tries[labels] = LabelTrie.of(labels, self.tokenizer)
         return self._tries[labels]
 
-    def _run(self, job: Job) -> None:
-        generator = None
-        if job.temperature > 0:
-            generator = torch.Generator().manual_seed(
-                job.seed if job.seed is not None else int(torch.randint(0, 2**62, ()).item())
-            )
-        text = TextStream(self.tokenizer)
-        out, sent, n, finish = "", 0, 0, "length"
+
+@dataclass
+class _Running:
+    """A request being generated: its token stream (holding its KV cache) and the text sent so far."""
+
+    job: Job
+    tokens: Iterator[int]
+    text: TextStream
+    out: str = ""
+    sent: int = 0
+    n: int = 0
+
+    def advance(self, most: int) -> bool:
+        """Generate up to `most` tokens, emitting text that can no longer become a stop string; False once done
+        (finished, stopped, cancelled or past its deadline)."""
+        job = self.job
         hold = max((len(s) for s in job.stop), default=1) - 1  # text that might still become a stop string
-        with self._adapter(job.served), torch.inference_mode():
-            for token in generate_tokens(
-                self.model,
-                job.prompt,
-                max_new_tokens=job.max_tokens,
-                stop_ids=self.stop_ids,
-                temperature=job.temperature,
-                top_p=job.top_p,
-                generator=generator,
-                constraint=self._trie(job.labels),
-            ):
-                n += 1
-                if job.cancelled.is_set():
-                    return
-                out += text.push(token)
-                cut = min((i for i in (out.find(s, sent) for s in job.stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    out, finish = out[:cut], "stop"
-                    break
-                if len(out) - hold > sent:
-                    job.emit(("text", out[sent : len(out) - hold]))
-                    sent = len(out) - hold
-            else:
-                finish = "stop" if n < job.max_tokens else "length"
-        if len(out) > sent:
-            job.emit(("text", out[sent:]))
-        job.emit(("done", finish, n))
+        for _ in range(most):
+            if job.cancelled.is_set():
+                return False
+            if job.expired():
+                job.emit(("error", f"the request's time limit passed after {self.n} tokens", "timeout"))
+                return False
+            token = next(self.tokens, None)
+            if token is None:
+                return self._finish("stop" if self.n < job.max_tokens else "length")
+            self.n += 1
+            self.out += self.text.push(token)
+            cut = min((i for i in (self.out.find(s, self.sent) for s in job.stop) if i >= 0), default=-1)
+            if cut >= 0:
+                self.out = self.out[:cut]
+                return self._finish("stop")
+            if len(self.out) - hold > self.sent:
+                job.emit(("text", self.out[self.sent : len(self.out) - hold]))
+                self.sent = len(self.out) - hold
+        return True
+
+    def _finish(self, reason: str) -> bool:
+        if len(self.out) > self.sent:
+            self.job.emit(("text", self.out[self.sent :]))
+        self.job.emit(("done", reason, self.n))
+        return False
 
 
 def _adapter_source(path: str) -> tuple[Path, str | None, str | None, LabelSet | None]:
