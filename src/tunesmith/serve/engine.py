@@ -1,12 +1,10 @@
 """One shared model, many adapters, one worker that takes turns: no request waits for a long one to finish.
 
-The run's base model is loaded once; each LoRA/DoRA adapter (the run's own, any `--adapter NAME=PATH`) is loaded
-into it under its own peft name, and a request's `model` picks one. The worker holds up to MAX_ACTIVE requests,
-each with its own KV cache, and generates SLICE tokens of each in turn (activating its adapter first), so short
-answers finish while a long one runs. A cancelled request (its client went away) or one past its deadline is
-dropped before it starts or between tokens. Only the worker touches the model; labels.json holds a run's answers.
+The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one. The
+worker holds up to MAX_ACTIVE requests, each with its own KV cache, and generates SLICE tokens of each in turn
+(its adapter set first). A request whose client left, or past its deadline, is dropped before it starts or
+between tokens. Only the worker touches the model; a run's labels.json holds its answers.
 """
-
 from __future__ import annotations
 
 import contextlib
