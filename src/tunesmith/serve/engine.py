@@ -5,6 +5,7 @@ worker holds up to MAX_ACTIVE requests, each with its own KV cache, and generate
 (its adapter set first). A request whose client left, or past its deadline, is dropped before it starts or
 between tokens. Only the worker touches the model; a run's labels.json holds its answers.
 """
+
 from __future__ import annotations
 
 import contextlib
