@@ -17,8 +17,17 @@ import tunesmith
 from tunesmith.data import split_selection
 from tunesmith.data.types import Conversation, Message
 from tunesmith.errors import Origin
+from tunesmith.evaluate.selection import interleave
 from tunesmith.runfolder import read_json, read_metrics
-from tunesmith.training.budget import MIN_FINAL_STEPS, fit_plan, make_plan, rungs_for, wsd
+from tunesmith.training.budget import (
+    EVAL_SHARE,
+    MIN_FINAL_STEPS,
+    fit_plan,
+    make_plan,
+    rungs_for,
+    selection_rows,
+    wsd,
+)
 
 LABELS = ["alpha", "beta", "gamma", "delta"]
 
@@ -192,3 +201,73 @@ def test_killed_search_resumes_exactly(tmp_path, tiny_llama_dir):
     )
     losses = [r["loss"] for r in read_metrics(resumed.run_dir / "metrics.jsonl")]
     assert losses == pytest.approx([r["loss"] for r in read_metrics(reference.run_dir / "metrics.jsonl")], abs=1e-6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seconds=st.floats(0.0, 5000.0),
+    row_s=st.floats(1e-4, 1.0),
+    rows=st.integers(1, 2000),
+    least=st.integers(1, 200),
+    evaluations=st.integers(1, 20),
+)
+def test_selection_rows_keep_evaluations_within_their_share(seconds, row_s, rows, least, evaluations):
+    n = selection_rows(seconds, row_s, rows, least, evaluations)
+    assert min(least, rows) <= n <= rows
+    if evaluations * rows * row_s <= EVAL_SHARE * seconds:
+        assert n == rows  # affordable: the whole split
+    elif n > min(least, rows):
+        assert evaluations * n * row_s <= EVAL_SHARE * seconds  # within the share, and the most that is
+        assert n == rows or evaluations * (n + 1) * row_s > EVAL_SHARE * seconds
+
+
+def test_interleave_makes_every_prefix_stratified():
+    items = [("a", i) for i in range(5)] + [("b", i) for i in range(2)] + [("", 0)] + [("c", i) for i in range(3)]
+    out = interleave(items, lambda x: x[0])
+    assert out[:3] == [("a", 0), ("b", 0), ("c", 0)] and out[3:6] == [("a", 1), ("b", 1), ("c", 1)]
+    assert out[-1] == ("", 0) and sorted(out) == sorted(items)
+
+
+def test_a_resized_selector_scores_a_stratified_prefix(tiny_llama_dir):
+    from tunesmith.evaluate.selection import ConstrainedAccuracy, make_selector
+    from tunesmith.model.load import load_model, load_tokenizer, resolve_model
+    from tunesmith.render import render_all
+
+    source = resolve_model(str(tiny_llama_dir))
+    model, tok = load_model(source, dtype="float32"), load_tokenizer(source)
+    convs = [_conv(i, LABELS[i % 4]) for i in range(48)]
+    rows, _ = render_all(convs, tok, max_length=64)
+    selector = make_selector(convs, rows, convs, tok, system_prompt=None, answer_regex=None)
+    assert selector.metric == "accuracy" and selector.rows == selector.total == 48 and selector.least == 20
+    selector.resize(3)
+    assert selector.rows == 20  # never fewer than decide
+    selector.resize(24)
+    subset = [convs[i] for i in range(48) if i // 4 < 6]  # the first 6 rows of every label
+    direct = ConstrainedAccuracy(selector.task, subset, tok, None, 32)(model)
+    assert selector(model) == pytest.approx(direct)
+    selector.resize(10_000)
+    assert selector.rows == 48
+
+
+def test_a_tight_budget_scores_a_subset_of_the_selection_split(tmp_path, tiny_llama_dir, monkeypatch):
+    """When the evaluations of the whole split would take more than their share of the budget, each scores a
+    stratified subset (recorded in search.json, and the same after a resume) instead of the run being refused."""
+    from tunesmith.training import estimate
+
+    real = estimate.calibrate
+
+    def slow_forward(*args, **kwargs):  # a machine where scoring 96 selection rows takes most of the budget
+        out = real(*args, **kwargs)
+        out["calibration"]["seconds_per_1k_tokens"] = 60.0
+        return out
+
+    monkeypatch.setattr(estimate, "calibrate", slow_forward)
+    select = write_task(tmp_path / "select.jsonl", n=96)
+    cfg = auto_config(tmp_path, tiny_llama_dir, "tight", lr_candidates=[1e-3, 1e-2], budget="10m")
+    cfg["data"]["select"] = select
+    result = tunesmith.train(cfg, show_progress=False)
+    record = read_json(result.run_dir / "search.json")
+    assert record["metric"] == "accuracy" and record["selection_split_rows"] == 96
+    assert 20 <= record["selection_rows"] < 96
+    again = tunesmith.train(cfg, show_progress=False)  # finished: the same record
+    assert read_json(again.run_dir / "search.json")["selection_rows"] == record["selection_rows"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
+from tunesmith.data.loader import selection_key
 from tunesmith.data.types import Conversation
 from tunesmith.evaluate import metrics as m
 from tunesmith.evaluate.task import Task, infer_task
@@ -22,23 +24,36 @@ log = logging.getLogger("tunesmith")
 MIN_ROWS = 20  # fewer selection rows cannot tell settings apart: held-out loss instead
 MIN_PER_LABEL = 2
 GENERATED_ROWS = 64  # exact match needs generation: scored on at most this many rows
+T = TypeVar("T")
 
 
 @dataclass
 class Selector:
-    """`selector(model)` is the selection metric on the selection split; `task` is set for label tasks."""
+    """`selector(model)` is the selection metric on the selection split; `task` is set for label tasks.
+
+    `measure(model, n)` scores the first `n` rows, which are in label round-robin order (every label once
+    before any twice), so a prefix is itself a stratified subset; `rows` is how many are scored (`resize`)."""
 
     metric: str  # "accuracy" | "exact_match" | "eval_loss"
     higher_is_better: bool
     rows: int
-    measure: Callable[[torch.nn.Module], float]
+    measure: Callable[[torch.nn.Module, int], float]
     task: Task | None = None
+    total: int = 0  # rows of the split (the most `rows` may be)
+    least: int = MIN_ROWS  # the fewest rows a subset may have (one per label for a label task)
+
+    def __post_init__(self) -> None:
+        self.total = self.total or self.rows
+
+    def resize(self, rows: int) -> None:
+        """Score the first `rows` rows (between `least` and all of them) from now on."""
+        self.rows = max(min(self.least, self.total), min(int(rows), self.total))
 
     def __call__(self, model: torch.nn.Module) -> float:
         was_training = model.training
         try:
             with torch.no_grad():
-                return float(self.measure(model))
+                return float(self.measure(model, self.rows))
         finally:
             model.train(was_training)
 
@@ -70,10 +85,14 @@ def make_selector(
 ) -> Selector:
     """The best selection metric these selection rows support (a warning says when it falls back to loss)."""
     pad = tokenizer.pad_token_id
-    batches = [collate_padded(list(rows[i : i + batch_size]), pad) for i in range(0, len(rows), batch_size)]
-    loss = Selector("eval_loss", False, len(rows), lambda model: mean_loss(model, batches))
+    key = {c.origin: "" if c.is_text else selection_key(c, answer_regex) for c in convs}
+    rows = interleave(list(rows), lambda r: key.get(r.origin, ""))
+    loss = Selector(
+        "eval_loss", False, len(rows), lambda model, n: mean_loss(model, _batches(rows[:n], pad, batch_size))
+    )
     answered = [c for c in convs if not c.is_text and c.reference() is not None]
     task = label_task(train, answered, answer_regex)
+    answered = interleave(answered, lambda c: key[c.origin])
     if task is not None:
         few = len(answered) < MIN_ROWS or len(answered) < MIN_PER_LABEL * len(task.labels)
         if few:
@@ -87,24 +106,41 @@ def make_selector(
             )
             return loss
         scorer = ConstrainedAccuracy(task, answered, tokenizer, system_prompt, batch_size * 2)
-        return Selector("accuracy", True, len(answered), scorer, task)
+        return Selector("accuracy", True, len(answered), scorer, task, least=max(MIN_ROWS, len(task.labels)))
     if answer_regex is not None and len(answered) >= MIN_ROWS:
-        sample = answered[:GENERATED_ROWS]
-        refs = [c.reference() or "" for c in sample]
 
-        def exact(model) -> float:
+        def exact(model, n: int) -> float:
+            sample = answered[: min(n, GENERATED_ROWS)]
+            refs = [c.reference() or "" for c in sample]
             prompts = [list(c.prompt_messages()) for c in sample]
             answers = generate_answers(
                 model, tokenizer, prompts, system_prompt=system_prompt, max_new_tokens=max_new_tokens
             )
             return m.exact_match(answers, refs, answer_regex)
 
-        return Selector("exact_match", True, len(sample), exact)
+        return Selector("exact_match", True, min(len(answered), GENERATED_ROWS), exact)
     if answer_regex is not None:
         log.warning(
             "the selection split has %d rows (< %d): settings are chosen by held-out loss", len(answered), MIN_ROWS
         )
     return loss
+
+
+def interleave(items: list[T], key: Callable[[T], str]) -> list[T]:
+    """`items` taken label by label in turn (each label's rows in their own order), so that every prefix is a
+    stratified subset; rows without a label ('') follow in their order."""
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    loose = groups.pop("", [])
+    out = []
+    for depth in range(max((len(g) for g in groups.values()), default=0)):
+        out += [g[depth] for g in groups.values() if depth < len(g)]
+    return out + loose
+
+
+def _batches(rows: Sequence[Rendered], pad: int, size: int) -> list:
+    return [collate_padded(list(rows[i : i + size]), pad) for i in range(0, len(rows), size)]
 
 
 class ConstrainedAccuracy:
@@ -128,11 +164,12 @@ class ConstrainedAccuracy:
             self.rows.append((prompt, cands[index[gold]] if gold in index else []))
         self.pad, self.batch = tokenizer.pad_token_id, batch
 
-    def __call__(self, model) -> float:
+    def __call__(self, model, n: int | None = None) -> float:
         model.eval()
         device, correct = device_of(model), 0
-        for start in range(0, len(self.rows), self.batch):
-            chunk = [r for r in self.rows[start : start + self.batch] if r[1]]
+        rows = self.rows[: len(self.rows) if n is None else n]
+        for start in range(0, len(rows), self.batch):
+            chunk = [r for r in rows[start : start + self.batch] if r[1]]
             if not chunk:
                 continue
             width = max(len(gold) for _, gold in chunk)
@@ -143,7 +180,7 @@ class ConstrainedAccuracy:
             ).logits.float()
             for row, (_, gold) in enumerate(chunk):
                 correct += self._right(logits[row, width - len(gold) : width], gold)
-        return correct / max(len(self.rows), 1)
+        return correct / max(len(rows), 1)
 
     def _right(self, logits: torch.Tensor, gold: list[int]) -> bool:
         """logits[j] predicts gold[j]; right when gold[j] wins among the allowed tokens at every branch."""

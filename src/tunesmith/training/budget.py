@@ -20,6 +20,7 @@ MAX_EPOCHS = 5  # epochs: auto with a budget: never more, however long the budge
 COOLDOWN = 0.2  # the final run's learning rate decays linearly to 0 over its last 20% (warmup-stable-decay)
 FINAL_EVALS = 4  # selection evaluations after the search (the best one's weights are kept)
 MIN_FINAL_STEPS = 8
+EVAL_SHARE = 0.25  # with a budget, the selection evaluations take at most this share of it
 
 
 @dataclass
@@ -68,6 +69,15 @@ def planned_epochs(t: TrainSpec) -> int:
 def margin_s(budget: float) -> float:
     """Seconds of a budget held back for the final save and the stop check's own lag: 3%, at least 2 s."""
     return max(2.0, 0.03 * budget)
+
+
+def selection_rows(seconds: float, row_s: float, rows: int, least: int, evaluations: int) -> int:
+    """Rows each selection evaluation scores under a budget: all `rows` of the split when `evaluations` of them
+    take at most EVAL_SHARE of `seconds` (at `row_s` a row), otherwise as many as do, but never fewer than
+    `least` (the fewest that still decide: one per label, 20 at least). More rows only sharpen a comparison
+    whose winner is usually clear; the seconds they cost are training steps the budget loses."""
+    afford = int(EVAL_SHARE * max(seconds, 0.0) / max(evaluations * row_s, 1e-9))
+    return max(min(least, rows), min(rows, afford))
 
 
 def rungs_for(final_steps: int, candidates: int) -> list[int]:
@@ -134,22 +144,29 @@ def wsd(step: int, warmup: int, final_steps: int | None) -> float:
     return 1.0 if step < start else max(0.0, (final_steps - step) / decay)
 
 
-def recipe_estimate(config, steps_per_epoch: int, step_s: float, eval_s: float, spent_s: float) -> dict:
+def recipe_estimate(config, steps_per_epoch: int, step_s: float, row_s: float, split_rows: int, spent_s: float) -> dict:
     """What `tunesmith check` says of an auto run (or a budgeted one): the plan, its time, and whether it fits.
-    `spent_s`: seconds spent before the first step (loading, calibrating)."""
+    `row_s`: seconds to score one selection row, of `split_rows`; `spent_s`: seconds spent before the first
+    step (loading, calibrating)."""
     t = config.train
     longest = t.max_steps or planned_epochs(t) * steps_per_epoch
     rates = list(t.lr_candidates or CANDIDATES[config.method]) if t.lr == "auto" else [float(t.lr)]
+    rows = split_rows
+    if t.budget is not None:
+        evaluations = make_plan(longest, rates, t.warmup_ratio).evaluations
+        rows = selection_rows(t.budget - spent_s - margin_s(t.budget), row_s, split_rows, 20, evaluations)
+    eval_s = row_s * rows
     if t.budget is None:
         plan: Plan | None = make_plan(longest, rates, t.warmup_ratio)
     else:
         plan = fit_plan(t.budget - spent_s - margin_s(t.budget), step_s, eval_s, rates, t.warmup_ratio, longest)
-    shortest = spent_s + shortest_budget(step_s, eval_s, rates, t.warmup_ratio, longest)
+    shortest = spent_s + shortest_budget(step_s, row_s * min(20, split_rows), rates, t.warmup_ratio, longest)
     out = {
         "learning_rates": rates,
         "budget_s": t.budget,
         "fits": plan is not None,
         "shortest_budget_s": math.ceil(shortest + (margin_s(t.budget) if t.budget else 0)),
+        "selection_rows": rows,
     }
     if plan is not None:
         out.update(

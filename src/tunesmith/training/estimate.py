@@ -226,11 +226,13 @@ def estimate(
 
 
 def _recipe(config: Config, rows: Sequence[Rendered], out: dict) -> dict:
-    """The auto recipe's plan and time (selection evaluations priced at a forward pass over a tenth of the
-    training tokens, the usual size of the selection split)."""
+    """The auto recipe's plan and time (selection rows priced at a forward pass over a row of average length;
+    the split taken as a tenth of the training rows, its usual size)."""
     from tunesmith.training.budget import recipe_estimate
 
     per_token = out["calibration"]["seconds_per_1k_tokens"] / 1000
     step_s = per_token * out["work_tokens"] / max(out["steps"], 1)
-    eval_s = per_token * 0.1 * sum(len(r.input_ids) for r in rows) / 3
-    return recipe_estimate(config, out["steps_per_epoch"], step_s, eval_s, out["time_s"]["load"] + 10 * step_s)
+    row_s = per_token * sum(len(r.input_ids) for r in rows) / max(len(rows), 1) / 3
+    split = min(1000, max(1, round(0.1 * len(rows))))
+    spent = out["time_s"]["load"] + 10 * step_s
+    return recipe_estimate(config, out["steps_per_epoch"], step_s, row_s, split, spent)

@@ -20,11 +20,13 @@ from tunesmith.runfolder import read_json, write_json
 from tunesmith.training import checkpoint, distributed
 from tunesmith.training.budget import (
     ETA,
+    EVAL_SHARE,
     MIN_FINAL_STEPS,
     Clock,
     final_evals,
     fit_plan,
     margin_s,
+    selection_rows,
     shortest_budget,
 )
 from tunesmith.training.checkpoint import LoopState
@@ -67,6 +69,13 @@ class Measure:
         self.eval_s = sum(self.eval_times) / len(self.eval_times)
         return value
 
+    def resize(self, rows: int) -> None:
+        """Score `rows` rows of the selection split from now on (a stratified prefix; where the score can)."""
+        resize = getattr(self.score, "resize", None)
+        if resize is not None:
+            resize(rows)
+            self.rows = self.score.rows  # type: ignore[attr-defined]
+
     def step_seconds(self) -> float:
         recent = self.step_times[-50:]
         return sum(recent) / len(recent) if recent else self.step_s
@@ -85,6 +94,7 @@ def new_record(run: Run, measure: Measure) -> dict:
         "higher_is_better": measure.higher_is_better,
         "budget_s": run.config.train.budget,
         "selection_rows": measure.rows,
+        "selection_split_rows": getattr(measure.score, "total", measure.rows),
         "planned": {**plan.to_dict(), "seconds": round(plan.seconds(measure.step_s, measure.eval_s), 1)},
         "trials": [
             {"trial": i, "lr": lr, "status": "running", "evals": [], "curve": []}
@@ -111,7 +121,11 @@ def search(run: Run, measure: Measure, clock: Clock, *, show_progress: bool = Tr
     return the search record. Re-plans the final length at every rung from the measured speed."""
     plan = run.recipe
     assert plan is not None
-    record = load_record(run) or new_record(run, measure)
+    record = load_record(run)
+    if record is not None:  # resumed: the same rows as before are scored
+        measure.resize(record["selection_rows"])
+    else:
+        record = new_record(run, measure)
     initial = {n: p.detach().clone() for n, p in run.model.named_parameters() if p.requires_grad}
     trials = record["trials"]
     if record.get("chosen") is not None:
@@ -291,24 +305,37 @@ def plan_budget(run: Run, measure: Measure) -> None:
     counted = count(prep.train_rows, config)
     step_s = per_token * counted["work_tokens"] / max(counted["steps"], 1)
     select_tokens = sum(len(r.input_ids) for r in prep.select_rows)
-    eval_s = per_token * select_tokens / 3 * (1 + GENERATION_COST * (measure.metric == "exact_match"))
-    measure.step_s, measure.eval_s = step_s, eval_s
+    split = max(len(prep.select_rows), 1)
+    row_s = per_token * select_tokens / split / 3 * (1 + GENERATION_COST * (measure.metric == "exact_match"))
     margin = margin_s(config.train.budget)
-    fitted = fit_plan(
-        run.clock.left() - margin, step_s, eval_s, plan.candidates, config.train.warmup_ratio, run.longest
-    )
+    available = run.clock.left() - margin
+    split, least = measure.rows, getattr(measure.score, "least", measure.rows)
+    rows = selection_rows(available, row_s, split, least, plan.evaluations)
+    warmup = config.train.warmup_ratio
+    fitted = fit_plan(available, step_s, row_s * rows, plan.candidates, warmup, run.longest)
+    if fitted is None and rows > least:  # the steps need the time more than the evaluations do
+        rows = min(least, split)
+        fitted = fit_plan(available, step_s, row_s * rows, plan.candidates, warmup, run.longest)
     if fitted is None:
-        need = (
-            run.clock.spent()
-            + margin
-            + shortest_budget(step_s, eval_s, plan.candidates, config.train.warmup_ratio, run.longest)
-        )
+        need = run.clock.spent() + margin + shortest_budget(step_s, row_s * rows, plan.candidates, warmup, run.longest)
         raise BudgetError(
             f"{config.train.budget:.0f}s is too short: the shortest search ({len(plan.candidates)} learning rates, "
             f"{MIN_FINAL_STEPS} steps) needs about {math.ceil(need)}s here ({step_s:.2f} s a step); give at least "
             f"train.budget={math.ceil(need)}s, or set train.lr and train.epochs",
             field="train.budget",
         )
+    if rows < split:
+        log.info(
+            "budget %.0fs: each selection evaluation scores %d of the %d selection rows (every label in turn), "
+            "to keep evaluations within about %.0f%% of the budget",
+            config.train.budget,
+            rows,
+            split,
+            100 * EVAL_SHARE,
+        )
+        measure.resize(rows)
+    measure.step_s, measure.eval_s = step_s, row_s * measure.rows
+    eval_s = measure.eval_s
     run.recipe, run.total_steps = fitted, fitted.final_steps
     log.info(
         "budget %.0fs: %d final steps, trials compared at steps %s, about %.0fs of training (%.2f s a step)",
