@@ -172,3 +172,13 @@ def test_label_set_file(tmp_path):
         with pytest.raises(RunError, match=where) as err:
             LabelSet.from_file(path)
         assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("temperature, top_p", [(2.2e-16, 5e-324), (1.0, 5e-324), (2.0, 1e-45), (2.2e-277, 1.0)])
+def test_sampling_keeps_the_top_token_for_any_top_p(temperature, top_p):
+    """Found by fuzzing the server: a top_p below float32's smallest number kept no token at all, and a tiny
+    temperature overflowed the logits to inf (NaN probabilities)."""
+    from tunesmith.generation import _sample
+
+    logits = torch.tensor([0.0, 3.0, 1.0])
+    assert _sample(logits, temperature, top_p, torch.Generator().manual_seed(0)) == 1

@@ -57,18 +57,22 @@ def test_token_batches_hold_many_short_rows_and_few_long_ones():
     assert sizes == {20: 50, 200: 5}
 
 
-def test_auto_batches_by_tokens_only_for_short_rows_of_an_auto_run_with_batch_size_unset():
+def test_auto_batch_tokens_only_for_short_rows_of_an_auto_run_with_batch_size_unset():
     rng = random.Random(0)
     short = [rng.randint(30, 70) for _ in range(1500)]
     long = [rng.randint(150, 400) for _ in range(1500)]
-    auto = batch_tokens(TrainSpec(), short)
+    assert batch_tokens(TrainSpec(), short) is None  # the default counts rows
+    auto = batch_tokens(TrainSpec(batch_tokens="auto"), short)
     assert auto is not None and auto == 8 * 256  # batch_size rows of 256 tokens
-    rows = len(short) / len(epoch_batches(short, TrainSpec(), 0))
+    rows = len(short) / len(epoch_batches(short, TrainSpec(batch_tokens="auto"), 0))
     assert 30 <= rows <= 50  # ~2048 / 50
-    assert batch_tokens(TrainSpec(), long) is None  # long rows: batch_size rows already fill a step
-    assert batch_tokens(TrainSpec(batch_size=8), short) is None  # a batch size the user set means rows
-    assert batch_tokens(TrainSpec(lr=1e-3, max_steps=10), short) is None  # explicit run: as before
-    assert batch_tokens(TrainSpec(), short[:200]) is None  # too few rows: an epoch keeps 16+ batches
+    assert batch_tokens(TrainSpec(batch_tokens="auto"), long) is None  # long rows: batch_size rows already fill a step
+    assert (
+        batch_tokens(TrainSpec(batch_size=8, batch_tokens="auto"), short) is None
+    )  # a batch size the user set means rows
+    explicit = TrainSpec(lr=1e-3, max_steps=10, batch_tokens="auto")
+    assert batch_tokens(explicit, short) is None  # explicit run: as before
+    assert batch_tokens(TrainSpec(batch_tokens="auto"), short[:200]) is None  # too few rows: 16+ batches an epoch
     assert batch_tokens(TrainSpec(batch_tokens=512, lr=1e-3, max_steps=5), short) == 512
     assert batch_tokens(TrainSpec(batch_tokens=None), short) is None
 

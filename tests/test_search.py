@@ -22,6 +22,7 @@ from tunesmith.runfolder import read_json, read_metrics
 from tunesmith.training.budget import (
     EVAL_SHARE,
     MIN_FINAL_STEPS,
+    final_evals,
     fit_plan,
     make_plan,
     rungs_for,
@@ -104,14 +105,15 @@ def test_explicit_rate_with_auto_length_keeps_the_best_step(tmp_path, tiny_llama
 )
 def test_planned_steps_fit_the_budget(budget, step_s, eval_s, n, longest):
     rates = [10.0**-k for k in range(n)]
+    ratio = eval_s / step_s
     plan = fit_plan(budget, step_s, eval_s, rates, 0.05, longest)
     if plan is None:  # not even the shortest plan fits
-        assert make_plan(min(MIN_FINAL_STEPS, longest), rates, 0.05).seconds(step_s, eval_s) > budget
+        assert make_plan(min(MIN_FINAL_STEPS, longest), rates, 0.05, ratio).seconds(step_s, eval_s) > budget
         return
     assert plan.seconds(step_s, eval_s) <= budget
     assert plan.final_steps <= longest
     if plan.final_steps < longest:  # the longest that fits: one more step would not
-        assert make_plan(plan.final_steps + 1, rates, 0.05).seconds(step_s, eval_s) > budget
+        assert make_plan(plan.final_steps + 1, rates, 0.05, ratio).seconds(step_s, eval_s) > budget
     assert plan.rungs == sorted(plan.rungs) and all(r <= plan.final_steps for r in plan.rungs)
     assert plan.evals[-1] == plan.final_steps
 
@@ -122,6 +124,16 @@ def test_rungs_halve_the_trials():
     assert len(rungs_for(80, 8)) == 3
     plan = make_plan(80, [1e-4, 3e-4, 1e-3, 3e-3], 0.05)
     assert plan.trial_steps == 80 + 4 * 10  # 4 trials to 10, 2 on to 20, the survivor to 80
+
+
+def test_the_final_run_evaluates_only_as_often_as_it_can_afford():
+    assert final_evals(100, 20) == [40, 60, 80, 100]  # no cost known: FINAL_EVALS
+    assert final_evals(100, 20, eval_ratio=1.0) == [40, 60, 80, 100]  # cheap: all four
+    # an evaluation costs 10 steps: 80 steps afford 80 * (0.25 / 0.75) / 10 = 2 of them within EVAL_SHARE
+    assert final_evals(100, 20, eval_ratio=10.0) == [60, 100]
+    assert final_evals(30, 20, eval_ratio=50.0) == [30]  # never fewer than one, at the end
+    cheap, costly = make_plan(80, [1e-3, 3e-3], 0.05, 0.5), make_plan(80, [1e-3, 3e-3], 0.05, 40.0)
+    assert len(cheap.evals) == 4 and costly.evals == [80]
 
 
 def test_warmup_stable_decay():
@@ -259,6 +271,7 @@ def test_a_tight_budget_scores_a_subset_of_the_selection_split(tmp_path, tiny_ll
     def slow_forward(*args, **kwargs):  # a machine where scoring 96 selection rows takes most of the budget
         out = real(*args, **kwargs)
         out["calibration"]["seconds_per_1k_tokens"] = 60.0
+        out["calibration"]["forward_seconds_per_1k_tokens"] = 20.0
         return out
 
     monkeypatch.setattr(estimate, "calibrate", slow_forward)

@@ -162,7 +162,9 @@ class TrainSpec(_Strict):
     grad_accum: Int = Field(default=1, ge=1)
     # tokens a micro-batch may hold (rows x its longest row), rows grouped by length; auto: on for an auto run
     # whose batch_size is not set, sized so short rows do not leave each step mostly fixed overhead
-    batch_tokens: Int | Literal["auto"] | None = "auto"
+    # rows per step (batch_size) by default: under a time budget, 8-row steps beat token-batched ones of ~44 short
+    # rows by 11 points (docs/recipes.md); "auto" or a number batches by tokens (more tokens/s, fewer updates)
+    batch_tokens: Int | Literal["auto"] | None = None
     lr: float | Literal["auto"] = "auto"  # auto: chosen by a successive-halving search on the selection split
     lr_candidates: list[Float] | None = None  # the rates lr: auto tries (default: 4, log-spaced, by method)
     weight_decay: Float = Field(default=0.0, ge=0)

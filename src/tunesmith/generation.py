@@ -19,6 +19,7 @@ import torch
 from tunesmith.data.types import Message
 from tunesmith.errors import RunError
 from tunesmith.model.load import device_of
+from tunesmith.progress import RowProgress
 from tunesmith.render import render_prompt, stop_token_ids
 
 
@@ -237,20 +238,27 @@ def generate_answers(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     labels: LabelSet | None = None,
+    progress: str | None = None,
 ) -> list[str]:
     """Answer each conversation's last user turn; longest prompts first to waste little padding.
 
-    With `labels` (a label task), every answer is held to the label set (see `generate_batch`)."""
+    With `labels` (a label task), every answer is held to the label set (see `generate_batch`). With
+    `progress` (a title), rows done, tokens/s and the time left are shown as it goes (`RowProgress`)."""
     prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        batch = [prompts[i] for i in chunk]
-        for i, text in zip(
-            chunk, generate_batch(model, tokenizer, batch, max_new_tokens=max_new_tokens, labels=labels)
-        ):
-            answers[i] = text
+    shown = RowProgress(progress or "", len(prompts), enabled=progress is not None)
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = [prompts[i] for i in chunk]
+            texts = generate_batch(model, tokenizer, batch, max_new_tokens=max_new_tokens, labels=labels)
+            for i, text in zip(chunk, texts):
+                answers[i] = text
+            if shown.enabled:
+                shown.advance(len(chunk), sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts))
+    finally:
+        shown.close()
     return answers
 
 
@@ -332,10 +340,13 @@ def _cache_argument(model) -> str:
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
-    probs = torch.softmax(logits / temperature, dim=-1)
+    # in float64, from the top logit down: a tiny temperature neither overflows nor rounds to 0 (NaN)
+    logits = logits.double()
+    probs = torch.softmax((logits - logits.max()) / temperature, dim=-1)
     if top_p < 1.0:
         sorted_probs, order = probs.sort(descending=True)
-        keep = sorted_probs.cumsum(0) - sorted_probs < top_p  # always keeps the most likely token
+        keep = sorted_probs.cumsum(0) - sorted_probs < top_p
+        keep[0] = True  # the most likely token always stays, however small top_p is (5e-324 is 0 in float32)
         probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
     return int(torch.multinomial(probs, 1, generator=generator))
 

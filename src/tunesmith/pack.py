@@ -16,9 +16,10 @@ from tunesmith.config import TrainSpec
 from tunesmith.render import IGNORE, Rendered
 
 GROUP_CHUNK = 64  # batches per length-sorted chunk: enough to group lengths, small enough to stay shuffled
-# train.batch_tokens: auto. A step has a fixed cost (optimizer, per-layer dispatch) besides its per-token work: on
-# 2 CPU cores 8 rows of 48 tokens trained at 72% of the tokens/s of 8 rows of 170 (benchmarks/train_throughput.py,
-# the short-row variant). Auto batches hold as many tokens as batch_size rows of this length ...
+# train.batch_tokens: auto (opt-in). A step has a fixed cost (optimizer, per-layer dispatch) besides its per-token
+# work: on 2 CPU cores 8 rows of 48 tokens trained at 72% of the tokens/s of 8 rows of 170
+# (benchmarks/train_throughput.py, the short-row variant). Auto batches hold as many tokens as batch_size rows
+# of this length ...
 AUTO_ROW_TOKENS = 256
 MIN_EPOCH_BATCHES = 16  # ... but never so many rows that an epoch has fewer micro-batches than this
 

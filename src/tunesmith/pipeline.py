@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tunesmith.config import Config, load_config
 from tunesmith.errors import DataError
+from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, weights_identity
 from tunesmith.evaluate.heldout import heldout_metrics
 from tunesmith.evaluate.periodic import GenerationProbe
 from tunesmith.hardware import kept_process_state
@@ -184,9 +185,19 @@ def _evaluate_before(run: Run) -> None:
     config = run.config
     if run.dist.is_main and run.eval_batches and config.eval.enabled and not run.folder.eval_before.is_file():
         log.info("evaluating the base model on %d held-out rows", len(run.prep.eval_rows))
+        base = base_identity(config.model.name, model_dtype(run.model))
         write_json(
             run.folder.eval_before,
-            heldout_metrics(run.model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches),
+            heldout_metrics(
+                run.model,
+                run.prep.tokenizer,
+                config,
+                run.prep.eval_convs,
+                run.eval_batches,
+                train=run.prep.train_convs,
+                cache=AnswerCache(run.folder.answers),
+                identity=base,
+            ),
         )
 
 
@@ -194,7 +205,16 @@ def _evaluate_after(run: Run, model) -> dict:
     config = run.config
     with eager(config.train.compile):
         after = (
-            heldout_metrics(model, run.prep.tokenizer, config, run.prep.eval_convs, run.eval_batches)
+            heldout_metrics(
+                model,
+                run.prep.tokenizer,
+                config,
+                run.prep.eval_convs,
+                run.eval_batches,
+                train=run.prep.train_convs,
+                cache=AnswerCache(run.folder.answers),
+                identity=weights_identity(run.folder.root, config.method),
+            )
             if run.eval_batches and config.eval.enabled
             else None
         )

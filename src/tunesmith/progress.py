@@ -85,3 +85,59 @@ class SearchTable:
             self._live.update(self._table())
             self._live.stop()
             self._live = None
+
+
+class RowProgress:
+    """Progress of a long pass over rows (generating answers): rows done, generated tokens/s and ETA. A rich
+    bar on a terminal; elsewhere (a log file, CI) a plain log line every `every_s` seconds and at the end."""
+
+    def __init__(self, title: str, total: int, *, enabled: bool = True, every_s: float = 30.0):
+        import logging
+        import time
+
+        self.title, self.total, self.rows, self.tokens = title, total, 0, 0
+        self._clock, self._started, self._every, self._said = time.perf_counter, time.perf_counter(), every_s, 0.0
+        self._log = logging.getLogger("tunesmith")
+        console = Console(stderr=True)
+        self._bar: Progress | None = None
+        self.enabled = enabled and total > 0
+        if self.enabled and console.is_terminal:
+            self._bar = Progress(
+                TextColumn(f"[bold]{title}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[tps]} tok/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self._task = self._bar.add_task(title, total=total, tps="-")
+            self._bar.start()
+
+    def line(self) -> str:
+        """What the log line says: rows done, tokens/s, and the time left at the rate so far."""
+        seconds = max(self._clock() - self._started, 1e-9)
+        left = (self.total - self.rows) * seconds / max(self.rows, 1)
+        return (
+            f"{self.title}: {self.rows}/{self.total} rows, {self.tokens / seconds:.0f} generated tokens/s, "
+            f"{seconds:.0f}s so far, about {left:.0f}s left"
+        )
+
+    def advance(self, rows: int, tokens: int) -> None:
+        self.rows, self.tokens = self.rows + rows, self.tokens + tokens
+        if not self.enabled:
+            return
+        seconds = max(self._clock() - self._started, 1e-9)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.rows, tps=f"{self.tokens / seconds:.0f}")
+        elif seconds - self._said >= self._every and self.rows < self.total:
+            self._said = seconds
+            self._log.info("%s", self.line())
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if self.enabled and self.rows:
+            self._log.info("%s", self.line().replace(", about 0s left", ""))

@@ -52,6 +52,7 @@ class RunFolder:
     report_md = _Part("report.md")
     labels = _Part("labels.json")  # label tasks: the closed answer set, for label-constrained answers
     search = _Part("search.json")  # train.lr/epochs auto: the trials, their scores, and the choice
+    answers = _Part("answers.jsonl")  # generated answers by (model, prompt, settings): each generated once
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)

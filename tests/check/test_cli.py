@@ -127,6 +127,8 @@ def test_check_end_to_end(tmp_path, tiny_llama_dir):
         estimate["calibrated"] and estimate["steps"] == 18 and estimate["rows"] == 12
     )  # epochs: auto, 3 without a budget
     assert estimate["time_s"]["train"] > 0 and estimate["memory_mb"]["peak_rss"] > estimate["memory_mb"]["weights"]
+    cal = estimate["calibration"]  # a forward pass alone is measured too (what a selection evaluation costs)
+    assert 0 < cal["forward_seconds_per_1k_tokens"] < cal["seconds_per_1k_tokens"]
     assert estimate["cost"]["price_per_hour"] == 3
     assert report["label_balance"]["counts"]["product"] == 3
     assert len(report["samples"]) == 1 and report["contract"]["kept"] == 12

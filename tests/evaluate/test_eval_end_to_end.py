@@ -8,6 +8,8 @@ import sys
 import pytest
 from labeltask import REGEX
 
+from tunesmith.data.types import Message
+
 
 def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
     run = tuned_run.run_dir
@@ -38,6 +40,45 @@ def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
     assert f"{100 * acc['tuned']['value']:.1f}" in html and "Confusion matrices" in html
     assert "http" not in html and " src=" not in html and "<link" not in html  # self-contained: nothing fetched
     assert f"| accuracy | {100 * acc['base_zero_shot']['value']:.1f}" in (run / "report.md").read_text()
+
+
+def test_every_answer_is_generated_once_and_eval_reuses_them(tuned_run, monkeypatch):
+    """Before/after and the report's base zero-shot/tuned share their answers: 3 systems x 24 rows are
+    generated, not 5 x 24; `evaluate_run` on the same data then generates nothing and scores the same."""
+    from tunesmith.evaluate import answers, evaluate_run
+
+    run = tuned_run.run_dir
+    kept = (run / "answers.jsonl").read_text().splitlines()
+    assert len(kept) == 3 * 24 and all(set(json.loads(line)) == {"key", "answer"} for line in kept)
+    summary = json.loads((run / "summary.json").read_text())
+    report = json.loads((run / "eval.json").read_text())
+    assert summary["before"]["accuracy"] == report["systems"]["base_zero_shot"]["metrics"]["accuracy"]["value"]
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("an answer was generated again")
+
+    monkeypatch.setattr(answers, "generate_answers", no_generation)
+    again = evaluate_run(run, out_dir=run / "again")
+    for key, system in report["systems"].items():
+        assert again["systems"][key]["metrics"] == system["metrics"]
+    assert (run / "answers.jsonl").read_text().splitlines() == kept
+
+
+def test_kept_answers_survive_a_cut_line_and_a_new_model_misses(tmp_path, tiny_llama_dir):
+    from tunesmith.evaluate.answers import AnswerCache
+    from tunesmith.model.load import load_model, load_tokenizer, resolve_model
+
+    source = resolve_model(str(tiny_llama_dir))
+    model, tok = load_model(source, dtype="float32"), load_tokenizer(source)
+    convs = [[Message("user", f"ticket {i}")] for i in range(3)]
+    path = tmp_path / "answers.jsonl"
+    first = AnswerCache(path).answers("a", model, tok, convs, system_prompt=None, max_new_tokens=4, batch_size=2)
+    path.write_text(path.read_text() + '{"key": "cut', encoding="utf-8")  # a writer killed mid-line
+    cache = AnswerCache(path)
+    assert len(cache.store) == 3
+    assert cache.answers("a", model, tok, convs, system_prompt=None, max_new_tokens=4, batch_size=2) == first
+    cache.answers("b", model, tok, convs[:1], system_prompt=None, max_new_tokens=4, batch_size=2)  # another model
+    assert len(AnswerCache(path).store) == 4  # the cut line skipped, the new answer on a line of its own
 
 
 def test_cli_eval_ranks_labels_and_compares_runs(tuned_run, label_data, tmp_path):

@@ -7,20 +7,35 @@ from collections.abc import Sequence
 
 from tunesmith.config import Config
 from tunesmith.data.types import Conversation
+from tunesmith.evaluate.answers import AnswerCache
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.evaluate.task import infer_task
-from tunesmith.generation import generate_answers
 from tunesmith.training.loss import mean_loss
 
 
-def heldout_metrics(model, tokenizer, config: Config, convs: Sequence[Conversation], batches: list[dict]) -> dict:
-    """{"eval_loss": ..., "accuracy": ..., "samples": ...} of `model` on the held-out `batches` / `convs`."""
+def heldout_metrics(
+    model,
+    tokenizer,
+    config: Config,
+    convs: Sequence[Conversation],
+    batches: list[dict],
+    *,
+    train: Sequence[Conversation] = (),
+    cache: AnswerCache | None = None,
+    identity: str | None = None,
+) -> dict:
+    """{"eval_loss": ..., "accuracy": ..., "samples": ...} of `model` on the held-out `batches` / `convs`.
+
+    The task (and a label task's label set) is inferred as the comparison report infers it, from the held-out
+    answers and the `train` answers; with `cache` and `identity` the answers are the ones it keeps."""
     result: dict = {"eval_loss": mean_loss(model, batches)}
-    chats = [c for c in convs if not c.is_text][: config.eval.max_samples]
+    chats = [c for c in convs if not c.is_text and c.reference() is not None][: config.eval.max_samples]
     if chats:
         references = [c.reference() or "" for c in chats]
-        task = infer_task(references, answer_regex=config.eval.answer_regex)
-        answers = generate_answers(
+        extra = [c.reference() or "" for c in train if not c.is_text]
+        task = infer_task(references, answer_regex=config.eval.answer_regex, extra_references=extra)
+        answers = (cache or AnswerCache(None)).answers(
+            identity,
             model,
             tokenizer,
             [list(c.prompt_messages()) for c in chats],
@@ -28,6 +43,7 @@ def heldout_metrics(model, tokenizer, config: Config, convs: Sequence[Conversati
             max_new_tokens=config.eval.max_new_tokens,
             batch_size=config.eval.batch_size,
             labels=None if config.eval.free_text else task.label_set(),
+            progress="answering the held-out rows",
         )
         result["accuracy"] = exact_match(answers, references, config.eval.answer_regex)
         result["samples"] = len(chats)

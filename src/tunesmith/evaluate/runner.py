@@ -14,11 +14,12 @@ from tunesmith.config import Config
 from tunesmith.data import load_conversations, train_and_eval
 from tunesmith.data.types import Conversation
 from tunesmith.errors import DataError, RunError
+from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, weights_identity
 from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stats
 from tunesmith.evaluate.stats import mean_ci, resamples
 from tunesmith.evaluate.systems import System, is_adapter_model, pick_shots
 from tunesmith.evaluate.task import Task, infer_task, score
-from tunesmith.generation import LabelSet, generate_answers
+from tunesmith.generation import LabelSet
 from tunesmith.render import render, render_prompt
 
 log = logging.getLogger("tunesmith")
@@ -53,6 +54,7 @@ def build_systems(
     seed: int,
     compare: Sequence[str | Path] = (),
     include_base: bool = True,
+    tuned_identity: str | None = None,
 ) -> list[System]:
     """Base zero-shot, base few-shot (when `few_shot` > 0), the tuned run, then each compared run."""
     systems = []
@@ -67,6 +69,7 @@ def build_systems(
             base = build_model(config, trainable=False, source=source, device=device_of(model)).eval()
             base_tok, adapter = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code), False
         said = "the model's default system prompt" if instruction is None else "the instruction as system prompt"
+        base_id = base_identity(config.model.name, model_dtype(base))
         systems.append(
             System(
                 "base_zero_shot",
@@ -76,6 +79,7 @@ def build_systems(
                 base_tok,
                 instruction,
                 base_of_adapter=adapter,
+                identity=base_id,
             )
         )
         if few_shot > 0:
@@ -90,6 +94,7 @@ def build_systems(
                     instruction,
                     shots,
                     adapter,
+                    identity=base_id,
                 )
             )
     systems.append(
@@ -100,6 +105,7 @@ def build_systems(
             model,
             tokenizer,
             config.data.system_prompt,
+            identity=tuned_identity,
         )
     )
     for other in compare:
@@ -108,7 +114,13 @@ def build_systems(
         m, tok, cfg = load_tuned(other)
         systems.append(
             System(
-                f"run:{Path(other).name}", Path(other).name, f"{cfg.method} run {other}", m, tok, cfg.data.system_prompt
+                f"run:{Path(other).name}",
+                Path(other).name,
+                f"{cfg.method} run {other}",
+                m,
+                tok,
+                cfg.data.system_prompt,
+                identity=weights_identity(other, cfg.method),
             )
         )
     return systems
@@ -123,12 +135,14 @@ def run_system(
     max_new_tokens: int,
     batch_size: int,
     labels: LabelSet | None = None,
+    cache: AnswerCache | None = None,
 ) -> dict:
     """Answers (generated, or the top-ranked label) and held-out token statistics of one system.
 
     With `labels`, generated answers are held to the label set (every system alike, so the comparison is fair)."""
     tok = system.tokenizer
-    started = time.perf_counter()
+    started, cache = time.perf_counter(), cache or AnswerCache(None)
+    generated = len(test)
     with system.active():
         if method == "rank":
             prompts = [render_prompt(system.prompt(c), tok, system_prompt=system.system_prompt) for c in test]
@@ -136,7 +150,8 @@ def run_system(
             ranked = rank_labels(system.model, prompts, cands, tok.pad_token_id, batch_rows=batch_size * 2)
             answers = [task.label_prefix + task.labels[max(range(len(s)), key=s.__getitem__)] for s in ranked]
         else:
-            answers = generate_answers(
+            answers = cache.answers(
+                system.identity,
                 system.model,
                 tok,
                 [system.prompt(c) for c in test],
@@ -144,14 +159,16 @@ def run_system(
                 max_new_tokens=max_new_tokens,
                 batch_size=batch_size,
                 labels=labels,
+                progress=f"answering: {system.title}",
             )
+            generated = cache.generated
         seconds = time.perf_counter() - started
         rows = [
             render(system.conversation(c), tok, max_length=EVAL_MAX_LENGTH, system_prompt=system.system_prompt)
             for c in test
         ]
         loss = token_stats(system.model, rows, tok.pad_token_id, batch_size)
-    return {"answers": answers, "seconds": seconds, "loss": loss}
+    return {"answers": answers, "seconds": seconds, "generated": generated, "loss": loss}
 
 
 def diffs(task: Task, base: dict, tuned: dict, samples: list[list[int]]) -> dict:
@@ -181,6 +198,7 @@ def score_systems(
     max_new_tokens: int,
     batch_size: int,
     labels: LabelSet | None = None,
+    cache: AnswerCache | None = None,
 ) -> dict[str, dict]:
     """Each system's answers, scores (with bootstrap intervals over `samples`) and speed, by system key."""
     results: dict[str, dict] = {}
@@ -188,7 +206,14 @@ def score_systems(
     for system in systems:
         log.info("evaluating %s on %d examples (%s)", system.title, len(test), how)
         out = run_system(
-            system, task, test, method=method, max_new_tokens=max_new_tokens, batch_size=batch_size, labels=labels
+            system,
+            task,
+            test,
+            method=method,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            labels=labels,
+            cache=cache,
         )
         scored = score(task, out["answers"], references, samples, label_only=method == "rank")
         results[system.key] = {
@@ -196,7 +221,8 @@ def score_systems(
             "description": system.description,
             **out,
             **scored,
-            "examples_per_s": len(test) / max(out["seconds"], 1e-9),
+            # answers kept from an earlier pass took no time now: a speed only where all were generated here
+            "examples_per_s": len(test) / max(out["seconds"], 1e-9) if out["generated"] == len(test) else None,
         }
     return results
 
@@ -263,6 +289,7 @@ def evaluate_run(
         seed=seed,
         compare=compare,
         include_base=include_base,
+        tuned_identity=weights_identity(run_dir, config.method),
     )
     free = config.eval.free_text if free_text is None else free_text
     label_set = None if free or method != "generate" else task.label_set()
@@ -277,6 +304,7 @@ def evaluate_run(
         max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
         batch_size=batch_size or config.eval.batch_size,
         labels=label_set,
+        cache=AnswerCache(RunFolder(run_dir).answers),
     )
     comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items() if key != "tuned"}
     summary = {
@@ -300,7 +328,7 @@ def evaluate_run(
 
 def _digest(results: dict, comparisons: dict) -> dict:
     """The eval.json view of the results: per system metrics, loss, speed (no per-example data)."""
-    keep = ("title", "description", "metrics", "loss", "seconds", "examples_per_s", "confusion")
+    keep = ("title", "description", "metrics", "loss", "seconds", "generated", "examples_per_s", "confusion")
     return {
         "systems": {k: {key: r[key] for key in keep if key in r} for k, r in results.items()},
         "tuned_vs": {

@@ -45,6 +45,12 @@ class Selector:
     def __post_init__(self) -> None:
         self.total = self.total or self.rows
 
+    @property
+    def tiebreak(self) -> float | None:
+        """The gold answers' mean token loss of the last call, where the metric has one: it orders settings
+        whose accuracy ties (common early on, when few answers have changed yet). Lower is better."""
+        return getattr(self.measure, "loss", None)
+
     def resize(self, rows: int) -> None:
         """Score the first `rows` rows (between `least` and all of them) from now on."""
         self.rows = max(min(self.least, self.total), min(int(rows), self.total))
@@ -163,11 +169,13 @@ class ConstrainedAccuracy:
             prompt = render_prompt(list(conv.prompt_messages()), tokenizer, system_prompt=system_prompt)
             self.rows.append((prompt, cands[index[gold]] if gold in index else []))
         self.pad, self.batch = tokenizer.pad_token_id, batch
+        self.loss: float | None = None  # the gold answers' mean token loss in the last call
 
     def __call__(self, model, n: int | None = None) -> float:
         model.eval()
-        device, correct = device_of(model), 0
+        device, correct, nll, tokens = device_of(model), 0, 0.0, 0
         rows = self.rows[: len(self.rows) if n is None else n]
+        rows = sorted(rows, key=lambda r: len(r[0]) + len(r[1]))  # batched by length: little padding
         for start in range(0, len(rows), self.batch):
             chunk = [r for r in rows[start : start + self.batch] if r[1]]
             if not chunk:
@@ -179,7 +187,12 @@ class ConstrainedAccuracy:
                 input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=width + 1
             ).logits.float()
             for row, (_, gold) in enumerate(chunk):
-                correct += self._right(logits[row, width - len(gold) : width], gold)
+                scores = logits[row, width - len(gold) : width]
+                correct += self._right(scores, gold)
+                target = torch.tensor(gold, device=scores.device)
+                nll += float(torch.nn.functional.cross_entropy(scores, target, reduction="sum"))
+                tokens += len(gold)
+        self.loss = nll / max(tokens, 1)
         return correct / max(len(rows), 1)
 
     def _right(self, logits: torch.Tensor, gold: list[int]) -> bool:

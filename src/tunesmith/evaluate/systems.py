@@ -28,6 +28,7 @@ class System:
     system_prompt: str | None = None
     shots: list[Message] = field(default_factory=list)
     base_of_adapter: bool = False  # run `model` with its PEFT adapter disabled
+    identity: str | None = None  # who answers (`evaluate.answers`): kept answers are reused; None: never kept
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:

@@ -324,6 +324,46 @@ class Api:
         )
 
 
+ERRORS = {
+    400: "the request is not valid (its message names the field)",
+    401: "missing or wrong API key",
+    404: "no such model",
+    413: "request body too large",
+    503: "the queue is full: retry after the Retry-After header's seconds",
+    504: "the request ran past the server's request timeout",
+}
+
+
+def _error_responses(*statuses: int) -> dict:
+    ref = {"$ref": "#/components/schemas/Error"}
+    return {s: {"description": ERRORS[s], "content": {"application/json": {"schema": ref}}} for s in statuses}
+
+
+def _request_body(schema: type[BaseModel]) -> dict:
+    """The OpenAPI request body of a route that reads and validates its JSON body itself (`Api.body_of`)."""
+    ref = {"$ref": f"#/components/schemas/{schema.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def openapi_document(app: FastAPI, models: list[str]) -> dict:
+    """The app's OpenAPI document with the request bodies and the error object it speaks; `model` lists the
+    models this server serves (`/v1/models`)."""
+    from fastapi.openapi.utils import get_openapi
+    from pydantic.json_schema import models_json_schema
+
+    doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    _, defs = models_json_schema(
+        [(P.ChatRequest, "validation"), (P.CompletionRequest, "validation"), (P.ErrorBody, "validation")],
+        ref_template="#/components/schemas/{model}",
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.update(defs["$defs"])
+    for name in ("ChatRequest", "CompletionRequest"):
+        schemas[name]["properties"]["model"] = {"type": "string", "enum": models, "title": "Model"}
+    schemas["Error"] = schemas.pop("ErrorBody")
+    return doc
+
+
 def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = Limits()) -> FastAPI:
     """The API over one engine. With `api_key`, every /v1 request must send `Authorization: Bearer KEY`."""
     api = Api(engine, api_key, limits)
@@ -333,9 +373,24 @@ def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = L
     async def api_error(request: Request, e: ApiError) -> JSONResponse:
         return e.response()
 
+    generating = _error_responses(400, 401, 404, 413, 503, 504)
     app.add_api_route("/health", api.health, methods=["GET"])
-    app.add_api_route("/v1/models", api.list_models, methods=["GET"])
-    app.add_api_route("/v1/models/{name}", api.get_model, methods=["GET"])
-    app.add_api_route("/v1/chat/completions", api.chat_completions, methods=["POST"])
-    app.add_api_route("/v1/completions", api.completions, methods=["POST"])
+    app.add_api_route("/v1/models", api.list_models, methods=["GET"], responses=_error_responses(401))
+    app.add_api_route("/v1/models/{name}", api.get_model, methods=["GET"], responses=_error_responses(401, 404))
+    app.add_api_route(
+        "/v1/chat/completions",
+        api.chat_completions,
+        methods=["POST"],
+        openapi_extra=_request_body(P.ChatRequest),
+        responses=generating,
+    )
+    app.add_api_route(
+        "/v1/completions",
+        api.completions,
+        methods=["POST"],
+        openapi_extra=_request_body(P.CompletionRequest),
+        responses=generating,
+    )
+    document = openapi_document(app, list(engine.models))
+    app.openapi = lambda: document  # type: ignore[method-assign]  # FastAPI's documented way to extend it
     return app

@@ -77,6 +77,19 @@ class CompletionRequest(_Request):
         return self.max_tokens
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx/5xx answer carries, as OpenAI's API does."""
+
+    error: ErrorDetail
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
 

@@ -94,19 +94,27 @@ def rungs_for(final_steps: int, candidates: int) -> list[int]:
     return out
 
 
-def final_evals(final_steps: int, after: int) -> list[int]:
-    """FINAL_EVALS evaluation steps spread over the final run after step `after`, the last at its end."""
+def final_evals(final_steps: int, after: int, eval_ratio: float = 0.0) -> list[int]:
+    """Evaluation steps spread over the final run after step `after`, the last at its end: FINAL_EVALS of them,
+    or fewer where an evaluation costs `eval_ratio` steps and that many would take more than EVAL_SHARE of the
+    final run's time (one at least: the end)."""
     span = final_steps - after
     if span <= 0:
         return [final_steps]
-    return sorted({after + max(1, round(span * (i + 1) / FINAL_EVALS)) for i in range(FINAL_EVALS)})
+    count = FINAL_EVALS
+    if eval_ratio > 0:
+        count = max(1, int(min(FINAL_EVALS, EVAL_SHARE / (1 - EVAL_SHARE) * span / eval_ratio)))
+    return sorted({after + max(1, round(span * (i + 1) / count)) for i in range(count)})
 
 
-def make_plan(final_steps: int, candidates: list[float], warmup_ratio: float) -> Plan:
+def make_plan(final_steps: int, candidates: list[float], warmup_ratio: float, eval_ratio: float = 0.0) -> Plan:
+    """The plan of a run of `final_steps`; `eval_ratio` (an evaluation's cost in steps; 0: unknown) sets how
+    many evaluations the final run affords."""
     final_steps = max(1, final_steps)
     rungs = rungs_for(final_steps, len(candidates))
     warmup = min(round(warmup_ratio * final_steps), rungs[0] if rungs else final_steps)
-    return Plan(final_steps, rungs, list(candidates), warmup, final_evals(final_steps, rungs[-1] if rungs else 0))
+    evals = final_evals(final_steps, rungs[-1] if rungs else 0, eval_ratio)
+    return Plan(final_steps, rungs, list(candidates), warmup, evals)
 
 
 def fit_plan(
@@ -116,20 +124,26 @@ def fit_plan(
     the shortest one (MIN_FINAL_STEPS, or `longest` when shorter) fits."""
     shortest = min(MIN_FINAL_STEPS, longest)
     low, high = shortest, longest
-    if make_plan(low, candidates, warmup_ratio).seconds(step_s, eval_s) > seconds:
+    ratio = eval_s / max(step_s, 1e-9)
+
+    def cost(n: int) -> float:  # never falls as the plan grows: bisect
+        return make_plan(n, candidates, warmup_ratio, ratio).seconds(step_s, eval_s)
+
+    if cost(low) > seconds:
         return None
-    while low < high:  # the plan's cost grows with its length: bisect
+    while low < high:
         mid = (low + high + 1) // 2
-        if make_plan(mid, candidates, warmup_ratio).seconds(step_s, eval_s) <= seconds:
+        if cost(mid) <= seconds:
             low = mid
         else:
             high = mid - 1
-    return make_plan(low, candidates, warmup_ratio)
+    return make_plan(low, candidates, warmup_ratio, ratio)
 
 
 def shortest_budget(step_s: float, eval_s: float, candidates: list[float], warmup_ratio: float, longest: int) -> float:
     """Seconds the shortest plan is estimated to take."""
-    return make_plan(min(MIN_FINAL_STEPS, longest), candidates, warmup_ratio).seconds(step_s, eval_s)
+    ratio = eval_s / max(step_s, 1e-9)
+    return make_plan(min(MIN_FINAL_STEPS, longest), candidates, warmup_ratio, ratio).seconds(step_s, eval_s)
 
 
 def wsd(step: int, warmup: int, final_steps: int | None) -> float:
@@ -153,7 +167,7 @@ def recipe_estimate(config, steps_per_epoch: int, step_s: float, row_s: float, s
     rates = list(t.lr_candidates or CANDIDATES[config.method]) if t.lr == "auto" else [float(t.lr)]
     rows = split_rows
     if t.budget is not None:
-        evaluations = make_plan(longest, rates, t.warmup_ratio).evaluations
+        evaluations = make_plan(longest, rates, t.warmup_ratio).evaluations  # at most this many
         rows = selection_rows(t.budget - spent_s - margin_s(t.budget), row_s, split_rows, 20, evaluations)
     eval_s = row_s * rows
     if t.budget is None:

@@ -107,6 +107,27 @@ class PeakRss:
         self.now()
 
 
+FORWARD_BATCHES = 3  # calibration batches timed without gradients (the first a warm-up)
+
+
+def _forward_seconds(model, loss, batches: list[dict]) -> float:
+    """Seconds per (padded) token of a no-grad forward pass over `batches`, the first one a warm-up."""
+    was_training = model.training
+    model.eval()
+    seconds, tokens = 0.0, 0
+    try:
+        with torch.no_grad():
+            for i, batch in enumerate(batches):
+                started = time.perf_counter()
+                loss(model, batch)
+                if i or len(batches) == 1:
+                    seconds += time.perf_counter() - started
+                    tokens += int(batch["input_ids"].numel())
+    finally:
+        model.train(was_training)
+    return seconds / max(tokens, 1)
+
+
 def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, steps: int = CALIBRATION_STEPS) -> dict:
     """Load the model as training does, run a few real optimizer steps, and measure time and memory."""
     from tunesmith.hardware import choose_threads, kept_process_state, resolve_device
@@ -152,6 +173,7 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, st
             loop_started = time.perf_counter()
             train_loop(model, optimizer, scheduler, t, hooks, LoopState())
             peak = rss.peak
+            forward_per_token = _forward_seconds(model, built.loss, batches[-FORWARD_BATCHES:])
             gpu_peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
             batches.clear()
             del model, built, optimizer, scheduler, hooks
@@ -172,6 +194,8 @@ def calibrate(config: Config, rows: Sequence[Rendered], tokenizer, source, *, st
             "steps": [{"step": i + 1, "seconds": round(s, 3), "work_tokens": work[i]} for i, s in measured],
             "seconds_per_1k_tokens": round(1000 * per_token, 4),
             "first_step_seconds": round(first, 3),
+            # a forward pass alone (no gradients), over the same batches: what a selection evaluation costs
+            "forward_seconds_per_1k_tokens": round(1000 * forward_per_token, 4),
         },
         "memory_mb": {
             "runtime": round(base / MB, 1),  # interpreter, libraries, tokenizer and data before the model
@@ -232,7 +256,8 @@ def _recipe(config: Config, rows: Sequence[Rendered], out: dict) -> dict:
 
     per_token = out["calibration"]["seconds_per_1k_tokens"] / 1000
     step_s = per_token * out["work_tokens"] / max(out["steps"], 1)
-    row_s = per_token * sum(len(r.input_ids) for r in rows) / max(len(rows), 1) / 3
+    forward = out["calibration"]["forward_seconds_per_1k_tokens"] / 1000
+    row_s = forward * sum(len(r.input_ids) for r in rows) / max(len(rows), 1)
     split = min(1000, max(1, round(0.1 * len(rows))))
     spent = out["time_s"]["load"] + 10 * step_s
     return recipe_estimate(config, out["steps_per_epoch"], step_s, row_s, split, spent)

@@ -51,6 +51,7 @@ class Measure:
     eval_s: float
     step_times: list[float] = field(default_factory=list)
     eval_times: list[float] = field(default_factory=list)
+    tiebreak: float | None = None  # the last evaluation's secondary value (lower is better), where there is one
 
     def better(self, a: float, b: float | None) -> bool:
         return b is None or (a > b if self.higher_is_better else a < b)
@@ -64,10 +65,17 @@ class Measure:
         """The metric on every rank (FSDP needs them all), rank 0's value for all."""
         started = time.perf_counter()
         value = self.score(run.model)
-        value = distributed.broadcast_object(value, run.dist)
+        value, self.tiebreak = distributed.broadcast_object((value, getattr(self.score, "tiebreak", None)), run.dist)
         self.eval_times.append(time.perf_counter() - started)
         self.eval_s = sum(self.eval_times) / len(self.eval_times)
         return value
+
+    def entry(self, step: int, value: float, seconds: float) -> dict:
+        """An evaluation as search.json records it (with the tie-break value where there is one)."""
+        out = {"step": step, "value": value, "seconds": round(seconds, 2)}
+        if self.tiebreak is not None and math.isfinite(self.tiebreak):
+            out["loss"] = round(self.tiebreak, 6)
+        return out
 
     def resize(self, rows: int) -> None:
         """Score `rows` rows of the selection split from now on (a stratified prefix; where the score can)."""
@@ -145,10 +153,10 @@ def search(run: Run, measure: Measure, clock: Clock, *, show_progress: bool = Tr
                 if any(e["step"] == rung for e in t["evals"]):
                     continue  # finished before a restart
                 diverged = _run_trial(run, t, rung, initial, measure, table, stop)
-                value = measure.worst if diverged else measure.evaluate(run)
                 if diverged:
-                    t["diverged"] = True
-                t["evals"].append({"step": rung, "value": value, "seconds": round(clock.spent(), 2)})
+                    t["diverged"], measure.tiebreak = True, None
+                value = measure.worst if diverged else measure.evaluate(run)
+                t["evals"].append(measure.entry(rung, value, clock.spent()))
                 _save_trial(run, k)
                 save_record(run, record, clock)
                 table.update(k, t["lr"], rung, value, clock.spent(), "running")
@@ -181,14 +189,16 @@ def _last(trial: dict, key: str):
 
 
 def _survivors(trials: list[dict], alive: list[int], rung: int, measure: Measure) -> list[int]:
-    """The better 1/ETA of the trials at this rung (ties: the lower learning rate, the safer one)."""
+    """The better 1/ETA of the trials at this rung (ties: the lower gold-answer loss where the metric has one,
+    then the lower learning rate, the safer one)."""
 
-    def value(k: int) -> float:
-        v = next(e["value"] for e in trials[k]["evals"] if e["step"] == rung)
-        return v if measure.higher_is_better else -v
+    def key(k: int) -> tuple[float, float, float]:
+        e = next(e for e in trials[k]["evals"] if e["step"] == rung)
+        v = e["value"] if measure.higher_is_better else -e["value"]
+        return -v, e.get("loss", 0.0), trials[k]["lr"]
 
     keep = max(1, math.ceil(len(alive) / ETA))
-    ranked = sorted(alive, key=lambda k: (-value(k), trials[k]["lr"]))
+    ranked = sorted(alive, key=key)
     return sorted(ranked[:keep])
 
 
@@ -280,16 +290,17 @@ def _replan(run: Run, record: dict, measure: Measure, clock: Clock, done: int) -
     final = max(prev, min(final, run.longest))
     if final != plan.final_steps:
         log.info("re-planned: %d final steps (was %d) at %.2f s a step", final, plan.final_steps, step_s)
-    replan(run, final, prev)
+    replan(run, final, prev, measure.eval_s / max(step_s, 1e-9))
     record["planned"].update(final_steps=final, evals=plan.evals)
     record["final"]["steps"] = final
 
 
-def replan(run: Run, final: int, after: int) -> None:
-    """Set the final length in place (the schedule reads the plan at every step)."""
+def replan(run: Run, final: int, after: int, eval_ratio: float = 0.0) -> None:
+    """Set the final length in place (the schedule reads the plan at every step); `eval_ratio`: an
+    evaluation's measured cost in steps (how many final evaluations the time affords)."""
     plan = run.recipe
     assert plan is not None
-    plan.final_steps, plan.evals = final, final_evals(final, after)
+    plan.final_steps, plan.evals = final, final_evals(final, after, eval_ratio)
     run.total_steps = final
 
 
@@ -304,9 +315,10 @@ def plan_budget(run: Run, measure: Measure) -> None:
     per_token = cal["calibration"]["seconds_per_1k_tokens"] / 1000
     counted = count(prep.train_rows, config)
     step_s = per_token * counted["work_tokens"] / max(counted["steps"], 1)
+    forward = cal["calibration"]["forward_seconds_per_1k_tokens"] / 1000  # measured, not a third of a step
     select_tokens = sum(len(r.input_ids) for r in prep.select_rows)
     split = max(len(prep.select_rows), 1)
-    row_s = per_token * select_tokens / split / 3 * (1 + GENERATION_COST * (measure.metric == "exact_match"))
+    row_s = forward * select_tokens / split * (1 + GENERATION_COST * (measure.metric == "exact_match"))
     margin = margin_s(config.train.budget)
     available = run.clock.left() - margin
     split, least = measure.rows, getattr(measure.score, "least", measure.rows)
@@ -375,7 +387,7 @@ class Keeper:
     def evaluate(self, step: int) -> float:
         run, final = self.run, self.record["final"]
         value = self.measure.evaluate(run)
-        final["evals"].append({"step": step, "value": value, "seconds": round(run.clock.spent(), 2)})
+        final["evals"].append(self.measure.entry(step, value, run.clock.spent()))
         if self.measure.better(value, final["best_value"]):
             final.update(best_step=step, best_value=value)
             weights, _ = checkpoint.trainable_state(run.model, run.optimizer)
