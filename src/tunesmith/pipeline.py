@@ -180,44 +180,36 @@ def _finished(run: Run) -> dict | None:
     return None
 
 
+def _heldout(run: Run, model, identity: str | None) -> dict:
+    """Held-out loss and accuracy of `model`, with the answers kept in the run folder (`evaluate.answers`)."""
+    prep = run.prep
+    return heldout_metrics(
+        model,
+        prep.tokenizer,
+        run.config,
+        prep.eval_convs,
+        run.eval_batches,
+        train=prep.train_convs,
+        cache=AnswerCache(run.folder.answers),
+        identity=identity,
+    )
+
+
 def _evaluate_before(run: Run) -> None:
     """The base model's held-out figures, once per run folder (a resumed run keeps the first)."""
     config = run.config
     if run.dist.is_main and run.eval_batches and config.eval.enabled and not run.folder.eval_before.is_file():
         log.info("evaluating the base model on %d held-out rows", len(run.prep.eval_rows))
         base = base_identity(config.model.name, model_dtype(run.model))
-        write_json(
-            run.folder.eval_before,
-            heldout_metrics(
-                run.model,
-                run.prep.tokenizer,
-                config,
-                run.prep.eval_convs,
-                run.eval_batches,
-                train=run.prep.train_convs,
-                cache=AnswerCache(run.folder.answers),
-                identity=base,
-            ),
-        )
+        write_json(run.folder.eval_before, _heldout(run, run.model, base))
 
 
 def _evaluate_after(run: Run, model) -> dict:
     config = run.config
-    with eager(config.train.compile):
-        after = (
-            heldout_metrics(
-                model,
-                run.prep.tokenizer,
-                config,
-                run.prep.eval_convs,
-                run.eval_batches,
-                train=run.prep.train_convs,
-                cache=AnswerCache(run.folder.answers),
-                identity=weights_identity(run.folder.root, config.method),
-            )
-            if run.eval_batches and config.eval.enabled
-            else None
-        )
+    after = None
+    if run.eval_batches and config.eval.enabled:
+        with eager(config.train.compile):
+            after = _heldout(run, model, weights_identity(run.folder.root, config.method))
     before = read_json(run.folder.eval_before) if run.folder.eval_before.is_file() else None
     return {"before": before, "after": after}
 

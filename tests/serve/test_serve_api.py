@@ -1,6 +1,7 @@
 """A real `tunesmith serve` process on a free loopback port, spoken to by the official `openai` client."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -39,31 +40,14 @@ def wait_ready(proc, url, timeout=120):
     raise AssertionError("server did not start in time")
 
 
-@pytest.fixture(scope="module")
-def server(tiny_runs):
+@contextlib.contextmanager
+def running_server(tiny_runs, max_tokens: int):
+    """A real `tunesmith serve` of the paris run plus the hello adapter on a free loopback port, with an API key."""
     port = free_port()
+    cmd = [sys.executable, "-m", "tunesmith.cli", "serve", str(tiny_runs["paris"]), "--adapter"]
+    cmd += [f"hello={tiny_runs['hello']}", "--port", str(port), "--api-key", KEY, "--max-tokens", str(max_tokens)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tunesmith.cli",
-            "serve",
-            str(tiny_runs["paris"]),
-            "--adapter",
-            f"hello={tiny_runs['hello']}",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--max-tokens",
-            "512",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, url)
@@ -71,7 +55,17 @@ def server(tiny_runs):
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise
+
+
+@pytest.fixture(scope="module")
+def server(tiny_runs):
+    with running_server(tiny_runs, 512) as running:
+        yield running
 
 
 @pytest.fixture()

@@ -5,40 +5,21 @@ Requests that fit the document and requests that break it (negative mode). `TUNE
 examples per operation and mode (default 100; more for a long run)."""
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from test_serve_api import KEY, free_port, wait_ready
+from test_serve_api import KEY, running_server
 
 EXAMPLES = int(os.environ.get("TUNESMITH_FUZZ_EXAMPLES", "100"))
 
 
 @pytest.fixture(scope="module")
 def fuzzed_server(tiny_runs):
-    port = free_port()
-    cmd = [sys.executable, "-m", "tunesmith.cli", "serve", str(tiny_runs["paris"])]
-    cmd += ["--adapter", f"hello={tiny_runs['hello']}", "--port", str(port), "--api-key", KEY, "--max-tokens", "24"]
-    proc = subprocess.Popen(
-        cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, url)
-        yield {"url": url, "proc": proc}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise
+    with running_server(tiny_runs, 24) as running:  # short answers: many requests in little time
+        yield running
 
 
 def operations(url: str) -> list:

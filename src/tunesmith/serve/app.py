@@ -377,20 +377,11 @@ def create_app(engine: Engine, *, api_key: str | None = None, limits: Limits = L
     app.add_api_route("/health", api.health, methods=["GET"])
     app.add_api_route("/v1/models", api.list_models, methods=["GET"], responses=_error_responses(401))
     app.add_api_route("/v1/models/{name}", api.get_model, methods=["GET"], responses=_error_responses(401, 404))
-    app.add_api_route(
-        "/v1/chat/completions",
-        api.chat_completions,
-        methods=["POST"],
-        openapi_extra=_request_body(P.ChatRequest),
-        responses=generating,
-    )
-    app.add_api_route(
-        "/v1/completions",
-        api.completions,
-        methods=["POST"],
-        openapi_extra=_request_body(P.CompletionRequest),
-        responses=generating,
-    )
+    for path, endpoint, body in (
+        ("/v1/chat/completions", api.chat_completions, P.ChatRequest),
+        ("/v1/completions", api.completions, P.CompletionRequest),
+    ):
+        app.add_api_route(path, endpoint, methods=["POST"], openapi_extra=_request_body(body), responses=generating)
     document = openapi_document(app, list(engine.models))
     app.openapi = lambda: document  # type: ignore[method-assign]  # FastAPI's documented way to extend it
     return app
