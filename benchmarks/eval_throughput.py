@@ -1,49 +1,116 @@
-"""Eval throughput: tunesmith's batched generation and label ranking against a plain per-example HF loop.
+"""Generation throughput, side by side in one run: the same tuned model, prompts and greedy decoding through
 
-The same model, the same prompts (rendered with the same chat template and system prompt), greedy decoding,
-the same stop tokens. Prints a markdown table: examples/s, ratio to the plain loop, answers identical to the
-plain loop's, and label accuracy.
+    (a) tunesmith before the fast path: transformers' `generate` on left-padded batches of the PEFT model
+    (b) tunesmith now: `generation.generate_ids` (adapter merged into a copy, preallocated KV cache, shared
+        prefix computed once, finished rows leave the batch)
+    (c) a plain HF loop: one `generate` call per prompt, as a user would write first
+    (d) llama.cpp (llama-cpp-python): the same run merged and exported by `tunesmith export --format gguf`
+        (f16), one prompt at a time: the CPU reference
 
-    python benchmarks/eval_throughput.py --model smollm2-135m --n 32 --max-new-tokens 40
+Prints a markdown table: generated tokens/s, ratio to (a), and how many answers are token-for-token those of (c);
+and how many of (b)'s answers are the same alone (b1) as in a batch (batch invariance).
+Without `--run`, a run is made first (2 LoRA steps on examples/support: a real adapter, nothing more).
+
+    python benchmarks/eval_throughput.py                      # bundled model, 48 support test prompts
+    python benchmarks/eval_throughput.py --run runs/support --n 80 --few-shot 3
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from tunesmith.config import load_config
-from tunesmith.data import load_conversations
-from tunesmith.evaluate.likelihood import candidate_ids, rank_labels
-from tunesmith.evaluate.metrics import normalise, to_label
-from tunesmith.evaluate.task import infer_task
-from tunesmith.generation import generate_answers
-from tunesmith.model.load import load_model, load_tokenizer, resolve_model
-from tunesmith.render import render_prompt, stop_token_ids
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_run(folder: Path) -> Path:
+    import tunesmith
+
+    overrides = ["train.lr=1e-3", "train.max_steps=2", "eval.enabled=false", "eval.report=false"]
+    result = tunesmith.train(str(ROOT / "examples/support/config.yaml"), [*overrides, f"output_dir={folder}"])
+    return Path(result.run_dir)
 
 
 @torch.no_grad()
-def plain_loop(model, tokenizer, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
-    """What a user would write first: one `generate` call per example, no batching."""
-    answers = []
-    for p in prompts:
-        ids = torch.tensor([p])
-        out = model.generate(
+def before(model, tok, prompts: list[list[int]], max_new: int, batch: int, stops: list[int]) -> list[list[int]]:
+    """(a): what `generate_batch` did before the fast path: left-padded batches through `generate`."""
+    out: list[list[int]] = [[] for _ in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        width = max(len(prompts[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), tok.pad_token_id)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, i in enumerate(chunk):
+            ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[r, width - len(prompts[i]) :] = 1
+        gen = model.generate(
             input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new_tokens,
+            attention_mask=mask,
+            max_new_tokens=max_new,
             do_sample=False,
             temperature=None,
             top_p=None,
             top_k=None,
-            eos_token_id=stop_token_ids(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=stops,
+            pad_token_id=tok.pad_token_id,
         )
-        answers.append(tokenizer.decode(out[0, len(p) :], skip_special_tokens=True).strip())
-    return answers
+        for r, i in enumerate(chunk):
+            out[i] = cut(gen[r, width:].tolist(), stops)
+    return out
+
+
+@torch.no_grad()
+def plain(model, tok, prompts: list[list[int]], max_new: int, stops: list[int]) -> list[list[int]]:
+    """(c): one `generate` call per prompt."""
+    out = []
+    for p in prompts:
+        ids = torch.tensor([p])
+        gen = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            eos_token_id=stops,
+            pad_token_id=tok.pad_token_id,
+        )
+        out.append(cut(gen[0, len(p) :].tolist(), stops))
+    return out
+
+
+def llama_cpp(gguf: Path, prompts: list[list[int]], max_new: int, stops: list[int]) -> list[list[int]]:
+    """(d): greedy in llama.cpp from exactly these prompt ids, one prompt at a time, up to a stop token."""
+    from tunesmith.export.gguf_check import open_llama
+
+    llm = open_llama(gguf, n_ctx=max(len(p) for p in prompts) + max_new + 8)
+    out = []
+    try:
+        for p in prompts:
+            got: list[int] = []
+            for token in llm.generate(p, top_k=1, top_p=1.0, temp=0.0, reset=True):
+                if token in stops or len(got) >= max_new:
+                    break
+                got.append(token)
+            out.append(got)
+    finally:
+        llm.close()
+    return out
+
+
+def cut(row: list[int], stops: list[int]) -> list[int]:
+    for i, t in enumerate(row):
+        if t in stops:
+            return row[:i]
+    return row
 
 
 def timed(fn):
@@ -54,66 +121,116 @@ def timed(fn):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="examples/support/config.yaml", help="system prompt and answer regex")
-    ap.add_argument("--model", default=None, help="default: the config's model")
-    ap.add_argument("--data", default="examples/support/test.jsonl")
-    ap.add_argument("--n", type=int, default=32, help="test examples")
-    ap.add_argument("--max-new-tokens", type=int, default=40)
+    ap.add_argument("--run", help="a trained run folder (default: make one, 2 steps on examples/support)")
+    ap.add_argument("--data", default=str(ROOT / "examples/support/test.jsonl"))
+    ap.add_argument("--n", type=int, default=32, help="test prompts")
+    ap.add_argument("--few-shot", type=int, default=0, help="prior example turns in every prompt (as eval does)")
+    ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
-    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--dtype", default=None, choices=["float32", "bfloat16"], help="default: as the run trained")
+    ap.add_argument("--no-llama", action="store_true", help="leave out (d)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_config(args.config)
-    source = resolve_model(args.model or config.model.name)
-    tokenizer, model = load_tokenizer(source), load_model(source, dtype=args.dtype).eval()
+
+    from tunesmith.data import load_conversations
+    from tunesmith.evaluate.systems import pick_shots
+    from tunesmith.generation import generate_ids
+    from tunesmith.model.decode import decode
+    from tunesmith.model.inference import for_inference, inference_dtype
+    from tunesmith.model.tuned import load_tuned
+    from tunesmith.render import render_prompt, stop_token_ids
+
+    work = Path(tempfile.mkdtemp(prefix="eval-throughput-"))
+    run = Path(args.run) if args.run else make_run(work / "run")
+    model, tok, config = load_tuned(run, dtype=args.dtype)
     convs = [c for c in load_conversations(args.data) if c.reference()][: args.n]
+    shots = pick_shots(load_conversations(config.data.train), args.few_shot, 0) if args.few_shot else []
     system = config.data.system_prompt
-    prompts = [render_prompt(list(c.prompt_messages()), tokenizer, system_prompt=system) for c in convs]
-    task = infer_task([c.reference() for c in convs], answer_regex=config.eval.answer_regex)
-    gold = [task.gold(c.reference()) for c in convs]
+    prompts = [render_prompt([*shots, *c.prompt_messages()], tok, system_prompt=system) for c in convs]
+    stops, n, b = stop_token_ids(tok), args.max_new_tokens, args.batch_size
 
-    plain, t_plain = timed(lambda: plain_loop(model, tokenizer, prompts, args.max_new_tokens))
-    batched, t_batch = timed(
-        lambda: generate_answers(
-            model,
-            tokenizer,
-            [list(c.prompt_messages()) for c in convs],
-            system_prompt=system,
-            max_new_tokens=args.max_new_tokens,
-            batch_size=args.batch_size,
-        )
-    )
-    rows = [
-        ("HF generate, one example at a time", plain, t_plain),
-        (f"tunesmith batched generation (batch {args.batch_size}, left-padded, KV cache)", batched, t_batch),
-    ]
-    if task.kind == "label":
-        cands = candidate_ids(tokenizer, task.labels, task.label_prefix, end_of_turn=task.answer_regex is None)
-        scores, t_rank = timed(
-            lambda: rank_labels(model, prompts, cands, tokenizer.pad_token_id, batch_rows=2 * args.batch_size)
-        )
-        ranked = [task.label_prefix + task.labels[max(range(len(s)), key=s.__getitem__)] for s in scores]
-        rows.append((f"tunesmith label ranking ({len(task.labels)} labels, log-likelihood)", ranked, t_rank))
+    rows = []
+    ref, t = timed(lambda: plain(model, tok, prompts, n, stops))
+    rows.append(("(c) HF generate, one prompt at a time", ref, t))
+    old, t = timed(lambda: before(model, tok, prompts, n, b, stops))
+    rows.insert(0, (f"(a) tunesmith before: HF generate, left-padded batches of {b}", old, t))
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
 
+    def new() -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in prompts]
+        for start in range(0, len(order), b):
+            chunk = order[start : start + b]
+            for i, ids in zip(chunk, generate_ids(model, tok, [prompts[i] for i in chunk], max_new_tokens=n)):
+                out[i] = ids
+        return out
+
+    ours, t = timed(new)
+    rows.insert(1, (f"(b) tunesmith now: merged, preallocated cache, shared prefix, batches of {b}", ours, t))
+    one, t = timed(lambda: [generate_ids(model, tok, [p], max_new_tokens=n)[0] for p in prompts])
+    rows.insert(2, ("(b1) tunesmith now, one prompt at a time", one, t))
+    invariant = {"b": sum(a == c for a, c in zip(ours, one))}
+    dtype = next(model.parameters()).dtype
+    if inference_dtype(model) != dtype:  # the same loop in the run's own 16-bit dtype, for the cost of float32
+        half = for_inference(model)
+        half = copy.deepcopy(half).to(dtype)
+
+        def in_half(batch: list[list[int]]) -> list[list[int]]:
+            return decode(half, batch, stop_ids=stops, pad_id=tok.pad_token_id, max_new_tokens=n)
+
+        def batched_half() -> list[list[int]]:
+            out: list[list[int]] = [[] for _ in prompts]
+            for start in range(0, len(order), b):
+                chunk = order[start : start + b]
+                for i, ids in zip(chunk, in_half([prompts[i] for i in chunk])):
+                    out[i] = ids
+            return out
+
+        halves, t = timed(batched_half)
+        name = str(dtype).removeprefix("torch.")
+        rows.insert(3, (f"(b16) the same loop in {name} (merged weights cast back)", halves, t))
+        alone16 = [in_half([p])[0] for p in prompts]
+        invariant["b16"] = sum(a == c for a, c in zip(halves, alone16))
+    exact = ref  # the answers the new path must give: transformers' own, in the precision it decodes in
+    if inference_dtype(model) != dtype:
+        full = copy.deepcopy(model).to(inference_dtype(model))
+        exact, t = timed(lambda: plain(full, tok, prompts, n, stops))
+        rows.append(
+            (
+                f"(c32) HF generate on a {str(inference_dtype(model)).removeprefix('torch.')} copy, one at a time",
+                exact,
+                t,
+            )
+        )
+    if not args.no_llama:
+        from tunesmith.export import export
+
+        export(run, "gguf", work / "gguf", quant="f16", verify=False)
+        gguf = next((work / "gguf").glob("*.gguf"))
+        got, t = timed(lambda: llama_cpp(gguf, prompts, n, stops))
+        rows.append(("(d) llama.cpp, f16 GGUF of the merged run, one prompt at a time", got, t))
+
+    tokens_in = sum(len(p) for p in prompts) / len(prompts)
     print(
-        f"\nmodel {source.name}, {len(convs)} examples from {args.data}, max_new_tokens {args.max_new_tokens}, "
-        f"{args.threads} thread(s), {next(model.parameters()).dtype}, greedy\n"
+        f"\nrun {run}, {len(prompts)} prompts (mean {tokens_in:.0f} tokens, {args.few_shot}-shot), up to {n} new "
+        f"tokens, greedy, {args.threads} thread(s); the run's weights {str(dtype).removeprefix('torch.')}, (b) decodes "
+        f"in {str(inference_dtype(model)).removeprefix('torch.')}, llama.cpp in f16\n"
     )
-    print("| method | seconds | examples/s | vs plain HF | same answer as plain | label accuracy |")
-    print("|---|---:|---:|---:|---:|---:|")
+    base_tps = None
+    print("| path | seconds | generated tokens | tokens/s | vs (a) | same tokens as (c) | same as HF in (b)'s dtype |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, answers, seconds in rows:
-        same = sum(normalise(a) == normalise(b) for a, b in zip(answers, plain)) / len(plain)
-        same_text = "-" if "ranking" in name else f"{100 * same:.0f}%"
-        acc = (
-            sum(to_label(a, task.labels, task.answer_regex) == g for a, g in zip(answers, gold)) / len(gold)
-            if task.kind == "label"
-            else float("nan")
-        )
+        made = sum(len(a) for a in answers)
+        tps = made / seconds
+        base_tps = base_tps or tps
+        same = sum(a == r for a, r in zip(answers, ref))
+        exactly = sum(a == r for a, r in zip(answers, exact))
         print(
-            f"| {name} | {seconds:.1f} | {len(convs) / seconds:.2f} | {t_plain / seconds:.2f}x | {same_text} | "
-            f"{100 * acc:.1f}% |"
+            f"| {name} | {seconds:.1f} | {made} | {tps:.1f} | {tps / base_tps:.2f}x | {same}/{len(ref)} | "
+            f"{exactly}/{len(ref)} |"
         )
+    for key, same in invariant.items():
+        print(f"\nbatch invariance of ({key}): {same}/{len(prompts)} answers the same alone as in batches of {b}")
 
 
 if __name__ == "__main__":

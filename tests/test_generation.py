@@ -178,7 +178,7 @@ def test_label_set_file(tmp_path):
 def test_sampling_keeps_the_top_token_for_any_top_p(temperature, top_p):
     """Found by fuzzing the server: a top_p below float32's smallest number kept no token at all, and a tiny
     temperature overflowed the logits to inf (NaN probabilities)."""
-    from tunesmith.generation import _sample
+    from tunesmith.generation import sample
 
     logits = torch.tensor([0.0, 3.0, 1.0])
-    assert _sample(logits, temperature, top_p, torch.Generator().manual_seed(0)) == 1
+    assert sample(logits, temperature, top_p, torch.Generator().manual_seed(0)) == 1

@@ -181,11 +181,13 @@ def test_enough_selection_rows_use_label_accuracy(tmp_path, tiny_llama_dir):
 
 def test_killed_search_resumes_exactly(tmp_path, tiny_llama_dir):
     rates = [1e-5, 1e-2, 30.0]  # 400 rows: 150 final steps, trials compared at 19 and 38 (long enough to kill in)
-    ref_cfg = auto_config(tmp_path, tiny_llama_dir, "ref", rows=400, lr_candidates=rates)
+    # one thread in every run: 1 and 2 threads round fp32 matmuls differently on some CPUs (seen with oneDNN on
+    # an AMX Xeon), and the killed run is a subprocess while the others run here
+    ref_cfg = auto_config(tmp_path, tiny_llama_dir, "ref", rows=400, lr_candidates=rates, threads=1)
     reference = tunesmith.train(ref_cfg, show_progress=False)
     ref = read_json(reference.run_dir / "search.json")
 
-    cfg = auto_config(tmp_path, tiny_llama_dir, "killed", rows=400, lr_candidates=rates)
+    cfg = auto_config(tmp_path, tiny_llama_dir, "killed", rows=400, lr_candidates=rates, threads=1)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
     script = "import json, sys, tunesmith; tunesmith.train(json.load(open(sys.argv[1])), show_progress=False)"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -284,3 +286,49 @@ def test_a_tight_budget_scores_a_subset_of_the_selection_split(tmp_path, tiny_ll
     assert 20 <= record["selection_rows"] < 96
     again = tunesmith.train(cfg, show_progress=False)  # finished: the same record
     assert read_json(again.run_dir / "search.json")["selection_rows"] == record["selection_rows"]
+
+
+def _keeper_at(step_s: float, left: float, final: int = 100):
+    """A Keeper of a budgeted final run planned for `final` steps, whose real steps take `step_s` and whose
+    budget has `left` seconds left (a paused clock)."""
+    from types import SimpleNamespace
+
+    from tunesmith.training.budget import Clock, make_plan, margin_s
+    from tunesmith.training.distributed import DistInfo
+    from tunesmith.training.search import Keeper, Measure
+
+    plan = make_plan(final, [1e-3, 3e-3], 0.0, eval_ratio=2.0)
+    clock = Clock(100.0, spent=100.0 - left)
+    clock.pause()
+    run = SimpleNamespace(
+        recipe=plan,
+        config=SimpleNamespace(train=SimpleNamespace(budget=100.0)),
+        clock=clock,
+        dist=DistInfo(),
+        longest=10_000,
+        total_steps=final,
+    )
+    measure = Measure(lambda m: 0.0, "accuracy", True, 20, step_s=step_s / 2, eval_s=1.0)
+    measure.step_times = [step_s] * 10
+    record = {"final": {"best_step": None, "evals": []}, "chosen": None, "planned": {}}
+    return Keeper(run, measure, record), run, plan, margin_s(100.0)
+
+
+def test_the_final_run_refits_its_length_to_the_measured_step_time():
+    """Steps twice as slow as calibrated: the final length shrinks so the decay ends inside the budget (it was
+    cut short on CLINC150); twice as fast: it grows. Past the decay's start nothing moves."""
+    keeper, run, plan, margin = _keeper_at(step_s=1.0, left=50.0)
+    keeper._refit(10)
+    evals_left = sum(1 for e in plan.evals if e > 10)
+    assert plan.final_steps < 100 and run.total_steps == plan.final_steps
+    assert (plan.final_steps - 10) * 1.0 + evals_left * 1.0 <= 50.0 - margin + 1.0  # fits, to a step
+    assert plan.final_steps >= 10 + (50.0 - margin - 5 * 1.0) - 2  # and uses the time
+    assert plan.evals[-1] == plan.final_steps
+
+    fast, run, plan, _ = _keeper_at(step_s=0.25, left=50.0)
+    fast._refit(10)
+    assert plan.final_steps > 100
+
+    late, run, plan, _ = _keeper_at(step_s=1.0, left=5.0)
+    late._refit(90)  # inside the decay (the last 20%): the schedule is not moved
+    assert plan.final_steps == 100

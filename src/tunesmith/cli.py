@@ -28,7 +28,7 @@ def _setup_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=err_console, show_path=False)],
     )
     logging.getLogger("tunesmith").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes"):
+    for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes", "kernels"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if not verbose:
         # peft reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model:
@@ -189,10 +189,15 @@ def _label_set(run_dir: str, free_text: bool):
 def cmd_generate(args: argparse.Namespace) -> int:
     """Answer one prompt with a tuned run (chat template applied exactly as in training). A run trained on a
     label task answers with one of its labels (labels.json) unless --free-text."""
+    import torch
+
     from tunesmith.data.types import Message
+    from tunesmith.errors import ConfigError
     from tunesmith.generation import generate_answers
     from tunesmith.model.tuned import load_tuned
 
+    if not 0.0 < args.top_p <= 1.0 or args.temperature < 0:
+        raise ConfigError("--temperature must be >= 0 and --top-p in (0, 1]")
     model, tokenizer, config = load_tuned(args.run_dir)
     labels = _label_set(args.run_dir, args.free_text)
     system = args.system if args.system is not None else config.data.system_prompt
@@ -204,8 +209,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         batch_size=len(args.prompt),
         labels=labels,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        generator=torch.Generator().manual_seed(args.seed),
     )
-    for answer in answers:
+    for i, (prompt, answer) in enumerate(zip(args.prompt, answers)):
+        if len(answers) > 1:  # several prompts: each answer under its prompt, a blank line between
+            console.print(("\n" if i else "") + f"[{i + 1}] {prompt}", style="dim", markup=False, highlight=False)
         console.print(answer, markup=False, highlight=False)
     return 0
 
@@ -409,6 +419,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for several)")
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy; above 0: sampling")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep this share of probability")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (with --temperature)")
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
     )

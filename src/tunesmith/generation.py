@@ -18,6 +18,8 @@ import torch
 
 from tunesmith.data.types import Message
 from tunesmith.errors import RunError
+from tunesmith.model.decode import cache_argument, decode, preallocated_cache
+from tunesmith.model.inference import for_inference
 from tunesmith.model.load import device_of
 from tunesmith.progress import RowProgress
 from tunesmith.render import render_prompt, stop_token_ids
@@ -158,21 +160,6 @@ def only(logits: torch.Tensor, allowed: Sequence[int]) -> torch.Tensor:
     return logits.masked_fill(banned, float("-inf"))
 
 
-def _label_processor(trie: LabelTrie, prompt_width: int):
-    """A transformers logits processor masking each row of a left-padded batch to its allowed tokens."""
-    from transformers import LogitsProcessor
-
-    class LabelMask(LogitsProcessor):
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            rows = []
-            for row, ids in enumerate(input_ids[:, prompt_width:].tolist()):
-                allowed = trie.allowed(ids)
-                rows.append(scores[row] if allowed is None else only(scores[row], allowed))
-            return torch.stack(rows)
-
-    return LabelMask()
-
-
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, attention_mask) with rows right-aligned, so every row's last token shares one position."""
     width = max(len(r) for r in rows)
@@ -184,7 +171,59 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-@torch.no_grad()
+def picker(
+    trie: LabelTrie | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+):
+    """How `decode` chooses each row's next token: greedy unless `temperature > 0` (then nucleus sampling),
+    among the tokens `trie` allows the answer so far where there is a trie."""
+
+    def pick(logits: torch.Tensor, rows: Sequence[int], generated: Sequence[Sequence[int]]) -> list[int]:
+        if trie is not None:
+            masked = []
+            for j, row in enumerate(rows):
+                allowed = trie.allowed(generated[row])
+                masked.append(logits[j] if allowed is None else only(logits[j], allowed))
+            logits = torch.stack(masked)
+        if temperature <= 0:
+            return logits.argmax(-1).tolist()
+        return [sample(row, temperature, top_p, generator) for row in logits]
+
+    return pick
+
+
+def generate_ids(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    labels: LabelSet | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Each prompt's answer tokens (up to an end-of-turn token, not included), from one batched `decode` of the
+    model as inference runs it (`for_inference`: a LoRA adapter merged into a copy of the weights).
+
+    Greedy decoding unless `temperature > 0`. With `labels`, every answer starts with `prefix + label` for one of
+    the labels (and ends there when `labels.end_of_turn`); `max_new_tokens` is raised to fit the longest label.
+    """
+    trie = None if labels is None else LabelTrie.of(labels, tokenizer)
+    if trie is not None:
+        max_new_tokens = max(max_new_tokens, trie.room)
+    return decode(
+        for_inference(model),
+        prompts,
+        stop_ids=stop_token_ids(tokenizer),
+        pad_id=tokenizer.pad_token_id,
+        max_new_tokens=max_new_tokens,
+        pick=picker(trie, temperature, top_p, generator),
+    )
+
+
 def generate_batch(
     model,
     tokenizer,
@@ -195,38 +234,12 @@ def generate_batch(
     top_p: float = 1.0,
     labels: LabelSet | None = None,
 ) -> list[str]:
-    """Continue each prompt (token ids) until an end-of-turn token; return the decoded answers.
-
-    Prompts are left-padded so every row's last prompt token sits at the same position, and the KV cache
-    is used; greedy decoding unless `temperature > 0`. With `labels`, every answer starts with `prefix + label`
-    for one of the labels (and ends there when `labels.end_of_turn`); `max_new_tokens` is raised to fit the
-    longest label.
-    """
-    model.eval()
-    pad = tokenizer.pad_token_id
-    ids, mask = left_pad(prompts, pad)
-    device = device_of(model)
-    ids, mask = ids.to(device), mask.to(device)
-    width = ids.shape[1]
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": top_p}
-        if temperature > 0
-        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    """Continue each prompt (token ids) until an end-of-turn token; return the decoded answers
+    (`generate_ids`, decoded)."""
+    ids = generate_ids(
+        model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, labels=labels
     )
-    masks = []
-    if labels is not None:
-        trie = LabelTrie.of(labels, tokenizer)
-        masks, max_new_tokens = [_label_processor(trie, width)], max(max_new_tokens, trie.room)
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        eos_token_id=stop_token_ids(tokenizer),
-        pad_token_id=pad,
-        logits_processor=masks or None,
-        **sampling,
-    )
-    return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
 
 def generate_answers(
@@ -239,11 +252,16 @@ def generate_answers(
     batch_size: int = 16,
     labels: LabelSet | None = None,
     progress: str | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
 ) -> list[str]:
-    """Answer each conversation's last user turn; longest prompts first to waste little padding.
+    """Answer each conversation's last user turn; longest prompts first to waste little padding. Greedy
+    unless `temperature > 0` (nucleus sampling with `top_p`, drawn from `generator`).
 
     With `labels` (a label task), every answer is held to the label set (see `generate_batch`). With
     `progress` (a title), rows done, tokens/s and the time left are shown as it goes (`RowProgress`)."""
+    model = for_inference(model)  # once for every batch
     prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
@@ -252,11 +270,19 @@ def generate_answers(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch = [prompts[i] for i in chunk]
-            texts = generate_batch(model, tokenizer, batch, max_new_tokens=max_new_tokens, labels=labels)
-            for i, text in zip(chunk, texts):
-                answers[i] = text
-            if shown.enabled:
-                shown.advance(len(chunk), sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts))
+            ids = generate_ids(
+                model,
+                tokenizer,
+                batch,
+                max_new_tokens=max_new_tokens,
+                labels=labels,
+                temperature=temperature,
+                top_p=top_p,
+                generator=generator,
+            )
+            for i, row in zip(chunk, ids):
+                answers[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            shown.advance(len(chunk), sum(len(row) for row in ids))
     finally:
         shown.close()
     return answers
@@ -279,7 +305,7 @@ def stream_answer(
     text = TextStream(tokenizer)
     trie = None if labels is None else LabelTrie.of(labels, tokenizer)
     for token in generate_tokens(
-        model,
+        for_inference(model),  # as `generate_answers` decodes: the adapter merged into a copy
         prompt,
         max_new_tokens=max_new_tokens if trie is None else max(max_new_tokens, trie.room),
         stop_ids=stop_token_ids(tokenizer),
@@ -310,12 +336,10 @@ def generate_tokens(
     short by `max_new_tokens` stays cut: the caller sets the budget).
     The caller may stop iterating at any point (a client went away, a stop string appeared).
     """
-    from transformers import DynamicCache
-
     model.eval()
     device = device_of(model)
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
-    cache = {_cache_argument(model): DynamicCache()}  # filled in place, step by step
+    cache = {cache_argument(model): preallocated_cache(model, len(prompt) + max_new_tokens)}  # filled in place
     stops = set(stop_ids)
     generated: list[int] = []
     for _ in range(max_new_tokens):
@@ -323,7 +347,7 @@ def generate_tokens(
         allowed = None if constraint is None else constraint.allowed(generated)
         if allowed is not None:
             logits = only(logits, allowed)
-        token = int(logits.argmax()) if temperature <= 0 else _sample(logits, temperature, top_p, generator)
+        token = int(logits.argmax()) if temperature <= 0 else sample(logits, temperature, top_p, generator)
         if token in stops:
             return
         yield token
@@ -331,15 +355,7 @@ def generate_tokens(
         ids = torch.tensor([[token]], dtype=torch.long, device=device)
 
 
-def _cache_argument(model) -> str:
-    """The name the model's forward takes its KV cache by: `cache` (transformers >= 5.2x) or `past_key_values`."""
-    import inspect
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
+def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
     # in float64, from the top logit down: a tiny temperature neither overflows nor rounds to 0 (NaN)
     logits = logits.double()
     probs = torch.softmax((logits - logits.max()) / temperature, dim=-1)

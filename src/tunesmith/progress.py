@@ -28,10 +28,15 @@ class TrainProgress:
         self._task = self._bar.add_task("train", total=total, completed=start, loss="-", tps="-")
         self._bar.start()
 
-    def update(self, record: dict) -> None:
+    def update(self, record: dict, total: int | None = None) -> None:
+        """Show a step's record; `total`: the run's length where it changed (a budget re-planned it)."""
         if self.enabled:
             self._bar.update(
-                self._task, completed=record["step"], loss=f"{record['loss']:.4f}", tps=f"{record['tokens_per_s']:.0f}"
+                self._task,
+                completed=record["step"],
+                total=total,
+                loss=f"{record['loss']:.4f}",
+                tps=f"{record['tokens_per_s']:.0f}",
             )
 
     def close(self) -> None:

@@ -354,6 +354,16 @@ def test_tiny_run_then_generate(tmp_path, tiny_llama_dir):
     assert gen.returncode == 0, f"stdout:\n{gen.stdout}\nstderr:\n{gen.stderr}"
     assert "error:" not in gen.stderr
 
+    # sampling: reproducible by --seed; several prompts: each answer under its numbered prompt
+    sample = ["generate", OUT, "--prompt", "hi", "--prompt", "What is 3 plus 1?", "--max-new-tokens", "6"]
+    sample += ["--temperature", "1.5", "--top-p", "0.9", "--seed", "7"]
+    first, again = run_cli(tmp_path, *sample), run_cli(tmp_path, *sample)
+    assert first.returncode == 0 and first.stdout == again.stdout, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == "[1] hi" and lines[3] == "[2] What is 3 plus 1?" and lines[2] == ""
+    bad = run_cli(tmp_path, "generate", OUT, "--prompt", "hi", "--top-p", "0")
+    assert bad.returncode == 2 and "--top-p" in bad.stderr
+
 
 def test_train_on_a_data_file_with_mapped_columns(tmp_path, tiny_llama_dir):
     """`tunesmith train qa.csv --model M` with column overrides: no config file, output in runs/qa."""

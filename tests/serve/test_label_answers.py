@@ -34,9 +34,12 @@ def test_generate_answers_with_a_label_unless_free_text(labelled, capsys):
     prompts = ["Say hello", "Where is my order VC-123456?", "How are you?"]
     args = ["generate", str(labelled), *(x for p in prompts for x in ("--prompt", p)), "--max-new-tokens", "24"]
     assert main(args) == 0
-    assert set(capsys.readouterr().out.splitlines()) <= VALID
+    out = capsys.readouterr().out.splitlines()
+    # several prompts: each answer under its numbered prompt, a blank line between
+    assert out[0::3] == [f"[{i + 1}] {p}" for i, p in enumerate(prompts)] and out[2::3] == ["", ""]
+    assert set(out[1::3]) <= VALID
     assert main([*args, "--free-text"]) == 0
-    assert capsys.readouterr().out.splitlines() == [ANSWERS["hello"]] * 3
+    assert capsys.readouterr().out.splitlines()[1::3] == [ANSWERS["hello"]] * 3
 
 
 @pytest.mark.parametrize("free", [False, True])

@@ -1,4 +1,5 @@
-"""Serving under load and abuse: requests take turns, abandoned or late ones are dropped, a full queue says 503."""
+"""Serving under load and abuse: requests decode in one batch that others join and leave at any step (continuous
+batching), abandoned or late ones are dropped and free their row, a full queue says 503."""
 
 import threading
 import time
@@ -7,7 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tunesmith.serve.app import Limits, create_app
-from tunesmith.serve.engine import SLICE, Job, load_engine
+from tunesmith.serve.engine import Job, load_engine
+
+SLICE = 16  # a unit of answer length in these tests
 
 
 @pytest.fixture()
@@ -49,7 +52,7 @@ def test_short_requests_finish_while_a_long_one_runs(engine):
     assert {e[0]: e[3] for e in events} == {"long": 20 * SLICE, "short0": 4, "short1": 4, "short2": 4}
 
 
-def test_slices_give_the_same_answer_as_one_uninterrupted_run(engine):
+def test_joining_a_running_batch_gives_the_same_answer_as_alone(engine):
     events: list[tuple] = []
     texts: dict[str, str] = {"a": "", "b": ""}
     served = next(iter(engine.models.values()))
@@ -70,7 +73,7 @@ def test_slices_give_the_same_answer_as_one_uninterrupted_run(engine):
     deadline = time.time() + 60
     while "a" not in events and time.time() < deadline:
         time.sleep(0.05)
-    # the same request again, now taking turns with another one
+    # the same request again, now in a batch with another one that joined first
     engine.submit(Job(served, prompt, 3 * SLICE, collector("b")))
     engine.submit(Job(served, list(engine.tokenizer("Hello").input_ids), 3 * SLICE, lambda e: None))
     while "b" not in events and time.time() < deadline:

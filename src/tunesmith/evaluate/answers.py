@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tunesmith.data.types import Message
 from tunesmith.generation import LabelSet, generate_answers
+from tunesmith.model.inference import inference_dtype
 from tunesmith.render import render_prompt
 from tunesmith.runfolder import RunFolder
 
@@ -65,9 +66,13 @@ class AnswerCache:
                     log.warning("%s:%d: not an answer record, skipped", self.path, n)
 
     @staticmethod
-    def key(identity: str, prompt: Sequence[int], max_new_tokens: int, labels: LabelSet | None) -> str:
+    def key(
+        identity: str, prompt: Sequence[int], max_new_tokens: int, labels: LabelSet | None, precision: str = ""
+    ) -> str:
+        """The answer's key: who answers, in which precision it decodes, the prompt and the decoding settings."""
         label_part = None if labels is None else [list(labels.labels), labels.prefix, labels.end_of_turn]
-        blob = json.dumps([identity, list(prompt), max_new_tokens, label_part, "greedy"], separators=(",", ":"))
+        parts = [identity, list(prompt), max_new_tokens, label_part, "greedy", precision]
+        blob = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def answers(
@@ -101,10 +106,9 @@ class AnswerCache:
         if identity is None:
             self.generated = len(conversations)
             return generate(conversations)
-        keys = [
-            self.key(identity, render_prompt(c, tokenizer, system_prompt=system_prompt), max_new_tokens, labels)
-            for c in conversations
-        ]
+        precision = str(inference_dtype(model)).removeprefix("torch.")
+        prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
+        keys = [self.key(identity, p, max_new_tokens, labels, precision) for p in prompts]
         missing = sorted({k: i for i, k in enumerate(keys) if k not in self.store}.values())
         self.generated = len(missing)
         if missing:

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.generation import candidate_ids, left_pad
+from tunesmith.model.decode import last_positions
 from tunesmith.model.load import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.render import IGNORE, Rendered
@@ -73,7 +74,7 @@ def rank_labels(
             attention_mask=mask,
             position_ids=positions,
             use_cache=tail > 1,
-            logits_to_keep=len(shared) + 1,
+            logits_to_keep=last_positions(ids.shape[1], len(shared) + 1, device),
         )
         logprobs = torch.log_softmax(out.logits.float(), dim=-1)  # position j predicts shared[j], then rest[0]
         shared_ids = torch.tensor(shared, device=device).view(1, -1, 1).expand(len(seqs), -1, 1)

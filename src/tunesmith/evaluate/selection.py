@@ -15,6 +15,7 @@ from tunesmith.data.types import Conversation
 from tunesmith.evaluate import metrics as m
 from tunesmith.evaluate.task import Task, infer_task
 from tunesmith.generation import candidate_ids, generate_answers, left_pad
+from tunesmith.model.decode import last_positions
 from tunesmith.model.load import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.render import Rendered, render_prompt
@@ -184,7 +185,11 @@ class ConstrainedAccuracy:
             ids, mask = (t.to(device) for t in left_pad([p + g for p, g in chunk], self.pad))
             positions = (mask.cumsum(1) - 1).clamp(min=0)
             logits = model(
-                input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=width + 1
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=False,
+                logits_to_keep=last_positions(ids.shape[1], width + 1, device),
             ).logits.float()
             for row, (_, gold) in enumerate(chunk):
                 scores = logits[row, width - len(gold) : width]

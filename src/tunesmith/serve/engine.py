@@ -1,33 +1,33 @@
-"""One shared model, many adapters, one worker that takes turns: no request waits for a long one to finish.
+"""One shared model, many adapters, one worker that decodes every active request in one batch (continuous
+batching): a request joins the running batch as soon as it arrives and leaves it when done, cancelled or late.
 
-The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one. The
-worker holds up to MAX_ACTIVE requests, each with its own KV cache, and generates SLICE tokens of each in turn
-(its adapter set first). A request whose client left, or past its deadline, is dropped before it starts or
-between tokens. Only the worker touches the model; a run's labels.json holds its answers.
+The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one, and
+each row of the batch applies its own adapter (peft's mixed-adapter batches). Only the worker touches the model;
+a run's labels.json holds its answers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation import LabelSet, LabelTrie, TextStream, generate_tokens
+from tunesmith.generation import LabelSet, LabelTrie, TextStream, only, sample
+from tunesmith.model.adapters import is_quantized
+from tunesmith.model.decode import Batch
+from tunesmith.model.inference import inference_dtype
 from tunesmith.render import stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
-SLICE = 16  # tokens of one request generated before the next active request's turn
-MAX_ACTIVE = 8  # requests generating at once (each holds a KV cache); the rest wait in the queue
+MAX_ACTIVE = 32  # requests decoding at once, in one batch (each row holds its KV cache); the rest wait in the queue
 
 
 @dataclass(frozen=True)
@@ -101,26 +101,38 @@ class Engine:
         return self._queue.qsize()
 
     def _work(self) -> None:
-        """Round-robin over the active requests, SLICE tokens each; take queued ones while there is room."""
-        active: deque[_Running] = deque()
+        """Every step: take queued requests while there is room, pick each active row's next token, let finished
+        rows go, then one forward pass for all the rows left."""
+        batch, running = Batch(self.model), list[_Running]()
+        logits: torch.Tensor | None = None
         closing = False
-        while active or not closing:
-            while not closing and len(active) < MAX_ACTIVE:
-                try:  # block only when nothing is generating
-                    job = self._queue.get(block=not active)
+        while running or not closing:
+            while not closing and len(running) < MAX_ACTIVE:
+                try:  # block only when nothing is decoding
+                    job = self._queue.get(block=not running)
                 except queue.Empty:
                     break
                 if job is None:
                     closing = True
                 elif self._live(job):
-                    active.append(self._begin(job))
-            if not active:
+                    joined = self._join(batch, job)
+                    if joined is not None:
+                        running.append(_Running(job, TextStream(self.tokenizer), self._trie(job.labels)))
+                        logits = joined[None] if logits is None else torch.cat([logits, joined[None]])
+            if not running or logits is None:
                 continue
-            running = active.popleft()
-            if self._step(running):
-                active.append(running)
-            else:
-                self.served_requests += 1
+            tokens, keep = [], []
+            for j, r in enumerate(running):
+                token = r.next_token(logits[j], self.stop_ids)
+                if token is not None:
+                    tokens.append(token)
+                    keep.append(j)
+            self.served_requests += len(running) - len(keep)
+            running = [running[j] for j in keep]
+            batch.keep(keep)
+            logits = self._step(batch, running, tokens) if running else None
+            if logits is None:
+                running, batch = [], Batch(self.model)
 
     def _live(self, job: Job) -> bool:
         """False for a request dropped before it starts: cancelled (counted as served), or past its deadline."""
@@ -133,42 +145,32 @@ class Engine:
             return False
         return True
 
-    def _begin(self, job: Job) -> _Running:
-        generator = None
-        if job.temperature > 0:
-            generator = torch.Generator().manual_seed(
-                job.seed if job.seed is not None else int(torch.randint(0, 2**62, ()).item())
-            )
-        tokens = generate_tokens(
-            self.model,
-            job.prompt,
-            max_new_tokens=job.max_tokens,
-            stop_ids=self.stop_ids,
-            temperature=job.temperature,
-            top_p=job.top_p,
-            generator=generator,
-            constraint=self._trie(job.labels),
-        )
-        return _Running(job, tokens, TextStream(self.tokenizer))
-
-    def _step(self, running: _Running) -> bool:
-        """One turn of a request; True while it has more to generate."""
-        job = running.job
+    def _join(self, batch: Batch, job: Job) -> torch.Tensor | None:
+        """The job's prompt computed and taken into the batch; its first logits (None: it failed, or it may
+        generate nothing)."""
+        if job.max_tokens <= 0:
+            job.emit(("done", "length", 0))
+            self.served_requests += 1
+            return None
         try:
-            with self._adapter(job.served), torch.inference_mode():
-                return running.advance(SLICE)
+            with torch.inference_mode():
+                return batch.join(job.prompt, job.served.adapter, job.max_tokens)
         except Exception as e:  # one bad request must not take the server down
             log.exception("generation failed")
             job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
-            return False
+            self.served_requests += 1
+            return None
 
-    def _adapter(self, served: ServedModel):
-        if not hasattr(self.model, "set_adapter"):
-            return contextlib.nullcontext()
-        if served.adapter is None:
-            return self.model.disable_adapter()
-        self.model.set_adapter(served.adapter)
-        return contextlib.nullcontext()
+    def _step(self, batch: Batch, running: list[_Running], tokens: list[int]) -> torch.Tensor | None:
+        try:
+            with torch.inference_mode():
+                return batch.step(tokens)
+        except Exception as e:  # every row of the failed step gets the error; the server goes on
+            log.exception("generation failed")
+            for r in running:
+                r.job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+            self.served_requests += len(running)
+            return None
 
     def _trie(self, labels: LabelSet | None) -> LabelTrie | None:
         if labels is None:
@@ -180,45 +182,72 @@ class Engine:
 
 @dataclass
 class _Running:
-    """A request being generated: its token stream (holding its KV cache) and the text sent so far."""
+    """A request in the batch: its tokens so far, the text sent, how its next token is chosen."""
 
     job: Job
-    tokens: Iterator[int]
     text: TextStream
+    trie: LabelTrie | None
+    generated: list[int] = field(default_factory=list)
     out: str = ""
     sent: int = 0
-    n: int = 0
+    generator: torch.Generator | None = None
 
-    def advance(self, most: int) -> bool:
-        """Generate up to `most` tokens, emitting text that can no longer become a stop string; False once done
-        (finished, stopped, cancelled or past its deadline)."""
+    def __post_init__(self) -> None:
         job = self.job
-        hold = max((len(s) for s in job.stop), default=1) - 1  # text that might still become a stop string
-        for _ in range(most):
-            if job.cancelled.is_set():
-                return False
-            if job.expired():
-                job.emit(("error", f"the request's time limit passed after {self.n} tokens", "timeout"))
-                return False
-            token = next(self.tokens, None)
-            if token is None:
-                return self._finish("stop" if self.n < job.max_tokens else "length")
-            self.n += 1
-            self.out += self.text.push(token)
-            cut = min((i for i in (self.out.find(s, self.sent) for s in job.stop) if i >= 0), default=-1)
-            if cut >= 0:
-                self.out = self.out[:cut]
-                return self._finish("stop")
-            if len(self.out) - hold > self.sent:
-                job.emit(("text", self.out[self.sent : len(self.out) - hold]))
-                self.sent = len(self.out) - hold
-        return True
+        if job.temperature > 0:
+            seed = job.seed if job.seed is not None else int(torch.randint(0, 2**62, ()).item())
+            self.generator = torch.Generator().manual_seed(seed)
 
-    def _finish(self, reason: str) -> bool:
+    def next_token(self, logits: torch.Tensor, stop_ids: list[int]) -> int | None:
+        """Choose, emit and keep the next token; None once the request is over (finished, stopped, cancelled,
+        past its deadline, or failed), its last events emitted."""
+        job = self.job
+        if job.cancelled.is_set():
+            return None
+        if job.expired():
+            job.emit(("error", f"the request's time limit passed after {len(self.generated)} tokens", "timeout"))
+            return None
+        try:
+            allowed = None if self.trie is None else self.trie.allowed(self.generated)
+            if allowed is not None:
+                logits = only(logits, allowed)
+            token = (
+                int(logits.argmax())
+                if job.temperature <= 0
+                else sample(logits, job.temperature, job.top_p, self.generator)
+            )
+            return self._accept(token, stop_ids)
+        except Exception as e:
+            log.exception("generation failed")
+            job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+            return None
+
+    def _accept(self, token: int, stop_ids: list[int]) -> int | None:
+        """Emit text that can no longer become a stop string; None when this token ends the answer."""
+        job = self.job
+        if token in stop_ids:
+            self._finish("stop")
+            return None
+        self.generated.append(token)
+        self.out += self.text.push(token)
+        hold = max((len(s) for s in job.stop), default=1) - 1  # text that might still become a stop string
+        cut = min((i for i in (self.out.find(s, self.sent) for s in job.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.out = self.out[:cut]
+            self._finish("stop")
+            return None
+        if len(self.generated) >= job.max_tokens:
+            self._finish("length")
+            return None
+        if len(self.out) - hold > self.sent:
+            job.emit(("text", self.out[self.sent : len(self.out) - hold]))
+            self.sent = len(self.out) - hold
+        return token
+
+    def _finish(self, reason: str) -> None:
         if len(self.out) > self.sent:
             self.job.emit(("text", self.out[self.sent :]))
-        self.job.emit(("done", reason, self.n))
-        return False
+        self.job.emit(("done", reason, len(self.generated)))
 
 
 def _adapter_source(path: str) -> tuple[Path, str | None, str | None, LabelSet | None]:
@@ -248,6 +277,8 @@ def load_engine(
 
     adapters = adapters or {}
     model, tokenizer, config = load_tuned(run_dir)
+    if not is_quantized(model):  # decode as evaluation and `generate` do (float32 on a CPU: batch-independent)
+        model = model.to(inference_dtype(model))
     run_name = Path(run_dir).resolve().name
     labels = None if free_text else LabelSet.from_file(RunFolder(run_dir).labels)
     if not hasattr(model, "load_adapter"):

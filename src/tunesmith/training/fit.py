@@ -80,8 +80,9 @@ def fit(
     def log_step(record: dict) -> None:
         if annotate is not None:
             annotate(record)
+            hooks.total_steps = run.total_steps  # a budget may have re-planned the length (auto runs)
         writer(record)
-        bar.update(record)
+        bar.update(record, run.total_steps)
 
     def eval_loss() -> float:
         with eager(t.compile):

@@ -1,0 +1,84 @@
+"""The model to decode with. On a CPU it computes in float32 and a LoRA/DoRA adapter is merged into it: a copy of
+the weights, what the verified merged export computes, with answers that do not depend on the batch. The copy is
+kept while the weights are unchanged and made again after they change (training on, a checkpoint loaded)."""
+
+from __future__ import annotations
+
+import copy
+import weakref
+
+import torch
+
+from tunesmith.model.adapters import is_quantized
+
+_KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _lora_layers(model) -> list[torch.nn.Module]:
+    return [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "disable_adapters")]
+
+
+def inference_dtype(model) -> torch.dtype:
+    """float32 on a CPU: bf16 decoding there changed 5 of 8 greedy answers between a prompt alone and in a batch
+    (padding changes the rounding), fp32 none, at 2.2x the time on an AMX CPU (docs/eval.md). Elsewhere (a GPU)
+    the model's own dtype: a float32 copy would double the memory."""
+    p = next(model.parameters())
+    return torch.float32 if p.device.type == "cpu" and p.is_floating_point() else p.dtype
+
+
+@torch.no_grad()
+def state_key(model, layers: list[torch.nn.Module]) -> tuple:
+    """What the copy depends on: the active adapter and whether it is on, which tensors hold the weights, and the
+    values of those that train (a float64 sum and sum of squares each: PyTorch's fused AdamW updates weights
+    without counting a new tensor version, so versions cannot tell)."""
+    weights = list(model.parameters())
+    trained = [p for p in weights if p.requires_grad]
+    values = ()
+    if trained:
+        sums = torch.stack([torch.stack([p.double().sum(), p.double().square().sum()]) for p in trained])
+        values = tuple(sums.flatten().tolist())
+    disabled = any(layer.disable_adapters for layer in layers)
+    active = getattr(model, "active_adapters", ()) if layers else ()  # a plain model's is a method
+    return (tuple(active or ()), disabled, values, tuple(id(p) for p in weights))
+
+
+def _affordable(model, dtype: torch.dtype) -> bool:
+    """Whether a copy of the weights in `dtype` fits comfortably (under half the memory free where they live)."""
+    size = sum(p.numel() * (dtype.itemsize if p.is_floating_point() else p.element_size()) for p in model.parameters())
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+    return 2 * size < free
+
+
+def for_inference(model):
+    """The model generation runs: `model` itself where it is already plain and in its inference dtype; else a
+    copy in `inference_dtype`, with a PEFT model's active adapter merged in (inside `disable_adapter()`, the base
+    weights alone). A 4-bit base, a sharded model, and a model whose copy would not fit in half the free memory
+    are used as they are."""
+    if is_quantized(model) or any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return model
+    peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+    layers = _lora_layers(model) if peft else []
+    dtype = inference_dtype(model)
+    cast = any(p.is_floating_point() and p.dtype != dtype for p in model.parameters())
+    if not layers and not cast:
+        return model
+    key = (dtype, *state_key(model, layers))
+    kept = _KEPT.get(model)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    _KEPT.pop(model, None)  # the stale copy goes before a new one is made
+    if not _affordable(model, dtype):
+        return model
+    twin = copy.deepcopy(model).to(dtype)  # cast first: the adapter is merged in the inference dtype
+    plain = (twin.unload() if key[2] else twin.merge_and_unload()) if layers else twin
+    plain.eval()
+    for p in plain.parameters():
+        p.requires_grad_(False)
+    _KEPT[model] = (key, plain)
+    return plain

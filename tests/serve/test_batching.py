@@ -1,0 +1,111 @@
+"""Continuous batching in the serve engine: requests that join a batch mid-decode answer as they do alone, rows of
+two adapters (and the base) in one batch never mix, and a cancelled request frees its row for a waiting one."""
+
+import threading
+import time
+
+import pytest
+
+from tunesmith.data.types import Message
+from tunesmith.render import render_prompt
+from tunesmith.serve import engine as engine_module
+from tunesmith.serve.engine import Job, load_engine
+
+
+@pytest.fixture()
+def engine(tiny_runs):
+    e = load_engine(tiny_runs["paris"], {"hello": str(tiny_runs["hello"])}, free_text=True)
+    yield e
+    e.close()
+
+
+class Collect:
+    """A job's emitted text and its end."""
+
+    def __init__(self):
+        self.text, self.end, self.done = "", None, threading.Event()
+        self.first = threading.Event()
+
+    def __call__(self, event):
+        if event[0] == "text":
+            self.text += event[1]
+            self.first.set()
+        else:
+            self.end = event
+            self.done.set()
+
+
+def make_job(engine, model: str, question: str, max_tokens: int) -> tuple[Job, Collect]:
+    served = engine.models[model]
+    prompt = render_prompt([Message("user", question)], engine.tokenizer, system_prompt=served.system_prompt)
+    sink = Collect()
+    return Job(served, prompt, max_tokens, sink), sink
+
+
+ASKED = [("paris", "What is the capital of France?", 200), ("hello", "Say hello", 12), ("base", "Help", 12)]
+
+
+def answers_alone(engine) -> dict[str, str]:
+    out = {}
+    for model, question, n in ASKED:
+        job, sink = make_job(engine, model, question, n)
+        engine.submit(job)
+        assert sink.done.wait(60)
+        out[model] = sink.text
+    return out
+
+
+def test_requests_joining_mid_decode_answer_as_they_do_alone(engine):
+    engine.stop_ids = []  # every answer runs to its max_tokens: the first is still decoding when the others join
+    engine.start()
+    alone = answers_alone(engine)
+    assert alone["paris"] != alone["hello"]  # two adapters that answer differently
+    jobs = [make_job(engine, *asked) for asked in ASKED]
+    engine.submit(jobs[0][0])
+    assert jobs[0][1].first.wait(60)  # the first is mid-decode
+    for job, _ in jobs[1:]:
+        engine.submit(job)
+    for _, sink in jobs:
+        assert sink.done.wait(60)
+    together = {model: sink.text for (model, _, _), (_, sink) in zip(ASKED, jobs)}
+    assert together == alone
+    assert [sink.end[1:] for _, sink in jobs] == [("length", 200), ("length", 12), ("length", 12)]
+
+
+def test_two_adapters_in_one_batch_never_mix(engine, tiny_runs):
+    engine.start()
+    jobs = []
+    for i in range(12):  # interleaved, all in the queue before the worker takes them: one batch
+        model = ("paris", "hello", "base")[i % 3]
+        jobs.append((model, *make_job(engine, model, "What colour is the sky?", 16)))
+    for _, job, _ in jobs:
+        engine.submit(job)
+    for _, _, sink in jobs:
+        assert sink.done.wait(60)
+    by_model: dict[str, set[str]] = {}
+    for model, _, sink in jobs:
+        by_model.setdefault(model, set()).add(sink.text)
+    assert all(len(texts) == 1 for texts in by_model.values())  # each model: one answer, whatever its neighbours
+    assert "Paris" in next(iter(by_model["paris"])) and "Hello" in next(iter(by_model["hello"]))
+
+
+def test_a_cancelled_request_frees_its_row_for_a_waiting_one(engine, monkeypatch):
+    monkeypatch.setattr(engine_module, "MAX_ACTIVE", 2)
+    engine.stop_ids = []
+    first, first_sink = make_job(engine, "paris", "Help", 100_000)
+    second, second_sink = make_job(engine, "hello", "Help", 100_000)
+    waiting, waiting_sink = make_job(engine, "base", "Help", 4)
+    for job in (first, second, waiting):
+        engine.submit(job)
+    engine.start()
+    assert first_sink.first.wait(60) and second_sink.first.wait(60)
+    time.sleep(0.3)
+    assert not waiting_sink.done.is_set()  # both rows are taken
+    first.cancelled.set()
+    assert waiting_sink.done.wait(60)  # the freed row took it
+    assert waiting_sink.end == ("done", "length", 4) and not second_sink.done.is_set()
+    second.cancelled.set()
+    deadline = time.time() + 30
+    while engine.served_requests < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert engine.served_requests == 3

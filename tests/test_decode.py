@@ -1,0 +1,211 @@
+"""The decode loop (`model.decode`) and the model it decodes with (`model.inference`): the same greedy tokens as
+transformers' `generate` (batch sizes 1/3/16, with and without an adapter, rows stopping mid-batch), the same
+logits with a shared prefix computed once, and a merged copy that follows the adapter's weights."""
+
+import copy
+import random
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+
+import tiny
+from tunesmith.generation import LabelSet, generate_ids
+from tunesmith.model.decode import MIN_SHARED, decode, preallocated_cache, shared_prefix
+from tunesmith.model.inference import for_inference
+
+
+def spread(model, scale: float = 4.0):
+    """A tiny random model with spread-out logits (a random init's are nearly flat: argmax would sit on ties)."""
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(scale)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model(chatml_tok):
+    return spread(tiny.llama(chatml_tok, seed=3, hidden=64))
+
+
+@pytest.fixture(scope="module")
+def adapted(chatml_tok):
+    base = spread(tiny.llama(chatml_tok, seed=3, hidden=64))
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a trained-looking adapter: it changes the answers
+    return peft.eval()
+
+
+def prompts(tok, n: int, seed: int = 0) -> list[list[int]]:
+    """`n` prompts of mixed lengths (1 to ~40 tokens) drawn from the tokenizer's vocabulary."""
+    rng = random.Random(seed)
+    vocab = len(tok)
+    return [[rng.randrange(3, vocab) for _ in range(rng.randint(1, 40))] for _ in range(n)]
+
+
+def hf_generate(model, tok, batch: list[list[int]], max_new_tokens: int, stop: list[int]) -> list[list[int]]:
+    """transformers' own greedy `generate` on a left-padded batch: the reference."""
+    width = max(len(p) for p in batch)
+    ids = torch.full((len(batch), width), tok.pad_token_id)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, p in enumerate(batch):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        eos_token_id=stop,
+        pad_token_id=tok.pad_token_id,
+    )
+    rows = []
+    for row in out[:, width:].tolist():
+        kept = []
+        for t in row:
+            if t in stop:
+                break
+            kept.append(t)
+        rows.append(kept)
+    return rows
+
+
+def stops_mid_batch(model, tok, batch: list[list[int]]) -> list[int]:
+    """Stop tokens that end some rows early and not others: the tokens greedy decoding most often picks 3rd."""
+    free = decode(model, batch, stop_ids=[], pad_id=tok.pad_token_id, max_new_tokens=6)
+    thirds = [row[2] for row in free if len(row) > 2]
+    return [max(set(thirds), key=thirds.count)] if thirds else [tok.eos_token_id]
+
+
+@pytest.mark.parametrize("size", [1, 3, 16])
+@pytest.mark.parametrize("which", ["plain", "adapter"])
+def test_greedy_tokens_equal_transformers_generate(chatml_tok, model, adapted, size, which):
+    m = model if which == "plain" else adapted
+    batch = prompts(chatml_tok, size, seed=size)
+    stop = stops_mid_batch(m, chatml_tok, batch)
+    ref = hf_generate(m, chatml_tok, batch, 12, stop)
+    ours = decode(m, batch, stop_ids=stop, pad_id=chatml_tok.pad_token_id, max_new_tokens=12)
+    assert ours == ref
+    if size > 1:  # some rows stopped before others: the batch shrank on the way
+        assert len({len(r) for r in ours}) > 1
+
+
+def test_merged_copy_answers_as_the_adapter(chatml_tok, adapted):
+    batch = prompts(chatml_tok, 8, seed=7)
+    merged = for_inference(adapted)
+    assert merged is not adapted and not hasattr(merged, "peft_config")
+    ids = torch.tensor([batch[0]])
+    gap = (merged(input_ids=ids).logits - adapted(input_ids=ids).logits).abs().max()
+    assert gap < 1e-4
+    args = dict(stop_ids=[chatml_tok.eos_token_id], pad_id=chatml_tok.pad_token_id, max_new_tokens=10)
+    assert decode(merged, batch, **args) == decode(adapted, batch, **args)
+    assert for_inference(adapted) is merged  # kept while the adapter's weights are unchanged
+
+
+def test_merged_copy_follows_the_adapter(chatml_tok):
+    base = spread(tiny.llama(chatml_tok, seed=4, hidden=64))
+    peft = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0)).eval()
+    ids = torch.tensor([prompts(chatml_tok, 1, seed=2)[0]])
+    first = for_inference(peft)
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.3)  # what an optimizer step does: in place
+    second = for_inference(peft)
+    assert second is not first
+    assert (second(input_ids=ids).logits - peft(input_ids=ids).logits).abs().max() < 1e-4
+    with peft.disable_adapter():
+        plain = for_inference(peft)
+        assert (plain(input_ids=ids).logits - peft(input_ids=ids).logits).abs().max() < 1e-5
+    plain_fp32 = tiny.llama(chatml_tok, seed=4)
+    assert for_inference(plain_fp32) is plain_fp32  # plain and already float32 on the CPU: itself
+
+
+def test_a_bf16_model_decodes_in_float32_as_the_fp32_model_does(chatml_tok, model):
+    """On a CPU, generation runs a float32 copy: a bf16 model answers as its float32 weights do (bf16 decoding
+    made answers depend on the batch)."""
+    half = spread(tiny.llama(chatml_tok, seed=3, hidden=64)).to(torch.bfloat16)
+    full = copy.deepcopy(half).float()  # the same weights, as float32
+    decoded = for_inference(half)
+    assert decoded is not half and next(decoded.parameters()).dtype == torch.float32
+    assert next(half.parameters()).dtype == torch.bfloat16  # the caller's model is left as it was
+    batch = prompts(chatml_tok, 6, seed=9)
+    assert generate_ids(half, chatml_tok, batch, max_new_tokens=8) == generate_ids(
+        full, chatml_tok, batch, max_new_tokens=8
+    )
+
+
+def test_shared_prefix_gives_the_same_logits(chatml_tok, model):
+    rng = random.Random(1)
+    head = [rng.randrange(3, len(chatml_tok)) for _ in range(MIN_SHARED + 9)]
+    batch = [head + p for p in prompts(chatml_tok, 5, seed=11)]
+    assert shared_prefix(batch) == len(head)
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+
+    for share in (True, False):
+
+        def keep(logits, rows, generated, share=share):
+            seen[share].append(logits.clone())
+            return logits.argmax(-1).tolist()
+
+        pad = chatml_tok.pad_token_id
+        decode(model, batch, stop_ids=[], pad_id=pad, max_new_tokens=5, pick=keep, share_prefix=share)
+    assert len(seen[True]) == len(seen[False]) == 5
+    for a, b in zip(seen[True], seen[False]):
+        assert (a - b).abs().max() <= 1e-5
+
+
+def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix([[1, 2, 3]]) == 0
+    assert shared_prefix([[5, 2], [1, 2]]) == 0
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 9]]) == 2
+
+
+def test_preallocated_cache_grows_past_its_plan(chatml_tok, model):
+    batch = prompts(chatml_tok, 3, seed=4)
+    cache = preallocated_cache(model, 2)  # far too small: it must double, not fail or drop positions
+    ids = torch.tensor([batch[0]])
+    model(input_ids=ids, cache=cache, use_cache=True)
+    assert cache.get_seq_length() == len(batch[0])
+    full = model(input_ids=torch.tensor([batch[0] + [7]])).logits[0, -1]
+    step = model(input_ids=torch.tensor([[7]]), cache=cache, use_cache=True).logits[0, -1]
+    assert (full - step).abs().max() < 1e-4
+
+
+def test_each_row_alone_equals_the_batch(chatml_tok, adapted):
+    """Batch invariance on the tiny model: a row's greedy answer alone is its answer in a batch of 16 mixed
+    lengths (fp32, left padding, finished rows dropped)."""
+    batch = prompts(chatml_tok, 16, seed=21)
+    args = dict(max_new_tokens=10)
+    together = generate_ids(adapted, chatml_tok, batch, **args)
+    alone = [generate_ids(adapted, chatml_tok, [p], **args)[0] for p in batch]
+    assert together == alone
+
+
+def test_label_set_holds_in_the_new_loop(chatml_tok, adapted):
+    labels = LabelSet(("billing", "shipping", "account"), "category: ")
+    allowed = {tuple(chatml_tok("category: " + x, add_special_tokens=False).input_ids) for x in labels.labels}
+    for row in generate_ids(adapted, chatml_tok, prompts(chatml_tok, 6, seed=3), labels=labels):
+        assert tuple(row) in allowed
+
+
+def test_the_copy_follows_a_fused_adamw_step(chatml_tok):
+    """PyTorch's fused AdamW updates weights without a new tensor version: a copy kept by version stayed the
+    untrained model after training (a full fine-tune's tuned answers were its base model's)."""
+    half = spread(tiny.llama(chatml_tok, seed=6, hidden=64)).to(torch.bfloat16)
+    before = for_inference(half)
+    optimizer = torch.optim.AdamW(half.parameters(), lr=1e-2, fused=True)
+    ids = torch.tensor([prompts(chatml_tok, 1, seed=3)[0]])
+    half(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    after = for_inference(half)
+    assert after is not before
+    gap = (after(input_ids=ids).logits - half.float()(input_ids=ids).logits).abs().max()
+    assert gap < 1e-4
