@@ -38,52 +38,46 @@ def make_run(folder: Path) -> Path:
 
 
 @torch.no_grad()
+def hf(model, tok, prompts: list[list[int]], max_new: int, stops: list[int]) -> list[list[int]]:
+    """transformers' greedy `generate` on one left-padded batch, each row cut at its first stop token."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), tok.pad_token_id)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, p in enumerate(prompts):
+        ids[r, width - len(p) :] = torch.tensor(p)
+        mask[r, width - len(p) :] = 1
+    gen = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        eos_token_id=stops,
+        pad_token_id=tok.pad_token_id,
+    )
+    return [cut(row, stops) for row in gen[:, width:].tolist()]
+
+
 def before(model, tok, prompts: list[list[int]], max_new: int, batch: int, stops: list[int]) -> list[list[int]]:
     """(a): what `generate_batch` did before the fast path: left-padded batches through `generate`."""
-    out: list[list[int]] = [[] for _ in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    for start in range(0, len(order), batch):
-        chunk = order[start : start + batch]
-        width = max(len(prompts[i]) for i in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, i in enumerate(chunk):
-            ids[r, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[r, width - len(prompts[i]) :] = 1
-        gen = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=stops,
-            pad_token_id=tok.pad_token_id,
-        )
-        for r, i in enumerate(chunk):
-            out[i] = cut(gen[r, width:].tolist(), stops)
-    return out
+    return in_batches(prompts, batch, lambda chunk: hf(model, tok, chunk, max_new, stops))
 
 
-@torch.no_grad()
 def plain(model, tok, prompts: list[list[int]], max_new: int, stops: list[int]) -> list[list[int]]:
     """(c): one `generate` call per prompt."""
-    out = []
-    for p in prompts:
-        ids = torch.tensor([p])
-        gen = model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=max_new,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=stops,
-            pad_token_id=tok.pad_token_id,
-        )
-        out.append(cut(gen[0, len(p) :].tolist(), stops))
+    return [hf(model, tok, [p], max_new, stops)[0] for p in prompts]
+
+
+def in_batches(prompts: list[list[int]], size: int, answer) -> list[list[int]]:
+    """`answer(batch)` over batches of `size` prompts, longest first (as evaluation orders them)."""
+    out: list[list[int]] = [[] for _ in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        for i, ids in zip(chunk, answer([prompts[i] for i in chunk])):
+            out[i] = ids
     return out
 
 
@@ -155,15 +149,9 @@ def main() -> None:
     rows.append(("(c) HF generate, one prompt at a time", ref, t))
     old, t = timed(lambda: before(model, tok, prompts, n, b, stops))
     rows.insert(0, (f"(a) tunesmith before: HF generate, left-padded batches of {b}", old, t))
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
 
     def new() -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in prompts]
-        for start in range(0, len(order), b):
-            chunk = order[start : start + b]
-            for i, ids in zip(chunk, generate_ids(model, tok, [prompts[i] for i in chunk], max_new_tokens=n)):
-                out[i] = ids
-        return out
+        return in_batches(prompts, b, lambda chunk: generate_ids(model, tok, chunk, max_new_tokens=n))
 
     ours, t = timed(new)
     rows.insert(1, (f"(b) tunesmith now: merged, preallocated cache, shared prefix, batches of {b}", ours, t))
@@ -179,12 +167,7 @@ def main() -> None:
             return decode(half, batch, stop_ids=stops, pad_id=tok.pad_token_id, max_new_tokens=n)
 
         def batched_half() -> list[list[int]]:
-            out: list[list[int]] = [[] for _ in prompts]
-            for start in range(0, len(order), b):
-                chunk = order[start : start + b]
-                for i, ids in zip(chunk, in_half([prompts[i] for i in chunk])):
-                    out[i] = ids
-            return out
+            return in_batches(prompts, b, in_half)
 
         halves, t = timed(batched_half)
         name = str(dtype).removeprefix("torch.")

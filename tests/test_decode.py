@@ -46,36 +46,6 @@ def prompts(tok, n: int, seed: int = 0) -> list[list[int]]:
     return [[rng.randrange(3, vocab) for _ in range(rng.randint(1, 40))] for _ in range(n)]
 
 
-def hf_generate(model, tok, batch: list[list[int]], max_new_tokens: int, stop: list[int]) -> list[list[int]]:
-    """transformers' own greedy `generate` on a left-padded batch: the reference."""
-    width = max(len(p) for p in batch)
-    ids = torch.full((len(batch), width), tok.pad_token_id)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, p in enumerate(batch):
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-        eos_token_id=stop,
-        pad_token_id=tok.pad_token_id,
-    )
-    rows = []
-    for row in out[:, width:].tolist():
-        kept = []
-        for t in row:
-            if t in stop:
-                break
-            kept.append(t)
-        rows.append(kept)
-    return rows
-
-
 def stops_mid_batch(model, tok, batch: list[list[int]]) -> list[int]:
     """Stop tokens that end some rows early and not others: the tokens greedy decoding most often picks 3rd."""
     free = decode(model, batch, stop_ids=[], pad_id=tok.pad_token_id, max_new_tokens=6)
@@ -89,7 +59,7 @@ def test_greedy_tokens_equal_transformers_generate(chatml_tok, model, adapted, s
     m = model if which == "plain" else adapted
     batch = prompts(chatml_tok, size, seed=size)
     stop = stops_mid_batch(m, chatml_tok, batch)
-    ref = hf_generate(m, chatml_tok, batch, 12, stop)
+    ref = tiny.hf_generate(m, chatml_tok, batch, 12, stop)
     ours = decode(m, batch, stop_ids=stop, pad_id=chatml_tok.pad_token_id, max_new_tokens=12)
     assert ours == ref
     if size > 1:  # some rows stopped before others: the batch shrank on the way

@@ -100,3 +100,31 @@ def save_model_folder(folder: Path, kind: str = "llama", hidden: int = 32) -> Pa
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+@torch.no_grad()
+def hf_generate(model, tok, batch: list[list[int]], max_new_tokens: int, stop: list[int]) -> list[list[int]]:
+    """transformers' own greedy `generate` on a left-padded batch, each row cut at its first stop token: the
+    reference the decode loop is held to."""
+    width = max(len(p) for p in batch)
+    ids = torch.full((len(batch), width), tok.pad_token_id)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, p in enumerate(batch):
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        eos_token_id=stop,
+        pad_token_id=tok.pad_token_id,
+    )
+    rows = []
+    for row in out[:, width:].tolist():
+        cut = next((i for i, t in enumerate(row) if t in stop), len(row))
+        rows.append(row[:cut])
+    return rows

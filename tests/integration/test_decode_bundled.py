@@ -6,6 +6,7 @@ import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 
+import tiny
 from tunesmith.data.types import Message
 from tunesmith.generation import generate_ids
 from tunesmith.model.load import load_model, load_tokenizer, resolve_model
@@ -57,32 +58,6 @@ def adapted():
     return peft.eval()
 
 
-@torch.no_grad()
-def hf_generate(model, tok, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
-    stops = stop_token_ids(tok)
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), tok.pad_token_id)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :], mask[i, width - len(p) :] = torch.tensor(p), 1
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
-        eos_token_id=stops,
-        pad_token_id=tok.pad_token_id,
-    )
-    rows = []
-    for row in out[:, width:].tolist():
-        cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-        rows.append(row[:cut])
-    return rows
-
-
 @pytest.mark.parametrize("which", ["base", "adapter"])
 def test_greedy_tokens_equal_transformers_generate_on_the_bundled_model(bundled, adapted, which):
     model, tok, prompts = bundled
@@ -90,7 +65,7 @@ def test_greedy_tokens_equal_transformers_generate_on_the_bundled_model(bundled,
     for size in (1, 3, 16):
         batch = prompts[:size]
         ours = generate_ids(m, tok, batch, max_new_tokens=24)
-        assert ours == hf_generate(m, tok, batch, 24), f"batch of {size}"
+        assert ours == tiny.hf_generate(m, tok, batch, 24, stop_token_ids(tok)), f"batch of {size}"
     assert any(len(r) < 24 for r in ours) and any(len(r) == 24 for r in ours)  # rows ended mid-batch
 
 

@@ -406,7 +406,9 @@ class Keeper:
             left = run.clock.left() - margin_s(budget) - self.measure.eval_s * evals_left
             final = max(step + 1, min(step + max(1, int(left / max(step_s, 1e-9))), run.longest))
         final, ratio = distributed.broadcast_object((final, self.measure.eval_s / max(step_s, 1e-9)), run.dist)
-        if abs(final - plan.final_steps) <= max(2, plan.final_steps // 50):  # within noise: keep the plan
+        # within noise, or within one evaluation's cost (moving the end moves the evaluations, and with them the
+        # time left: a smaller margin flip-flopped between two lengths at every step): keep the plan
+        if abs(final - plan.final_steps) <= max(2, plan.final_steps // 50, math.ceil(ratio) + 2):
             return
         log.info("re-planned: %d final steps (was %d) at %.2f s a step", final, plan.final_steps, step_s)
         replan(run, final, (self.record.get("chosen") or {}).get("step", 0), ratio)
