@@ -11,7 +11,7 @@ Prints a markdown table: generated tokens/s, ratio to (a), and how many answers 
 and how many of (b)'s answers are the same alone (b1) as in a batch (batch invariance).
 Without `--run`, a run is made first (2 LoRA steps on examples/support: a real adapter, nothing more).
 
-    python benchmarks/eval_throughput.py                      # bundled model, 48 support test prompts
+    python benchmarks/eval_throughput.py                      # bundled model, 32 support test prompts
     python benchmarks/eval_throughput.py --run runs/support --n 80 --few-shot 3
 """
 
