@@ -342,12 +342,10 @@ def generate_tokens(
     cache = {cache_argument(model): preallocated_cache(model, len(prompt) + max_new_tokens)}  # filled in place
     stops = set(stop_ids)
     generated: list[int] = []
+    pick = picker(constraint, temperature, top_p, generator)  # as `generate_ids` chooses
     for _ in range(max_new_tokens):
         logits = model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache).logits[0, -1].float()
-        allowed = None if constraint is None else constraint.allowed(generated)
-        if allowed is not None:
-            logits = only(logits, allowed)
-        token = int(logits.argmax()) if temperature <= 0 else sample(logits, temperature, top_p, generator)
+        token = pick(logits[None], [0], [generated])[0]
         if token in stops:
             return
         yield token

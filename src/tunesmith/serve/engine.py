@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.generation import LabelSet, LabelTrie, TextStream, only, sample
+from tunesmith.generation import LabelSet, LabelTrie, TextStream, picker
 from tunesmith.model.adapters import is_quantized
 from tunesmith.model.decode import Batch
 from tunesmith.model.inference import inference_dtype
@@ -208,15 +208,8 @@ class _Running:
             job.emit(("error", f"the request's time limit passed after {len(self.generated)} tokens", "timeout"))
             return None
         try:
-            allowed = None if self.trie is None else self.trie.allowed(self.generated)
-            if allowed is not None:
-                logits = only(logits, allowed)
-            token = (
-                int(logits.argmax())
-                if job.temperature <= 0
-                else sample(logits, job.temperature, job.top_p, self.generator)
-            )
-            return self._accept(token, stop_ids)
+            pick = picker(self.trie, job.temperature, job.top_p, self.generator)  # as `generate` chooses
+            return self._accept(pick(logits[None], [0], [self.generated])[0], stop_ids)
         except Exception as e:
             log.exception("generation failed")
             job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
