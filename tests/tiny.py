@@ -128,3 +128,21 @@ def hf_generate(model, tok, batch: list[list[int]], max_new_tokens: int, stop: l
         cut = next((i for i, t in enumerate(row) if t in stop), len(row))
         rows.append(row[:cut])
     return rows
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env: dict | None = None, cwd: Path = ROOT, timeout: int = 900):
+    """The real `tunesmith` CLI in a fresh interpreter, output captured (`env` None: this process's)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

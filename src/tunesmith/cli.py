@@ -99,7 +99,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     table.add_column("base model", justify="right")
     table.add_column("tuned", justify="right")
     before, after = s.get("before") or {}, s.get("after") or {}
-    for key, label in (("eval_loss", "loss"), ("accuracy", "task accuracy (exact match)")):
+    named = before.get("task_metric") or after.get("task_metric")
+    rows = [("eval_loss", "loss"), ("accuracy", "task accuracy (exact match)")]
+    for key, label in rows + ([(named, named.replace("_", " "))] if named else []):
         if key in before or key in after:
             table.add_row(label, _fmt(before.get(key)), _fmt(after.get(key)))
     if before or after:

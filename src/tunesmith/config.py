@@ -253,6 +253,13 @@ class EvalSpec(_Strict):
     patience: Int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
     # label tasks: generated answers are held to the label set (every system alike); true = free-text decoding
     free_text: bool = False
+    # how answers are scored: auto = inferred from the references (label, json, text; code when rows carry
+    # `tests`); codes = a set of codes per answer (set F1, exact set, invalid codes against `valid_codes`)
+    task: Literal["auto", "label", "json", "text", "codes", "code"] = "auto"
+    valid_codes: PathStr | None = None  # codes tasks: the valid code list (one per line; .gz allowed)
+    json_schema: PathStr | None = None  # json tasks: a JSON Schema file (draft 2020-12) answers must match
+    sandbox_paths: list[PathStr] = []  # code tasks: folders put on the sandboxed tests' import path
+    sandbox_timeout: Float = Field(default=10.0, gt=0, le=600)  # code tasks: seconds a row's tests may run
 
     @field_validator("answer_regex")
     @classmethod

@@ -111,6 +111,7 @@ def _measure(run: Run) -> search.Measure:
         answer_regex=c.eval.answer_regex,
         batch_size=c.eval.batch_size,
         max_new_tokens=c.eval.max_new_tokens,
+        spec=c.eval,
     )
     run.labels = selector.task
     return search.Measure(selector, selector.metric, selector.higher_is_better, selector.rows, 0.0, 0.0)
@@ -160,7 +161,7 @@ def _label_task(run: Run):
 
     prep = run.prep
     held = prep.select_convs or prep.eval_convs or prep.train_convs
-    return label_task(prep.train_convs, held, run.config.eval.answer_regex)
+    return label_task(prep.train_convs, held, run.config.eval.answer_regex, run.config.eval.task)
 
 
 def _finished(run: Run) -> dict | None:
@@ -234,6 +235,7 @@ def _generation_probe(run: Run) -> GenerationProbe | None:
         select_best=e.select_best,
         patience=e.patience,
         free_text=e.free_text,
+        spec=e,
     )
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tiny import cli
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,14 +31,7 @@ def tunesmith(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
         "HF_HUB_OFFLINE": "1",
         "NO_COLOR": "1",
     }
-    return subprocess.run(
-        [sys.executable, "-m", "tunesmith.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return cli(*args, env=env, timeout=timeout)
 
 
 def measure_pair(folder: Path) -> tuple[dict, dict, list[dict]]:

@@ -2,25 +2,18 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tiny import cli
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tunesmith(*args, env, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "tunesmith.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return cli(*args, env=env, timeout=timeout)
 
 
 def test_demo_config_trains_evaluates_and_generates(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from tunesmith.check import analytics, contract, pii, view
+from tunesmith.check import analytics, contract, facts, pii, view
 from tunesmith.check.contract import Row
 from tunesmith.check.findings import Finding, Report
 from tunesmith.config import Config
@@ -86,7 +86,7 @@ def run_check(
             )
         )
 
-    # 5. analytics and PII
+    # 5. analytics, PII and fact injection
     report.lengths = analytics.lengths(rows, t.max_length)
     dup_findings, exact_pairs, prompt_pairs = analytics.duplicates(rows)
     report.findings += dup_findings
@@ -95,6 +95,7 @@ def run_check(
     report.label_balance, balance = analytics.label_balance(rows, config.eval.answer_regex, d.train)
     report.findings += balance
     report.findings += pii.pii_findings(r.conv for r in rows)
+    report.findings += facts.fact_injection(rows)
 
     # 6. masked-token samples
     train_rows = [r.row for r in rows if r.split == "train"]

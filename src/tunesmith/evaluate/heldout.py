@@ -9,7 +9,7 @@ from tunesmith.config import Config
 from tunesmith.data.types import Conversation
 from tunesmith.evaluate.answers import AnswerCache
 from tunesmith.evaluate.metrics import exact_match
-from tunesmith.evaluate.task import infer_task
+from tunesmith.evaluate.task import score, task_for
 from tunesmith.training.loss import mean_loss
 
 
@@ -24,7 +24,8 @@ def heldout_metrics(
     cache: AnswerCache | None = None,
     identity: str | None = None,
 ) -> dict:
-    """{"eval_loss": ..., "accuracy": ..., "samples": ...} of `model` on the held-out `batches` / `convs`.
+    """{"eval_loss": ..., "accuracy": ..., "samples": ...} (and for json, codes and code tasks their primary
+    metric, named by "task_metric") of `model` on the held-out `batches` / `convs`.
 
     The task (and a label task's label set) is inferred as the comparison report infers it, from the held-out
     answers and the `train` answers; with `cache` and `identity` the answers are the ones it keeps."""
@@ -33,7 +34,7 @@ def heldout_metrics(
     if chats:
         references = [c.reference() or "" for c in chats]
         extra = [c.reference() or "" for c in train if not c.is_text]
-        task = infer_task(references, answer_regex=config.eval.answer_regex, extra_references=extra)
+        task = task_for(config.eval, references, extra_references=extra, rows_extra=[c.extra for c in chats])
         answers = (cache or AnswerCache(None)).answers(
             identity,
             model,
@@ -47,4 +48,8 @@ def heldout_metrics(
         )
         result["accuracy"] = exact_match(answers, references, config.eval.answer_regex)
         result["samples"] = len(chats)
+        if task.kind in ("json", "codes", "code"):  # exact match says little there: the task's own metric too
+            extras = [c.extra for c in chats]
+            result[task.primary] = score(task, answers, references, [], extras=extras)["metrics"][task.primary]["value"]
+            result["task_metric"] = task.primary
     return result

@@ -190,3 +190,116 @@ def schema_match(text: str, schema: dict) -> float:
     except ValueError:
         return 0.0
     return float(jsonschema.Draft202012Validator(schema).is_valid(value))
+
+
+def json_fields(references: Sequence[str]) -> dict[str, str]:
+    """The fields a JSON task's answers are scored on, from the references: each key present in at least
+    half of the reference objects, "exact" when its values are short (at most five words: a type, a level, a
+    number), "text" when they are sentences (scored by ROUGE-L and chrF)."""
+    objects = []
+    for r in references:
+        try:
+            value = parse_json(r)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            objects.append(value)
+    if not objects:
+        return {}
+    fields: dict[str, str] = {}
+    for key in dict.fromkeys(k for o in objects for k in o):
+        values = [o[key] for o in objects if key in o]
+        if len(values) * 2 < len(objects) or any(isinstance(v, (dict, list)) for v in values):
+            continue
+        words = [len(str(v).split()) for v in values]
+        fields[str(key)] = "exact" if max(words) <= 5 else "text"
+    return fields
+
+
+def field_scores(prediction: str, reference: str, fields: dict[str, str]) -> dict[str, float]:
+    """Per-field scores of one JSON answer: `field:<key>` (1.0 when equal after normalisation) for short
+    fields, `field:<key>:rouge_l` and `field:<key>:chrf` for text fields; 0 where the answer lacks the field
+    or is not a JSON object. `field_accuracy` is the share of the short fields that are right."""
+    try:
+        predicted = parse_json(prediction)
+    except ValueError:
+        predicted = None
+    try:
+        gold = parse_json(reference)
+    except ValueError:
+        gold = None
+    predicted = predicted if isinstance(predicted, dict) else {}
+    gold = gold if isinstance(gold, dict) else {}
+    out: dict[str, float] = {}
+    exact = []
+    for key, kind in fields.items():
+        have, want = predicted.get(key), gold.get(key)
+        if kind == "exact":
+            right = float(have is not None and want is not None and normalise(str(have)) == normalise(str(want)))
+            out[f"field:{key}"] = right
+            exact.append(right)
+        else:
+            text = str(have) if have is not None else ""
+            out[f"field:{key}:rouge_l"] = rouge_l(text, str(want or "")) if text else 0.0
+            out[f"field:{key}:chrf"] = chrf(text, str(want or "")) if text else 0.0
+    if exact:
+        out["field_accuracy"] = sum(exact) / len(exact)
+    return out
+
+
+# --- code sets (medical codes, product codes...) ------------------------------------------------------------
+
+
+def canonical_code(code: str) -> str:
+    """A code as compared: upper case, without dots, spaces and surrounding punctuation (E11.9 == e119)."""
+    return re.sub(r"[\s.]", "", code.strip().strip("()[]{}\"'`*-:").upper())
+
+
+def code_set(text: str) -> set[str]:
+    """The codes an answer names: its items split on commas, semicolons and white space, those that contain a
+    digit, in canonical form (`canonical_code`)."""
+    items = (canonical_code(x) for x in re.split(r"[,;\s]+", text))
+    return {x for x in items if x and any(ch.isdigit() for ch in x)}
+
+
+def set_counts(predicted: set[str], gold: set[str]) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of one answer's code set."""
+    tp = len(predicted & gold)
+    return tp, len(predicted) - tp, len(gold) - tp
+
+
+def set_f1(predicted: set[str], gold: set[str]) -> float:
+    """F1 of one answer's code set (1.0 when both are empty)."""
+    if not predicted and not gold:
+        return 1.0
+    tp, fp, fn = set_counts(predicted, gold)
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def micro_f1(pairs: Sequence[tuple[set[str], set[str]]]) -> float:
+    """Micro-averaged F1 over every (predicted, gold) code set: counts pooled, then F1."""
+    tp = fp = fn = 0
+    for predicted, gold in pairs:
+        a, b, c = set_counts(predicted, gold)
+        tp, fp, fn = tp + a, fp + b, fn + c
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def macro_set_f1(pairs: Sequence[tuple[set[str], set[str]]]) -> float:
+    """Unweighted mean over the codes in the gold sets of each code's F1 (rare codes count as much as common)."""
+    codes = sorted({c for _, gold in pairs for c in gold})
+    if not codes:
+        return 0.0
+    scores = []
+    for code in codes:
+        tp = sum(code in p and code in g for p, g in pairs)
+        fp = sum(code in p and code not in g for p, g in pairs)
+        fn = sum(code not in p and code in g for p, g in pairs)
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return sum(scores) / len(scores)
+
+
+def invalid_share(predicted_sets: Sequence[set[str]], valid: frozenset[str]) -> float:
+    """Share of all predicted codes that are not in the valid code list (0 when nothing was predicted)."""
+    total = sum(len(p) for p in predicted_sets)
+    return sum(len(p - valid) for p in predicted_sets) / total if total else 0.0

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 
 from tunesmith.data.types import Conversation
-from tunesmith.evaluate.task import infer_task, score
+from tunesmith.evaluate.task import infer_task, score, task_for
 from tunesmith.generation import generate_answers
 
 log = logging.getLogger("tunesmith")
@@ -32,11 +32,17 @@ class GenerationProbe:
         select_best: bool = False,
         patience: int | None = None,
         free_text: bool = False,
+        spec=None,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.convs = [c for c in eval_convs if not c.is_text and c.reference() is not None][:samples]
         self.references = [c.reference() or "" for c in self.convs]
-        self.task = infer_task(self.references, answer_regex=answer_regex)
+        self.extras = [c.extra for c in self.convs]
+        self.task = (
+            task_for(spec, self.references, rows_extra=self.extras)
+            if spec is not None
+            else infer_task(self.references, answer_regex=answer_regex)
+        )
         self.metric = self.task.primary
         self.labels = None if free_text else self.task.label_set()  # label tasks: answers held to the labels
         self.system_prompt, self.max_new_tokens, self.batch_size = system_prompt, max_new_tokens, batch_size
@@ -67,7 +73,7 @@ class GenerationProbe:
             labels=self.labels,
         )
         self.model.train(was_training)
-        value = score(self.task, answers, self.references, [])["metrics"][self.metric]["value"]
+        value = score(self.task, answers, self.references, [], extras=self.extras)["metrics"][self.metric]["value"]
         if self.best is None or value > self.best[1]:
             self.best, self.since_best = (step, value), 0
             if self.select_best:

@@ -256,6 +256,7 @@ def render_html(
     """The whole report as one HTML string; `search` (a run's search.json) adds the hyper-parameter search."""
     task, systems = summary["task"], summary["systems"]
     primary = task["primary"]
+    per_row = task.get("row_metric", primary)  # the per-example metric the fixed/broke lists are paired on
     cards = []
     for s in systems.values():
         m = s["metrics"][primary]
@@ -268,7 +269,7 @@ def render_html(
         cls = "good" if c["ci"][0] > 0 else "bad" if c["ci"][1] < 0 else ""
         vs.append(
             f'<li>tuned vs {escape(systems[key]["title"])}: <b class="{cls}">{c["delta"] * 100:+.1f}</b> '
-            f"points {primary} (95% CI [{c['ci'][0] * 100:+.1f}, {c['ci'][1] * 100:+.1f}]); fixed {c['fixed']}, "
+            f"points {c['metric']} (95% CI [{c['ci'][0] * 100:+.1f}, {c['ci'][1] * 100:+.1f}]); fixed {c['fixed']}, "
             f"broke {c['broke']} examples</li>"
         )
     names = list(next(iter(systems.values()))["metrics"])
@@ -305,18 +306,18 @@ def render_html(
             blocks.append(
                 f'<div data-group="diff" data-tab="{escape(k)}" class="{"" if i == 0 else "hidden"}">'
                 f'<h3 class="good">fixed by tuning ({len(c["fixed"])})</h3>'
-                f"{sample_table(c['fixed'], test, references, results[k], results['tuned'], primary)}"
+                f"{sample_table(c['fixed'], test, references, results[k], results['tuned'], per_row)}"
                 f'<h3 class="bad">broken by tuning ({len(c["broke"])})</h3>'
-                f"{sample_table(c['broke'], test, references, results[k], results['tuned'], primary)}</div>"
+                f"{sample_table(c['broke'], test, references, results[k], results['tuned'], per_row)}</div>"
             )
         sections.append(
             f'<h2>What tuning fixed and broke</h2><div class="panel"><div class="tabs" data-group="diff">'
             f"{tabs}</div>{''.join(blocks)}</div>"
         )
-    fails = [i for i, row in enumerate(results["tuned"]["per_example"]) if row[primary] < 0.5]
+    fails = [i for i, row in enumerate(results["tuned"]["per_example"]) if row[per_row] < 0.5]
     sections.append(
         f'<h2>Where the tuned model still fails ({len(fails)})</h2><div class="panel">'
-        f"{sample_table(fails, test, references, None, results['tuned'], primary)}</div>"
+        f"{sample_table(fails, test, references, None, results['tuned'], per_row)}</div>"
     )
     sections.append(
         '<h2>Held-out loss and speed</h2><div class="panel"><table><tr><th>system</th>'

@@ -18,7 +18,7 @@ from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, 
 from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stats
 from tunesmith.evaluate.stats import mean_ci, resamples
 from tunesmith.evaluate.systems import System, is_adapter_model, pick_shots
-from tunesmith.evaluate.task import Task, infer_task, score
+from tunesmith.evaluate.task import Task, score, task_for
 from tunesmith.generation import LabelSet
 from tunesmith.render import render, render_prompt
 
@@ -173,11 +173,11 @@ def run_system(
 
 def diffs(task: Task, base: dict, tuned: dict, samples: list[list[int]]) -> dict:
     """What tuning fixed and broke relative to a baseline, on the primary metric, with the paired interval."""
-    name = task.primary
+    name = task.row_metric
     b = [row[name] for row in base["per_example"]]
     t = [row[name] for row in tuned["per_example"]]
     delta = [y - x for x, y in zip(b, t)]
-    step = 0.5 if name in ("accuracy", "exact_match", "json_valid", "schema_match") else 0.25
+    step = 0.5 if name in ("accuracy", "exact_match", "json_valid", "schema_match", "pass_at_1") else 0.25
     return {
         "metric": name,
         "delta": sum(delta) / len(delta),
@@ -215,7 +215,9 @@ def score_systems(
             labels=labels,
             cache=cache,
         )
-        scored = score(task, out["answers"], references, samples, label_only=method == "rank")
+        scored = score(
+            task, out["answers"], references, samples, label_only=method == "rank", extras=[c.extra for c in test]
+        )
         results[system.key] = {
             "title": system.title,
             "description": system.description,
@@ -265,12 +267,13 @@ def evaluate_run(
     test, train_pool = test_and_train_data(config, data)
     test = test[:max_samples] if max_samples else test
     references = [c.reference() or "" for c in test]
-    regex = answer_regex if answer_regex is not None else config.eval.answer_regex
-    task = infer_task(
+    task = task_for(
+        config.eval,
         references,
-        answer_regex=regex,
+        answer_regex=answer_regex,
         labels=labels,
         extra_references=[c.reference() or "" for c in train_pool if not c.is_text],
+        rows_extra=[c.extra for c in test],
         schema=schema,
     )
     if method == "rank" and task.kind != "label":
@@ -366,6 +369,12 @@ def write_predictions(
                 entry = {"answer": res["answers"][i], "scores": res["per_example"][i]}
                 if "predicted" in res:
                     entry.update(label=res["predicted"][i], gold=res["gold"][i])
+                if "codes" in res:
+                    entry["codes"] = res["codes"][i]
+                    if "invalid" in res:
+                        entry["invalid_codes"] = res["invalid"][i]
+                if "execution" in res:
+                    entry["execution"] = res["execution"][i]
                 row["systems"][key] = entry
             row["tuned_vs"] = {key: v.get(i, "same") for key, v in verdicts.items()}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -13,7 +13,7 @@ import torch
 from tunesmith.data.loader import selection_key
 from tunesmith.data.types import Conversation
 from tunesmith.evaluate import metrics as m
-from tunesmith.evaluate.task import Task, infer_task
+from tunesmith.evaluate.task import Task, infer_task, score, task_for
 from tunesmith.generation import candidate_ids, generate_answers, left_pad
 from tunesmith.model.decode import last_positions
 from tunesmith.model.load import device_of
@@ -69,13 +69,18 @@ class Selector:
         return b is None or (a > b if self.higher_is_better else a < b)
 
 
-def label_task(train: Sequence[Conversation], held: Sequence[Conversation], answer_regex: str | None) -> Task | None:
-    """The label task the training answers form, if they do (labels from train and the held-out rows)."""
+def label_task(
+    train: Sequence[Conversation], held: Sequence[Conversation], answer_regex: str | None, kind: str = "auto"
+) -> Task | None:
+    """The label task the training answers form, if they do (labels from train and the held-out rows); never
+    when `kind` (`eval.task`) names another kind."""
     refs = [c.reference() or "" for c in held if not c.is_text]
     extra = [c.reference() or "" for c in train if not c.is_text]
-    if not refs or not extra:
+    if not refs or not extra or kind not in ("auto", "label"):
         return None
-    task = infer_task(refs, answer_regex=answer_regex, extra_references=extra)
+    if kind == "auto" and any(c.extra.get("tests") for c in held):
+        return None  # rows with tests are code to run, not labels
+    task = infer_task(refs, answer_regex=answer_regex, extra_references=extra, kind=kind)
     return task if task.kind == "label" else None
 
 
@@ -89,8 +94,13 @@ def make_selector(
     answer_regex: str | None,
     batch_size: int = 16,
     max_new_tokens: int = 64,
+    spec=None,
 ) -> Selector:
-    """The best selection metric these selection rows support (a warning says when it falls back to loss)."""
+    """The best selection metric these selection rows support (a warning says when it falls back to loss).
+
+    `spec` (the config's `eval` section) names the task kind: json and codes tasks choose by their primary
+    metric on generated answers; code tasks by held-out loss (running every answer's tests at every
+    selection point costs more than the search can spend)."""
     pad = tokenizer.pad_token_id
     key = {c.origin: "" if c.is_text else selection_key(c, answer_regex) for c in convs}
     rows = interleave(list(rows), lambda r: key.get(r.origin, ""))
@@ -98,8 +108,20 @@ def make_selector(
         "eval_loss", False, len(rows), lambda model, n: mean_loss(model, _batches(rows[:n], pad, batch_size))
     )
     answered = [c for c in convs if not c.is_text and c.reference() is not None]
-    task = label_task(train, answered, answer_regex)
+    kind = spec.task if spec is not None else "auto"
+    task = label_task(train, answered, answer_regex, kind)
     answered = interleave(answered, lambda c: key[c.origin])
+    if task is None and spec is not None and len(answered) >= MIN_ROWS:
+        refs = [c.reference() or "" for c in answered]
+        extra = [c.reference() or "" for c in train if not c.is_text]
+        whole = task_for(spec, refs, extra_references=extra, rows_extra=[c.extra for c in answered])
+        if whole.kind in ("json", "codes"):
+            return Selector(
+                whole.primary,
+                True,
+                min(len(answered), GENERATED_ROWS),
+                _generated(whole, answered, tokenizer, system_prompt, max_new_tokens, batch_size),
+            )
     if task is not None:
         few = len(answered) < MIN_ROWS or len(answered) < MIN_PER_LABEL * len(task.labels)
         if few:
@@ -131,6 +153,25 @@ def make_selector(
             "the selection split has %d rows (< %d): settings are chosen by held-out loss", len(answered), MIN_ROWS
         )
     return loss
+
+
+def _generated(task: Task, convs: Sequence[Conversation], tokenizer, system_prompt, max_new_tokens, batch_size):
+    """The task's primary metric on greedy answers to the first `n` rows (at most GENERATED_ROWS)."""
+
+    def measure(model, n: int) -> float:
+        sample = list(convs[: min(n, GENERATED_ROWS)])
+        refs = [c.reference() or "" for c in sample]
+        answers = generate_answers(
+            model,
+            tokenizer,
+            [list(c.prompt_messages()) for c in sample],
+            system_prompt=system_prompt,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+        )
+        return score(task, answers, refs, [])["metrics"][task.primary]["value"]
+
+    return measure
 
 
 def interleave(items: list[T], key: Callable[[T], str]) -> list[T]:

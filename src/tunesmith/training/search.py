@@ -37,7 +37,7 @@ from tunesmith.training.setup import Run, make_optimizer, make_scheduler
 
 log = logging.getLogger("tunesmith")
 Score = Callable[[torch.nn.Module], float]
-GENERATION_COST = 8  # an exact-match evaluation generates answers: about this many forward passes per row
+GENERATION_COST = 8  # a metric of generated answers (exact match, JSON fields, codes): about this many passes a row
 
 
 @dataclass
@@ -319,7 +319,7 @@ def plan_budget(run: Run, measure: Measure) -> None:
     forward = cal["calibration"]["forward_seconds_per_1k_tokens"] / 1000  # measured, not a third of a step
     select_tokens = sum(len(r.input_ids) for r in prep.select_rows)
     split = max(len(prep.select_rows), 1)
-    row_s = forward * select_tokens / split * (1 + GENERATION_COST * (measure.metric == "exact_match"))
+    row_s = forward * select_tokens / split * (1 + GENERATION_COST * (measure.metric not in ("accuracy", "eval_loss")))
     margin = margin_s(config.train.budget)
     available = run.clock.left() - margin
     split, least = measure.rows, getattr(measure.score, "least", measure.rows)
