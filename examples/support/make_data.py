@@ -10,8 +10,14 @@ lowercase, missing punctuation, small typos).  The assistant turn is always
     reply: <one short sentence>
 
 Output: train.jsonl (320 rows), eval.jsonl (80 rows), test.jsonl (80 rows).
-No ticket text occurs twice, within or across files.  Python 3.11 stdlib only;
-the output depends only on --seed.
+No ticket text occurs twice, within or across files.  Near-duplicates are
+rejected while generating: a row whose whole conversation text is >= 0.75
+similar (Jaccard of 5-character shingles, as `tunesmith check` measures it) to
+a row of the same split, or a held-out (eval/test) row whose prompt is >= 0.75
+similar to a prompt of another split, is drawn again.  Tickets never contain
+e-mail addresses or anything else `tunesmith check` reports as PII, so the data
+passes `tunesmith check --strict`.  Python 3.11 stdlib only; the output depends
+only on --seed.
 
 Usage: python examples/support/make_data.py [--seed 0] [--out examples/support]
 """
@@ -78,7 +84,9 @@ FIRST_NAMES = [
     "Jonas", "Leila", "Ben", "Ana", "Sam", "Ingrid", "Diego", "Nora", "Kevin", "Amara", "Pavel", "Zoe",
 ]
 LAST_INITIALS = "ABCDEFGHJKLMNPRSTVW"
-EMAIL_DOMAINS = ["gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "hotmail.com"]
+# Tickets name the kind of e-mail address ("my Gmail address"), never an address itself, so the data holds
+# nothing `tunesmith check` reports as PII.
+MAIL_PROVIDERS = ["Gmail", "Outlook", "Yahoo", "iCloud", "Proton", "Hotmail"]
 CARRIERS = ["UPS", "FedEx", "DHL", "USPS"]
 CITIES = ["Memphis", "Louisville", "Chicago", "Denver", "Phoenix", "Newark", "Dallas", "Atlanta", "Reno", "Columbus"]
 COUNTRIES = ["Canada", "Mexico", "Ireland", "Norway", "Australia", "Iceland", "Puerto Rico", "Switzerland"]
@@ -316,10 +324,10 @@ TEMPLATES = {
     "account": [
         T("I can't log in to my Voltcart account. It says my password is wrong even after I [reset it twice|changed it this morning].",
           ["Please clear your browser cookies and try again, or we can unlock your account."]),
-        T("The password reset email never arrives. I [checked spam|looked in junk] [twice|already]. My address is {email}.",
-          ["We've resent the reset link to {email}; please allow ten minutes."]),
-        T("Please change the email on my account from {email} to {email2}. I no longer have access to the old one.",
-          ["We'll send a code to {email2} to verify it before updating your account."]),
+        T("The password reset email never arrives. I [checked spam|looked in junk] [twice|already]. [It should go to|I use] my {mail} address.",
+          ["We've resent the reset link to your {mail} address; please allow ten minutes."]),
+        T("Please change the email on my account from my old {mail} address to my [new |]{mail2} address. I no longer have access to the old one.",
+          ["We'll send a code to your {mail2} address to verify it before updating your account."]),
         T("My account got locked after too many login attempts. How long until I can [try again|log back in]?",
           ["Accounts unlock after 30 minutes, or you can reset your password right away."]),
         T("I'd like to [delete|close] my Voltcart account and [remove|erase] all my personal data. How do I do that?",
@@ -330,12 +338,12 @@ TEMPLATES = {
           ["Please reset your password now; we've signed out all sessions on your account."]),
         T("How do I [unsubscribe from|stop getting] the marketing emails? I get [three|several] a day. I want to keep my account though.",
           ["You can turn off marketing emails under Account Settings > Notifications without affecting your account."], calm=True),
-        T("I have two accounts, one with {email} and one with {email2}. Can you merge them so all my order history is in one place?",
+        T("I have two accounts, one under my {mail} address and one under my {mail2} address. Can you merge them so all my order history is in one place?",
           ["We can merge your accounts after verifying both email addresses; we'll send confirmation links shortly."], calm=True),
         T("My order history is empty when I log in, but I've definitely [ordered before|placed orders]. Did my account get reset?",
           ["Your orders may be under another email; please share an order number so we can check."]),
-        T("I tried to [sign up|register] but it says the email {email} is already registered. I've never made an account with you.",
-          ["Please try a password reset for {email}, and we'll secure the account if needed."]),
+        T("I tried to [sign up|register] with my {mail} address but it says [it's|that email is] already registered. I've never made an account with you.",
+          ["Please try a password reset for your {mail} address, and we'll secure the account if needed."]),
         T("How do I change the name on my profile? It still shows my [old last name|maiden name] [after the wedding|and I can't edit it].",
           ["You can edit your name under Account Settings > Profile at any time."], calm=True),
         T("Can't sign in with Google anymore, it just loops back to the login page. [Tried two browsers.|Same on my phone.]",
@@ -568,13 +576,8 @@ def make_slots(rng: random.Random, needs: set) -> dict:
     price = rng.uniform(lo, hi)
     price = round(price) - rng.choice([0.01, 0.01, 0.05, 0.0])
     first = rng.choice(FIRST_NAMES)
-    user = rng.choice([first.lower(), first.lower() + str(rng.randint(1, 99)),
-                       first.lower() + "." + rng.choice(LAST_INITIALS).lower(),
-                       first[0].lower() + rng.choice(["smith", "park", "ng", "kowalski", "diaz", "okafor"])])
-    user2 = rng.choice([first.lower() + "_" + str(rng.randint(100, 999)), first.lower() + ".work",
-                        first.lower() + rng.choice(["home", "mail", "new"])])
-    dom = rng.choice(EMAIL_DOMAINS)
-    dom2 = rng.choice(EMAIL_DOMAINS)
+    mail = rng.choice(MAIL_PROVIDERS)
+    mail2 = rng.choice([m for m in MAIL_PROVIDERS if m != mail] + ["work", "school"])
     month = rng.choice(MONTHS)
     day = rng.randint(1, 28)
     date = rng.choice([f"{month} {day}", f"{month[:3]} {day}", f"{MONTHS.index(month) + 1}/{day}",
@@ -599,7 +602,7 @@ def make_slots(rng: random.Random, needs: set) -> dict:
         "days": str(rng.randint(3, 12)),
         "hours": str(rng.randint(2, 6)),
         "name": first, "initial": rng.choice(LAST_INITIALS),
-        "email": f"{user}@{dom}", "email2": f"{user2}@{dom2}",
+        "mail": mail, "mail2": mail2,
         "last4": f"{rng.randint(0, 9999):04d}",
         "code": code,
         "carrier": rng.choice(CARRIERS), "city": rng.choice(CITIES), "country": rng.choice(COUNTRIES),
@@ -645,6 +648,48 @@ def normalize(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
 
 
+# --------------------------------------------------------------------------
+# Near-duplicate test (the same measure `tunesmith check` uses, in stdlib)
+# --------------------------------------------------------------------------
+# Text is whitespace-collapsed and case-folded, cut into 5-character shingles, and two texts are compared by
+# the Jaccard similarity of their shingle sets.  `tunesmith check` warns at 0.8 (near_duplicate: whole
+# conversation, same file; near_leak: held-out prompt vs training prompt); generation rejects at 0.75.
+
+NEAR = 0.75
+SHINGLE = 5
+_SPACE = re.compile(r"\s+")
+
+
+def shingles(text: str, k: int = SHINGLE) -> set:
+    text = _SPACE.sub(" ", text).strip().casefold()
+    if len(text) <= k:
+        return {text}
+    return {text[i:i + k] for i in range(len(text) - k + 1)}
+
+
+def too_similar(a: set, pool: list, threshold: float = NEAR) -> bool:
+    """Whether `a` has Jaccard similarity >= threshold with any set in `pool`."""
+    na = len(a)
+    for b in pool:
+        nb = len(b)
+        if min(na, nb) < threshold * max(na, nb):  # Jaccard <= min/max: cannot reach the threshold
+            continue
+        inter = len(a & b)
+        if inter >= threshold * (na + nb - inter):
+            return True
+    return False
+
+
+def conversation_text(label: str, ticket: str, reply: str) -> str:
+    """The row's whole text as `tunesmith check` joins it: "role: content" per message."""
+    return "\n".join(f"{m['role']}: {m['content']}" for m in to_record(label, ticket, reply)["messages"])
+
+
+def prompt_text(ticket: str) -> str:
+    """What the model is asked: the messages before the assistant turn."""
+    return f"user: {ticket}"
+
+
 def make_example(rng: random.Random, label: str, tmpl: dict):
     slots = Recorder(make_slots(rng, tmpl["needs"]))
     body = resolve_choices(rng, tmpl["text"])
@@ -668,39 +713,60 @@ def build(seed: int):
         extra = set(rng.sample(LABELS, rem))
         counts[split] = {lab: base + (lab in extra) for lab in LABELS}
 
-    seen = set()
-    per_label = {}
+    # Per label, the template of every row (cycling through the templates so every one is used evenly),
+    # cut into the splits in order.
+    plan = {}
     for label in LABELS:
         need = sum(counts[s][label] for s, _ in SPLITS)
-        templates = TEMPLATES[label]
+        n_templates = len(TEMPLATES[label])
         order = []
-        while len(order) < need:  # cycle through templates so every one is used evenly
-            block = list(range(len(templates)))
+        while len(order) < need:
+            block = list(range(n_templates))
             rng.shuffle(block)
             order.extend(block)
-        rows = []
-        for ti in order[:need]:
-            for _attempt in range(200):
-                ticket, reply = make_example(rng, label, templates[ti])
-                key = normalize(ticket)
-                if (TICKET_WORDS[0] <= n_words(ticket) <= TICKET_WORDS[1]
-                        and REPLY_WORDS[0] <= n_words(reply) <= REPLY_WORDS[1]
-                        and key not in seen):
-                    seen.add(key)
-                    rows.append((ticket, reply))
-                    break
-            else:
-                raise RuntimeError(f"could not fill template {label}[{ti}]")
-        rng.shuffle(rows)
-        per_label[label] = rows
+        plan[label] = {}
+        for split, _ in SPLITS:
+            k = counts[split][label]
+            plan[label][split], order = order[:k], order[k:]
+
+    seen = set()  # normalized ticket texts, across all splits
+    conv_sets = {split: [] for split, _ in SPLITS}  # shingles of accepted rows' conversation texts
+    prompt_sets = {split: [] for split, _ in SPLITS}  # shingles of accepted rows' prompts
+
+    def acceptable(split: str, label: str, ticket: str, reply: str) -> bool:
+        if not (TICKET_WORDS[0] <= n_words(ticket) <= TICKET_WORDS[1]
+                and REPLY_WORDS[0] <= n_words(reply) <= REPLY_WORDS[1]
+                and normalize(ticket) not in seen):
+            return False
+        if too_similar(shingles(conversation_text(label, ticket, reply)), conv_sets[split]):
+            return False  # a near-duplicate of a row of the same split
+        prompt = shingles(prompt_text(ticket))
+        # a held-out prompt nearly the same as a prompt of another split (train, or eval vs test)
+        return split == "train" or not any(too_similar(prompt, prompt_sets[o]) for o, _ in SPLITS if o != split)
 
     out = {}
-    for split, _ in SPLITS:
+    for split, _ in SPLITS:  # train first, so held-out rows are checked against all of it
         rows = []
         for label in LABELS:
-            k = counts[split][label]
-            chunk, per_label[label] = per_label[label][:k], per_label[label][k:]
-            rows.extend((label, t, r) for t, r in chunk)
+            templates = TEMPLATES[label]
+            for ti in plan[label][split]:
+                # the planned template first; should it only give near-duplicates, the label's others
+                others = [t for t in range(len(templates)) if t != ti]
+                rng.shuffle(others)
+                for tj, attempts in [(ti, 200)] + [(t, 50) for t in others]:
+                    for _attempt in range(attempts):
+                        ticket, reply = make_example(rng, label, templates[tj])
+                        if acceptable(split, label, ticket, reply):
+                            break
+                    else:
+                        continue
+                    break
+                else:
+                    raise RuntimeError(f"could not make another {split} row for {label}")
+                seen.add(normalize(ticket))
+                conv_sets[split].append(shingles(conversation_text(label, ticket, reply)))
+                prompt_sets[split].append(shingles(prompt_text(ticket)))
+                rows.append((label, ticket, reply))
         rng.shuffle(rows)
         out[split] = rows
     return out

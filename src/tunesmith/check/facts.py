@@ -1,14 +1,8 @@
-"""Does the training data try to teach facts? Fine-tuning teaches style, format and reasoning patterns; a model
-tuned on question -> fact pairs repeats the trained phrasings but fails on rephrased and combined questions
-(measured in `examples/facts-vs-format`). Retrieval (RAG) is the tool for facts.
-
-The signal, per chat row: its answer states *specifics* (numbers, dates, names: tokens with a digit or a
-capital letter inside a sentence) that appear neither in its prompt nor in more than a few other answers.
-A classifier's labels, a coder's codes, a framework's identifiers recur across answers; fields extracted from
-the input appear in the prompt; only facts the model is meant to memorise are new and rare (a fact is stated
-once per phrasing that asks for it: "rare" allows a few rows, or 1% of them). The finding fires when many
-rows look like that.
-"""
+"""Does the training data try to teach facts? Fine-tuning teaches style, format and reasoning; a model tuned on
+question -> fact pairs repeats trained phrasings but fails on rephrased and combined questions (measured in
+`examples/facts-vs-format`, docs/check.md). Retrieval (RAG) is the tool for facts. The signal: answers that
+state specifics (numbers, dates, names) found neither in their prompt nor in more than a few other answers;
+labels, codes and a framework's identifiers recur across answers, extracted fields appear in the prompt."""
 
 from __future__ import annotations
 

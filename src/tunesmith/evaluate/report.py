@@ -229,7 +229,9 @@ def sample_table(indices: Sequence[int], test, references, base: dict | None, tu
             s = res["per_example"][i][metric]
             answer = res["answers"][i]
             shown = word_diff(references[i], answer) if answer.strip() else "<i>(empty answer)</i>"
-            cells.append(f"<td><pre>{shown}</pre><span class='sub'>{metric} {_pct(s)}</span></td>")
+            why = res.get("execution", [{}] * (i + 1))[i].get("reason") or ""  # code tasks: why the tests failed
+            why = f"<br><span class='sub'>{escape(why)}</span>" if why else ""
+            cells.append(f"<td><pre>{shown}</pre><span class='sub'>{metric} {_pct(s)}</span>{why}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     more = (
         f'<p class="sub">{len(indices) - MAX_SAMPLES} more in predictions.jsonl</p>'

@@ -1,27 +1,9 @@
-"""Execution-based scoring: run a generated answer's code and its row's hidden tests in a sandboxed process.
-
-Each row runs in its own `python -E -s -B` process, in a fresh temporary folder that is deleted afterwards:
-
-- **time**: killed (its whole process group) when it runs past `timeout` seconds of wall time; a CPU-time limit
-  backs this up;
-- **memory and files**: address space and written-file size are capped (`resource.setrlimit`);
-- **network**: a new, empty network namespace where the kernel allows one (no interface but a down loopback),
-  and in every case an audit hook (PEP 578) that refuses sockets;
-- **files and processes**: the audit hook refuses opening a file for writing, and removing, renaming or
-  creating anything, outside the temporary folder; and it refuses starting processes (`subprocess`, `os.system`,
-  `fork`, `exec`, `spawn`) and loading native code through `ctypes`;
-- **imports**: an answer that imports a module on `FORBIDDEN` fails before it runs, with the reason.
-
-The answer and the tests share one module namespace (the answer's definitions are what the tests call), as in
-HumanEval-style harnesses; `__source__` holds the answer's text for convention (style) checks. A row passes
-when the tests finish without an exception and the process reports it with a one-time token it reads only
-after the tests ran; `os._exit(0)` or `sys.exit()` from the answer is a failure.
-
-What it is not: a boundary against code written to attack it. An answer runs in a CPython process with the
-user's privileges apart from the limits above, and CPython's audit hooks can be bypassed by determined code.
-It keeps honest mistakes of a model (a stray file write, a hang, a runaway allocation, a network call) away
-from the machine and out of the scores.
-"""
+"""Execution-based scoring: run a generated answer's code and its row's hidden tests in a sandboxed process,
+one process and one temporary folder per row, with time, memory, file, network, process and import limits
+(the table in docs/eval.md). The answer and the tests share one namespace, HumanEval-style; `__source__` is
+the answer's text, for convention checks. It keeps a model's honest mistakes (a stray write, a hang, a
+runaway allocation, a network call) away from the machine: it is not a boundary against code written to
+attack it (audit hooks can be bypassed in-process); for hostile code use a container or VM."""
 
 from __future__ import annotations
 
@@ -107,7 +89,14 @@ def run_row(
     timeout: float = 10.0,
     memory_mb: int = MEMORY_MB,
 ) -> Outcome:
-    """Run one answer against its tests (and style check) in a sandboxed process; never raises for bad code."""
+    """Run one answer against its tests (and style check) in a sandboxed process; never raises for bad code.
+
+    The process: `python -E -s -B` in a fresh temporary folder (deleted after), its process group killed past
+    `timeout` seconds (a CPU-time limit backs this up); address space and written files capped (setrlimit);
+    a new network namespace where the kernel allows one; an audit hook (PEP 578) refusing sockets, writes
+    outside the folder, new processes and ctypes; an answer importing a `FORBIDDEN` module fails before it
+    runs. A row passes only when the tests finished and the process reports so with a one-time token read
+    after them: `os._exit(0)` or `sys.exit()` from the answer fails."""
     started = time.perf_counter()
     source = code_of(answer)
     problem = _syntax(tests, "the row's tests") or (style is not None and _syntax(style, "the row's style check"))
