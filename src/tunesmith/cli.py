@@ -315,10 +315,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tunesmith", description="Fine-tune a causal language model on your examples: check, train, evaluate, try."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"tunesmith {_version()}")
     sub = parser.add_subparsers(dest="verb", required=True)
     for add in (_add_check, _add_train, _add_eval, _add_generate, _add_chat, _add_export, _add_serve):
         add(sub)
     return parser
+
+
+class _Help(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS, []) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def _version() -> str:
+    """The installed distribution's version, else the package's own (a source checkout)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tunesmith")
+    except PackageNotFoundError:
+        from tunesmith import __version__
+
+        return __version__
 
 
 def _add_trust(p) -> None:
@@ -331,7 +355,7 @@ def _add_trust(p) -> None:
 
 
 def _add_check(sub) -> None:
-    p = sub.add_parser("check", help=cmd_check.__doc__, description=cmd_check.__doc__)
+    p = sub.add_parser("check", formatter_class=_Help, help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("target", help="YAML config, or a data file (.jsonl, .json, .csv, .parquet) with --model")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. train.max_length=1024")
     p.add_argument("--model", default=None, help="model to check against (default: the config's, else smollm2-135m)")
@@ -356,7 +380,7 @@ def _add_check(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    p = sub.add_parser("train", formatter_class=_Help, help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.add_argument(
         "config",
         help="YAML config (see examples/support/config.yaml), or a data file (.jsonl, .json, "
@@ -373,8 +397,8 @@ def _add_train(sub) -> None:
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
-    p.add_argument("run_dir")
+    p = sub.add_parser("eval", formatter_class=_Help, help=cmd_eval.__doc__, description=cmd_eval.__doc__)
+    p.add_argument("run_dir", help="run folder to evaluate (from `tunesmith train`)")
     p.add_argument("--data", default=None, help="test file (default: the run's eval data)")
     p.add_argument("--compare", action="append", metavar="OTHER_RUN", help="another run to include (repeatable)")
     p.add_argument(
@@ -398,7 +422,7 @@ def _add_eval(sub) -> None:
         default="generate",
         help="generate answers, or rank the label set by log-likelihood (label tasks)",
     )
-    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--max-samples", type=int, default=None, help="score only the first N test rows (default: all)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: eval.max_new_tokens")
     p.add_argument("--batch-size", type=int, default=None, help="default: eval.batch_size")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
@@ -416,11 +440,11 @@ def _add_eval(sub) -> None:
 
 
 def _add_generate(sub) -> None:
-    p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
-    p.add_argument("run_dir")
+    p = sub.add_parser("generate", formatter_class=_Help, help=cmd_generate.__doc__, description=cmd_generate.__doc__)
+    p.add_argument("run_dir", help="run folder to answer with (from `tunesmith train`)")
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for several)")
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
-    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--max-new-tokens", type=int, default=128, help="longest answer, in tokens")
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy; above 0: sampling")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep this share of probability")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampling (with --temperature)")
@@ -432,10 +456,10 @@ def _add_generate(sub) -> None:
 
 
 def _add_chat(sub) -> None:
-    p = sub.add_parser("chat", help=cmd_chat.__doc__, description=cmd_chat.__doc__)
-    p.add_argument("run_dir")
+    p = sub.add_parser("chat", formatter_class=_Help, help=cmd_chat.__doc__, description=cmd_chat.__doc__)
+    p.add_argument("run_dir", help="run folder to chat with (from `tunesmith train`)")
     p.add_argument("--system", default=None, help="system prompt (default: the one the run was trained with)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="longest answer, in tokens")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
@@ -445,9 +469,14 @@ def _add_chat(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help=cmd_export.__doc__, description=cmd_export.__doc__)
-    p.add_argument("run_dir")
-    p.add_argument("--format", required=True, choices=["hf", "peft", "gguf"])
+    p = sub.add_parser("export", formatter_class=_Help, help=cmd_export.__doc__, description=cmd_export.__doc__)
+    p.add_argument("run_dir", help="run folder to export (from `tunesmith train`)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["hf", "peft", "gguf"],
+        help="hf: merged safetensors model; peft: the adapter; gguf: llama.cpp / Ollama file (+ Modelfile)",
+    )
     p.add_argument("--out", required=True, help="output folder (written atomically; nothing on failure)")
     p.add_argument("--merge", action="store_true", help="merge the adapter (always done for hf and gguf)")
     p.add_argument("--quant", default=None, help="hf: f32 (default), bf16, f16; gguf: f16 (default), f32, q8_0")
@@ -458,8 +487,8 @@ def _add_export(sub) -> None:
 
 
 def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help=cmd_serve.__doc__, description=cmd_serve.__doc__)
-    p.add_argument("run_dir")
+    p = sub.add_parser("serve", formatter_class=_Help, help=cmd_serve.__doc__, description=cmd_serve.__doc__)
+    p.add_argument("run_dir", help="run folder to serve (from `tunesmith train`)")
     p.add_argument(
         "--adapter",
         action="append",
@@ -468,7 +497,7 @@ def _add_serve(sub) -> None:
         help="another adapter on the same base model (a run folder or a PEFT folder); repeatable",
     )
     p.add_argument("--host", default="127.0.0.1", help="other than loopback needs --api-key")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     p.add_argument("--api-key-file", default=None, help="read the API key from a file (keeps it out of `ps`)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens one request may ask for")

@@ -138,6 +138,7 @@ def atomic_folder(dest: Path, write: Callable[[Path], None], *, need_bytes: int 
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
+        user_modes(tmp)
         _fsync_tree(tmp)
         if dest.exists():
             old = dest.parent / f".old-{dest.name}-{os.getpid()}"
@@ -158,6 +159,29 @@ def atomic_folder(dest: Path, write: Callable[[Path], None], *, need_bytes: int 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where it is, else set and restored at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def user_modes(folder: Path) -> None:
+    """Give every file and folder under `folder` the permissions the user's umask asks for. Some writers
+    (safetensors) create files 0600 whatever the umask: a run folder shared with a team must be readable."""
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

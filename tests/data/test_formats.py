@@ -250,7 +250,8 @@ def test_prompt_completion_column_mapping():
         (
             {"prompt": [U, {"role": "tool", "content": "x"}], "completion": "c"},
             "prompt[1].role",
-            "unknown role 'tool' (allowed: 'system', 'user', 'assistant')",
+            "role 'tool': tool-call turns are not supported yet (tunesmith trains on system/user/assistant text): "
+            "drop these records, or flatten the tool call and its result into the assistant and user text",
         ),
         (
             {"prompt": [S, U], "completion": "c", "system": "s"},

@@ -1,8 +1,9 @@
 """Recognise a record's format and normalise it to a `Conversation`.
 
-Formats by the keys a record has (null counts as absent): `messages`/`conversations` (chat), `prompt` +
-`completion`, alpaca (`instruction` + `output`, optional `input`), `text` (raw). A `columns` mapping renames
-our fields to the record's keys. Every problem is a `DataError` naming the record and field (docs/data.md).
+Formats by the keys a record has (null counts as absent): `messages`/`conversations` (chat, OpenAI `role`/
+`content` or ShareGPT `from`/`value` turns), `prompt` + `completion`, alpaca (`instruction` + `output`), `text`
+(raw). A `columns` mapping renames our fields to the record's keys. Every problem is a `DataError` naming the
+record and field (docs/data.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from tunesmith.errors import ConfigError, DataError, Origin
 FIELDS: tuple[str, ...] = ("messages", "prompt", "completion", "instruction", "input", "output", "system", "text")
 FORMATS: tuple[str, ...] = ("messages", "prompt_completion", "alpaca", "text")
 _ALLOWED_ROLES = ", ".join(f"'{r}'" for r in ROLES)
+# ShareGPT's `from` values (the community datasets' format) -> our roles
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
+                  "model": "assistant", "bot": "assistant", "system": "system"}  # fmt: skip
+TOOL_ROLES = ("tool", "function", "function_call", "observation", "ipython")
+_TOOLS = (
+    "tool-call turns are not supported yet (tunesmith trains on system/user/assistant text): drop these "
+    "records, or flatten the tool call and its result into the assistant and user text"
+)
 
 
 def check_columns(columns: Mapping[str, str] | None) -> dict[str, str]:
@@ -86,6 +95,13 @@ def _no_usable_field(record: dict, keys: dict[str, str], origin: Origin | None) 
     )
     present = [k for k, v in record.items() if v is not None]
     found = shown_keys(present)
+    if {"chosen", "rejected"} <= set(present):
+        return DataError(
+            "this is preference data (chosen/rejected answers, for DPO-style tuning): supervised fine-tuning needs "
+            "one answer per prompt; preference tuning is not supported yet. To train on the preferred answers, "
+            "map them: data.columns.prompt=prompt data.columns.completion=chosen",
+            origin=origin,
+        )
     texts = [safe_text(k)[:40] for k in present if isinstance(record[k], str)]
     hint = ""
     if set(present) & {*keys.values(), "conversations"}:
@@ -144,11 +160,19 @@ def _show(value: object, most: int = 60) -> str:
 
 
 def _message(item: object, field: str, origin: Origin) -> Message:
-    """One chat message, checked for an allowed role, string content and a valid weight."""
+    """One chat message, checked for an allowed role, string content and a valid weight. A ShareGPT turn
+    (`from` + `value`) is read as its role and content."""
     if not isinstance(item, dict):
         reason = f"expected a message object with 'role' and 'content', got {json_type(item)}"
         raise DataError(reason, origin=origin, field=field)
+    if item.get("tool_calls") is not None or item.get("function_call") is not None:
+        key = "tool_calls" if item.get("tool_calls") is not None else "function_call"
+        raise DataError(_TOOLS, origin=origin, field=f"{field}.{key}")
+    if item.get("role") is None and item.get("from") is not None:
+        return _sharegpt(item, field, origin)
     role = item.get("role")
+    if role in TOOL_ROLES:
+        raise DataError(f"role '{role}': {_TOOLS}", origin=origin, field=f"{field}.role")
     if role is None:
         raise DataError(f"missing (allowed roles: {_ALLOWED_ROLES})", origin=origin, field=f"{field}.role")
     if role not in ROLES:
@@ -161,6 +185,23 @@ def _message(item: object, field: str, origin: Origin) -> Message:
     if not isinstance(content, str):
         raise DataError(f"expected a string, got {json_type(content)}", origin=origin, field=f"{field}.content")
     return Message(role=role, content=content, weight=_weight(item.get("weight"), f"{field}.weight", origin))
+
+
+def _sharegpt(item: dict, field: str, origin: Origin) -> Message:
+    speaker = item.get("from")
+    if speaker in TOOL_ROLES:
+        raise DataError(f"'from': '{speaker}': {_TOOLS}", origin=origin, field=f"{field}.from")
+    if not isinstance(speaker, str) or speaker.lower() not in SHAREGPT_ROLES:
+        allowed = ", ".join(f"'{r}'" for r in ("human", "gpt", "system"))
+        raise DataError(f"unknown ShareGPT speaker {_show(speaker)} (allowed: {allowed})", origin=origin,
+                        field=f"{field}.from")  # fmt: skip
+    value = item.get("value")
+    if value is None:
+        raise DataError("missing", origin=origin, field=f"{field}.value")
+    if not isinstance(value, str):
+        raise DataError(f"expected a string, got {json_type(value)}", origin=origin, field=f"{field}.value")
+    role = SHAREGPT_ROLES[speaker.lower()]
+    return Message(role=role, content=value, weight=_weight(item.get("weight"), f"{field}.weight", origin))  # type: ignore[arg-type]
 
 
 def _messages(value: object, key: str, origin: Origin) -> list[Message]:
@@ -224,7 +265,9 @@ def _from_messages(record: dict, keys: dict[str, str], origin: Origin) -> Conver
     _check_order(messages, key, origin, last_role="assistant")
     if not any(m.trained for m in messages):
         raise DataError("every message has weight 0: nothing would be trained", origin=origin, field=key)
-    return Conversation(origin=origin, messages=tuple(messages), source_format="messages", extra=_extra(record, [key]))
+    turns = record[key]
+    fmt = "sharegpt" if any(isinstance(t, dict) and t.get("role") is None for t in turns) else "messages"
+    return Conversation(origin=origin, messages=tuple(messages), source_format=fmt, extra=_extra(record, [key]))
 
 
 def _from_prompt_completion(record: dict, keys: dict[str, str], origin: Origin) -> Conversation:

@@ -55,6 +55,9 @@ def scan_records(path: str | os.PathLike) -> Iterator[Scanned]:
     because nothing after them can be read reliably.
     """
     name = str(path)
+    if name.startswith(HUB):
+        yield from _hub_records(name)
+        return
     file = Path(path)
     _check_file(file, name)
     kind = file_kind(name)
@@ -64,6 +67,45 @@ def scan_records(path: str | os.PathLike) -> Iterator[Scanned]:
         yield scanned
     if count == 0:
         raise DataError("file is empty", origin=name)
+
+
+HUB = "hf://"  # data.train: hf://org/name[:split] reads a Hugging Face hub dataset through `datasets`
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
+
+
+def _hub_records(name: str) -> Iterator[Scanned]:
+    """The rows of a hub dataset (`hf://org/name[:split]`, split `train` by default), each as a record whose
+    origin is the dataset and its 1-based row. Offline, or without `datasets`, a DataError says so."""
+    repo, _, split = name[len(HUB) :].partition(":")
+    if not _HUB_ID.fullmatch(repo):
+        raise DataError("not a hub dataset id: expected hf://org/name or hf://org/name:split", origin=name)
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            "reading hf:// datasets needs the `datasets` package: pip install datasets", origin=name
+        ) from None
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        offline = "offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)"
+    else:
+        offline = None
+    try:
+        rows = datasets.load_dataset(repo, split=split or "train")
+    except Exception as e:  # offline, no such dataset or split, gated: datasets raises many kinds
+        why = offline or f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        raise DataError(
+            f"cannot load the hub dataset '{repo}' (split '{split or 'train'}'): {why}. Offline, download it on a "
+            "connected machine and pass the file (.jsonl, .json, .csv, .parquet) instead",
+            origin=name,
+        ) from None
+    count = 0
+    for i, row in enumerate(rows, start=1):
+        count += 1
+        origin = Origin(name, i)
+        problem = value_problem(row, origin)
+        yield origin, problem if problem is not None else dict(row)
+    if count == 0:
+        raise DataError("the dataset split is empty", origin=name)
 
 
 def file_kind(path: str | os.PathLike) -> str:
@@ -129,6 +171,8 @@ def _check_file(file: Path, name: str) -> None:
     a symlink loop is not 'missing')."""
     problem = file_problem(file)
     if problem is not None:
+        if not file.suffix and _HUB_ID.fullmatch(name) and "/" in name:  # tatsu-lab/alpaca: a hub id, probably
+            problem += f" (for a Hugging Face hub dataset, write {HUB}{name} or {HUB}{name}:split)"
         raise DataError(problem, origin=name)
     if file.stat().st_size == 0:
         raise DataError("file is empty", origin=name)
