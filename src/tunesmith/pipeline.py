@@ -20,6 +20,7 @@ from tunesmith.hardware import kept_process_state
 from tunesmith.model.load import eager
 from tunesmith.runfolder import atomic_write_text, read_json, write_json
 from tunesmith.training import finish, search, setup
+from tunesmith.training.card import write_card
 from tunesmith.training.fit import fit
 from tunesmith.training.setup import Run
 
@@ -79,7 +80,7 @@ def train(
         if probe is not None:
             probe.restore_best()  # only when eval.select_best: the final weights are the best step's
         chosen = keeper.finish(model) if keeper is not None else None  # auto: the best step's weights
-        finish.save_final(model, run.prep.tokenizer, run.folder, config.method)
+        finish.save_final(model, run.prep.tokenizer, run.folder, config.method, run.prep.source.model_id)
         _save_labels(run)
         summary = {**finish.summary(run, fitted), **_evaluate_after(run, model)}
         if chosen is not None:
@@ -87,6 +88,7 @@ def train(
         if probe is not None and probe.summary() is not None:
             summary["best"] = probe.summary()
         summary.update(_compare(run, model, summary["after"]))
+        write_card(run.folder.deliverable(config.method), config, summary, run.prep.source)
         write_json(run.folder.summary, summary)
     return RunResult(run.folder.root, summary)
 

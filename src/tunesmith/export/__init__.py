@@ -127,7 +127,7 @@ def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
     return _write_checked(
         out,
         report,
-        lambda tmp: write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.load_path),
+        lambda tmp: write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.model_id),
         check if verify else None,
     )
 

@@ -16,8 +16,11 @@ log = logging.getLogger("tunesmith")
 
 
 def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str) -> None:
-    """Copy the run's adapter weights and config; name the base model it was trained on."""
-    for name in ("adapter_model.safetensors", "adapter_config.json"):
+    """Copy the run's adapter weights, config and model card; name the base model it was trained on (its hub id,
+    so the adapter loads on another machine)."""
+    for name in ("adapter_model.safetensors", "adapter_config.json", "README.md"):  # README.md: the model card
+        if name == "README.md" and not (adapter_dir / name).is_file():
+            continue
         shutil.copy2(adapter_dir / name, folder / name)
     cfg = json.loads((folder / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = base_model

