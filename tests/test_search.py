@@ -332,3 +332,30 @@ def test_the_final_run_refits_its_length_to_the_measured_step_time():
     late, run, plan, _ = _keeper_at(step_s=1.0, left=5.0)
     late._refit(90)  # inside the decay (the last 20%): the schedule is not moved
     assert plan.final_steps == 100
+
+
+def test_json_and_codes_tasks_choose_by_their_generated_metric_with_the_loss_as_tiebreak(tiny_llama_dir):
+    from tunesmith.config import EvalSpec
+    from tunesmith.evaluate.selection import make_selector
+    from tunesmith.model.load import load_model, load_tokenizer, resolve_model
+    from tunesmith.render import render_all
+
+    source = resolve_model(str(tiny_llama_dir))
+    model, tok = load_model(source, dtype="float32"), load_tokenizer(source)
+    convs = [
+        _conv(i, json.dumps({"kind": LABELS[i % 4], "note": f"row {i} is about {LABELS[i % 4]}"})) for i in range(24)
+    ]
+    rows, _ = render_all(convs, tok, max_length=64)
+    picked = make_selector(
+        convs, rows, convs, tok, system_prompt=None, answer_regex=None, max_new_tokens=4, spec=EvalSpec()
+    )
+    assert picked.metric == "field_accuracy" and picked.higher_is_better and picked.rows == 24
+    assert picked.tiebreak is None
+    value = picked(model)
+    assert 0.0 <= value <= 1.0 and picked.tiebreak is not None and picked.tiebreak > 0
+    codes = [_conv(i, f"E11.{i % 3}, I10") for i in range(24)]
+    rows, _ = render_all(codes, tok, max_length=64)
+    coder = make_selector(codes, rows, codes, tok, system_prompt=None, answer_regex=None, spec=EvalSpec(task="codes"))
+    assert coder.metric == "set_f1_micro" and coder.task is None  # codes are never a label set
+    code = make_selector(codes, rows, codes, tok, system_prompt=None, answer_regex=None, spec=EvalSpec(task="code"))
+    assert code.metric == "eval_loss"  # running tests at every selection point costs more than a search can spend

@@ -120,7 +120,7 @@ def make_selector(
                 whole.primary,
                 True,
                 min(len(answered), GENERATED_ROWS),
-                _generated(whole, answered, tokenizer, system_prompt, max_new_tokens, batch_size),
+                Generated(whole, answered, tokenizer, system_prompt, max_new_tokens, batch_size, loss.measure),
             )
     if task is not None:
         few = len(answered) < MIN_ROWS or len(answered) < MIN_PER_LABEL * len(task.labels)
@@ -155,23 +155,30 @@ def make_selector(
     return loss
 
 
-def _generated(task: Task, convs: Sequence[Conversation], tokenizer, system_prompt, max_new_tokens, batch_size):
-    """The task's primary metric on greedy answers to the first `n` rows (at most GENERATED_ROWS)."""
+class Generated:
+    """The task's primary metric on greedy answers to the first `n` rows (at most GENERATED_ROWS), and, as the
+    tiebreak (`loss`), the held-out loss of as many rows: early in a search every setting may score 0 on a
+    generated metric (no answer right yet), and the loss still tells them apart."""
 
-    def measure(model, n: int) -> float:
-        sample = list(convs[: min(n, GENERATED_ROWS)])
-        refs = [c.reference() or "" for c in sample]
+    def __init__(self, task: Task, convs, tokenizer, system_prompt, max_new_tokens: int, batch_size: int, loss):
+        self.task, self.convs, self.tokenizer = task, list(convs), tokenizer
+        self.system_prompt, self.max_new_tokens, self.batch_size = system_prompt, max_new_tokens, batch_size
+        self._loss = loss
+        self.loss: float | None = None
+
+    def __call__(self, model, n: int) -> float:
+        sample = self.convs[: min(n, GENERATED_ROWS)]
         answers = generate_answers(
             model,
-            tokenizer,
+            self.tokenizer,
             [list(c.prompt_messages()) for c in sample],
-            system_prompt=system_prompt,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
+            system_prompt=self.system_prompt,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
         )
-        return score(task, answers, refs, [])["metrics"][task.primary]["value"]
-
-    return measure
+        self.loss = float(self._loss(model, len(sample)))
+        refs = [c.reference() or "" for c in sample]
+        return score(self.task, answers, refs, [])["metrics"][self.task.primary]["value"]
 
 
 def interleave(items: list[T], key: Callable[[T], str]) -> list[T]:
