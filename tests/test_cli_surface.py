@@ -34,3 +34,18 @@ def test_every_argument_has_help_and_shows_its_default(verb):
         shown = action.default not in (None, False, [], argparse.SUPPRESS) and action.option_strings
         if shown:
             assert f"default: {action.default}" in text or "default" in (action.help or ""), (verb, action.dest)
+
+
+def test_training_progress_in_a_file_is_plain_log_lines(caplog):
+    import logging
+
+    from tunesmith.progress import TrainProgress
+
+    bar = TrainProgress(4, start=1, every_s=0.0)  # pytest's stderr is not a terminal
+    with caplog.at_level(logging.INFO, logger="tunesmith"):
+        for step in (2, 3, 4):
+            bar.update({"step": step, "loss": 1.5 / step, "tokens_per_s": 100.0})
+        bar.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("train: step 2/4, loss 0.7500, 100 tokens/s,") and "left" in lines[0]
+    assert lines[-1].startswith("train: step 4/4, loss 0.3750")

@@ -15,32 +15,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from tunesmith.errors import Stopped, TunesmithError
+from tunesmith.progress import file_wide, quiet_libraries
 
-console = Console()
-err_console = Console(stderr=True)
+console = file_wide(Console())
+err_console = file_wide(Console(stderr=True))
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-    )
+    """Rich log lines on a terminal; plain, unwrapped `time level message` lines in a file (CI, nohup)."""
+    if err_console.is_terminal:
+        handler: logging.Handler = RichHandler(console=err_console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("tunesmith").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes", "kernels"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    if not verbose:
-        # peft reads transformers' deprecated `is_gradient_checkpointing` whenever it wraps a model:
-        # a warning about their code, not the user's, on every train, eval and export.
-        import warnings
-
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_libraries(verbose)
 
 
 def _fmt(value, digits: int = 4) -> str:

@@ -18,6 +18,7 @@ from tunesmith.evaluate.heldout import heldout_metrics
 from tunesmith.evaluate.periodic import GenerationProbe
 from tunesmith.hardware import kept_process_state
 from tunesmith.model.load import eager
+from tunesmith.progress import quiet_libraries
 from tunesmith.runfolder import atomic_write_text, read_json, write_json
 from tunesmith.training import finish, search, setup
 from tunesmith.training.card import write_card
@@ -53,6 +54,7 @@ def train(
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one.
     Torch's thread count and the RNGs are as they were when it returns."""
     config = load_config(config, overrides)
+    quiet_libraries()
     with kept_process_state():
         run = setup.start(config, resume)
         done = _finished(run)

@@ -6,13 +6,51 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+FILE_WIDTH = 160  # columns of rich output written to a file or pipe (rich's default there is 80: tables wrap)
+
+
+def file_wide(console: Console) -> Console:
+    """`console`, 160 columns wide when it writes to a file or pipe and no COLUMNS is set."""
+    import os
+
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = FILE_WIDTH
+    return console
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """Keep other libraries' chatter out of the user's output (the CLI and the Python API alike): transformers'
+    weight-loading bars and notices, bitsandbytes/kernels notices, peft's FutureWarning about transformers'
+    own deprecated `is_gradient_checkpointing`. With `verbose`, only the bars go."""
+    import logging
+    import os
+    import warnings
+
+    if not verbose:
+        for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes", "kernels"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    if not verbose:
+        hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
 
 class TrainProgress:
-    """A rich progress bar fed with the loop's step records (a no-op on non-main ranks)."""
+    """A rich progress bar fed with the loop's step records (a no-op on non-main ranks). Where stderr is not a
+    terminal (a log file, CI), a plain log line every `every_s` seconds instead: step, loss, tokens/s, ETA."""
 
-    def __init__(self, total: int, start: int = 0, enabled: bool = True):
-        self.enabled = enabled
-        if not enabled:
+    def __init__(self, total: int, start: int = 0, enabled: bool = True, every_s: float = 30.0):
+        import logging
+        import time
+
+        self.enabled, self.total, self._start = enabled, total, start
+        self._clock, self._started, self._every, self._said = time.perf_counter, time.perf_counter(), every_s, 0.0
+        self._log = logging.getLogger("tunesmith")
+        self._bar: Progress | None = None
+        if not enabled or not Console(stderr=True).is_terminal:
             return
         self._bar = Progress(
             TextColumn("[bold]train"),
@@ -30,7 +68,10 @@ class TrainProgress:
 
     def update(self, record: dict, total: int | None = None) -> None:
         """Show a step's record; `total`: the run's length where it changed (a budget re-planned it)."""
-        if self.enabled:
+        if not self.enabled:
+            return
+        self.total = total or self.total
+        if self._bar is not None:
             self._bar.update(
                 self._task,
                 completed=record["step"],
@@ -38,9 +79,24 @@ class TrainProgress:
                 loss=f"{record['loss']:.4f}",
                 tps=f"{record['tokens_per_s']:.0f}",
             )
+            return
+        seconds = self._clock() - self._started
+        if seconds - self._said >= self._every or record["step"] >= self.total:
+            self._said = seconds
+            done = max(record["step"] - self._start, 1)
+            left = (self.total - record["step"]) * seconds / done
+            self._log.info(
+                "train: step %d/%d, loss %.4f, %.0f tokens/s, %.0fs so far, about %.0fs left",
+                record["step"],
+                self.total,
+                record["loss"],
+                record["tokens_per_s"],
+                seconds,
+                left,
+            )
 
     def close(self) -> None:
-        if self.enabled:
+        if self._bar is not None:
             self._bar.stop()
 
 
@@ -80,8 +136,9 @@ class SearchTable:
             self._live.update(self._table())
 
     def __enter__(self) -> SearchTable:
-        if self.enabled:
-            self._live = Live(self._table(), console=Console(stderr=True), refresh_per_second=2, transient=False)
+        self._console = file_wide(Console(stderr=True))
+        if self.enabled and self._console.is_terminal:  # a file gets the finished table once, at the end
+            self._live = Live(self._table(), console=self._console, refresh_per_second=2, transient=False)
             self._live.start()
         return self
 
@@ -90,6 +147,8 @@ class SearchTable:
             self._live.update(self._table())
             self._live.stop()
             self._live = None
+        elif self.enabled and self.rows:
+            self._console.print(self._table())
 
 
 class RowProgress:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -315,6 +316,9 @@ def test_tiny_run_then_generate(tmp_path, tiny_llama_dir):
     )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "error:" not in result.stderr
+    # output to a file: plain log lines, the search table printed once on lines of its own
+    assert re.search(r"^\d\d:\d\d:\d\d INFO chose lr 1e-0\d \(trial \d\)", result.stderr, re.M), result.stderr
+    assert re.search(r"^└─+┴", result.stderr, re.M) and "┘" + "\n" in result.stderr
 
     run = tmp_path / OUT
     for name in (
