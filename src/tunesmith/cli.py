@@ -213,36 +213,48 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+CHAT_HELP = """commands (not sent to the model):
+  /help            this list
+  /reset           forget the conversation so far
+  /system [TEXT]   show the system prompt, or set it (and forget the conversation)
+  /quit            leave (or Ctrl-D)
+a line starting with // is sent as a message starting with /"""
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
-    """Interactive chat with a tuned run; answers stream as they are generated. Empty line or Ctrl-D quits. A run
-    trained on a label task answers with one of its labels (labels.json) unless --free-text."""
+    """Interactive chat with a tuned run; answers stream as they are generated. /help lists commands (/reset,
+    /system, /quit); Ctrl-D quits; line editing and history where the terminal has readline. A run trained on a
+    label task answers with one of its labels (labels.json) unless --free-text."""
     from tunesmith.data.types import Message
     from tunesmith.generation import stream_answer
     from tunesmith.model.tuned import load_tuned
 
+    if sys.stdin.isatty():
+        import readline  # noqa: F401  # input() gains line editing and history
+
     model, tokenizer, config = load_tuned(args.run_dir)
     labels = _label_set(args.run_dir, args.free_text)
-    system = args.system if args.system is not None else config.data.system_prompt
-    history: list[Message] = []
-    console.print("[dim]chatting with the tuned model; empty line or Ctrl-D to quit, /reset to forget[/dim]")
+    chat = _Chat(args.system if args.system is not None else config.data.system_prompt)
+    console.print("[dim]chatting with the tuned model: /help for commands, Ctrl-D to quit[/dim]")
     while True:
         try:
             line = input("you> ")
         except EOFError:
+            console.print()
             break
-        if not line.strip():
-            break
-        if line.strip() == "/reset":
-            history = []
+        message = chat.command(line)
+        if message is None:
+            if chat.done:
+                break
             continue
-        history.append(Message("user", line))
+        chat.history.append(Message("user", message))
         console.print("model> ", end="")
         parts = []
         for piece in stream_answer(
             model,
             tokenizer,
-            history,
-            system_prompt=system,
+            chat.history,
+            system_prompt=chat.system,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             labels=labels,
@@ -250,8 +262,44 @@ def cmd_chat(args: argparse.Namespace) -> int:
             parts.append(piece)
             console.print(piece, end="", markup=False, highlight=False)
         console.print()
-        history.append(Message("assistant", "".join(parts).strip()))
+        chat.history.append(Message("assistant", "".join(parts).strip()))
     return 0
+
+
+class _Chat:
+    """The chat's state and its slash commands."""
+
+    def __init__(self, system: str | None):
+        self.system, self.done = system, False
+        self.history: list = []  # Message turns
+
+    def command(self, line: str) -> str | None:
+        """The message to send for `line`, or None when it was a command (or empty) and was handled here."""
+        text = line.strip()
+        if not text:
+            return None
+        if text.startswith("//"):
+            return line.strip()[1:]
+        if not text.startswith("/"):
+            return line
+        name, _, rest = text.partition(" ")
+        if name in ("/quit", "/exit"):
+            self.done = True
+        elif name == "/help":
+            console.print(CHAT_HELP, markup=False, highlight=False)
+        elif name == "/reset":
+            turns = len(self.history) // 2
+            self.history = []
+            console.print(f"[dim]conversation cleared ({turns} exchange{'s' * (turns != 1)} forgotten)[/dim]")
+        elif name == "/system" and rest.strip():
+            self.system, self.history = rest.strip(), []
+            console.print("[dim]system prompt set; conversation cleared[/dim]")
+        elif name == "/system":
+            shown = self.system if self.system is not None else "(the model's default)"
+            console.print(f"system prompt: {shown}", markup=False, highlight=False)
+        else:
+            console.print(f"unknown command {name}: /help lists them (// sends a line starting with /)", markup=False)
+        return None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
