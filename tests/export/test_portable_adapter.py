@@ -52,6 +52,34 @@ def test_exported_adapter_loads_by_its_hub_id_on_a_fresh_machine(tmp_path):
     assert card.startswith("---\nbase_model: tunesmith-test/tiny-chat\nlibrary_name: peft\n")
     assert "Answer briefly." in card and "steps: 2" in card and str(base) in card  # the local copy as a hint
 
+    # the exported chat template defaults to the system prompt the run trained with (not the base's own)
+    from transformers import AutoTokenizer
+
+    from tunesmith.data.types import Message
+    from tunesmith.render import render_prompt
+
+    exported = AutoTokenizer.from_pretrained(out)
+    bare = exported.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+    assert "Answer briefly." in bare
+    trained = render_prompt([Message("user", "Hi")], exported, system_prompt="Answer briefly.")
+    assert exported(bare, add_special_tokens=False)["input_ids"] == trained
+    merged = tmp_path / "hf"
+    report = export(run, "hf", merged)  # its check renders the fixed probes through the written template
+    assert "greedy_identical" in report["check"]
+    assert (
+        AutoTokenizer.from_pretrained(merged)
+        .apply_chat_template(
+            [{"role": "system", "content": "Other."}, {"role": "user", "content": "Hi"}], tokenize=False
+        )
+        .count("Answer briefly.")
+        == 0
+    )  # a conversation's own system message still wins
+    assert (
+        (merged / "README.md")
+        .read_text()
+        .startswith("---\nbase_model: tunesmith-test/tiny-chat\nlibrary_name: transformers")
+    )
+
     home = tmp_path / "fresh-home"
     _hub_cache(home, base)
     env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

@@ -127,7 +127,9 @@ def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
     return _write_checked(
         out,
         report,
-        lambda tmp: write_peft(run.adapter_dir, run.tokenizer, tmp, base_model=source.model_id),
+        lambda tmp: write_peft(
+            run.adapter_dir, run.tokenizer, tmp, base_model=source.model_id, system_prompt=run.config.data.system_prompt
+        ),
         check if verify else None,
     )
 
@@ -141,12 +143,32 @@ def _export_hf(
     dtype = HF_DTYPES[quant]
 
     def write(tmp: Path) -> None:
-        write_hf(model, run.tokenizer, tmp, dtype=dtype, max_shard_size=max_shard_size)
+        write_hf(
+            model,
+            run.tokenizer,
+            tmp,
+            dtype=dtype,
+            max_shard_size=max_shard_size,
+            system_prompt=run.config.data.system_prompt,
+        )
+        _card(run, tmp, adapter=False)
 
     def check(tmp: Path) -> dict:
         return verify_hf(tmp, reference, probes, reference_tokens, dtype=dtype)
 
     return _write_checked(out, report, write, check if verify else None)
+
+
+def _card(run, folder: Path, *, adapter: bool) -> None:
+    """The run's model card for an export folder (from its summary.json, where the run has one)."""
+    from tunesmith.model import resolve_model
+    from tunesmith.runfolder import RunFolder, read_json
+    from tunesmith.training.card import model_card
+
+    summary_path = RunFolder(run.root).summary if run.root is not None else None
+    summary = read_json(summary_path) if summary_path is not None and summary_path.is_file() else {}
+    text = model_card(run.config, summary, resolve_model(run.config.model.name), adapter=adapter)
+    (folder / "README.md").write_text(text, encoding="utf-8")
 
 
 def _export_gguf(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ class Probes:
     sequences: list[list[int]]
     prompts: list[list[int]]
     texts: list[str]  # raw strings, to compare tokenizers
+    chats: list[tuple[str, list[int]]] = field(default_factory=list)  # a bare question, its full trained prompt
 
 
 @dataclass
@@ -52,6 +53,7 @@ class RunModel:
     tokenizer: Any
     config: Config
     adapter_dir: Path | None
+    root: Path | None = None  # the run folder
 
     @property
     def is_adapter(self) -> bool:
@@ -66,7 +68,7 @@ def load_run_fp32(run_dir: str | Path) -> RunModel:
 
     model, tokenizer, config = load_tuned(run_dir, dtype="float32", device="cpu")
     run = RunFolder(run_dir)
-    return RunModel(model, tokenizer, config, run.adapter if run.has_adapter else None)
+    return RunModel(model, tokenizer, config, run.adapter if run.has_adapter else None, Path(run_dir))
 
 
 def make_probes(config: Config, tokenizer, n_data: int = 3, max_length: int = 256) -> Probes:
@@ -89,12 +91,15 @@ def make_probes(config: Config, tokenizer, n_data: int = 3, max_length: int = 25
         sequences.append(render(c, tokenizer, max_length=max_length, system_prompt=system).input_ids)
         prompts.append(render_prompt(c.prompt_messages(), tokenizer, system_prompt=system)[-max_length:])
         texts.append(" ".join(m.content for m in c.messages))
+    chats = []
     for q in FIXED_PROBES:
-        ids = render_prompt([Message("user", q)], tokenizer, system_prompt=system)[-max_length:]
+        full = render_prompt([Message("user", q)], tokenizer, system_prompt=system)
+        ids = full[-max_length:]
         sequences.append(ids)
         prompts.append(ids)
         texts.append(q)
-    return Probes(sequences, prompts, texts)
+        chats.append((q, full))
+    return Probes(sequences, prompts, texts, chats)
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from tunesmith.export.hf import save_tokenizer
 log = logging.getLogger("tunesmith")
 
 
-def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str) -> None:
+def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str, system_prompt: str | None = None) -> None:
     """Copy the run's adapter weights, config and model card; name the base model it was trained on (its hub id,
     so the adapter loads on another machine)."""
     for name in ("adapter_model.safetensors", "adapter_config.json", "README.md"):  # README.md: the model card
@@ -25,7 +25,7 @@ def write_peft(adapter_dir: Path, tokenizer, folder: Path, base_model: str) -> N
     cfg = json.loads((folder / "adapter_config.json").read_text())
     cfg["base_model_name_or_path"] = base_model
     (folder / "adapter_config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    save_tokenizer(tokenizer, folder)
+    save_tokenizer(tokenizer, folder, system_prompt=system_prompt)
 
 
 def verify_peft(folder: Path, base_loader, reference: list[torch.Tensor], probes: Probes) -> dict:
