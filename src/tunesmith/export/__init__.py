@@ -196,7 +196,7 @@ def _export_gguf(
         last_logits = [model(input_ids=torch.tensor([p])).logits[0, -1].float() for p in probes.prompts]
 
     def write(tmp: Path) -> None:
-        report["gguf"] = write_gguf(model, run.tokenizer, tmp / filename, quant=quant, name=name)
+        report["gguf"] = write_gguf(model, run.tokenizer, tmp / filename, quant=quant, name=name, system_prompt=system)
         (tmp / "Modelfile").write_text(modelfile(filename, run.tokenizer, system_prompt=system, run_name=name))
         if verify:
             report["check"] = verify_gguf(

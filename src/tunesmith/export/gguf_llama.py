@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from tunesmith.export.checks import ExportError
-from tunesmith.render import END_OF_TURN_TOKENS, _adds_bos, stop_token_ids, template_of
+from tunesmith.export.hf import trained_template
+from tunesmith.render import END_OF_TURN_TOKENS, _adds_bos, stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
@@ -170,8 +171,9 @@ def llama_tensors(model, hp: dict):
         yield f"blk.{int(layer)}.{TENSOR_MAP[local]}", tensor
 
 
-def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str) -> dict:
-    """Write `model` (plain transformers Llama, merged) to `path` as GGUF with weights in `quant`."""
+def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str, system_prompt: str | None = None) -> dict:
+    """Write `model` (plain transformers Llama, merged) to `path` as GGUF with weights in `quant`; its chat
+    template defaults to the run's system prompt, as the HF export's does."""
     import gguf
 
     if quant not in QUANTS:
@@ -219,7 +221,7 @@ def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str) -> dict:
             setter(value)
     w.add_add_bos_token(_adds_bos(tokenizer))
     w.add_add_eos_token(False)
-    w.add_chat_template(template_of(tokenizer))
+    w.add_chat_template(trained_template(tokenizer, system_prompt))
 
     counts: dict[str, int] = {}
     for gguf_name, tensor in llama_tensors(model, hp):
