@@ -91,6 +91,11 @@ def test_fused_kernels_train_the_same_curve(tmp_path, tiny_llama_dir, reference)
     assert losses(tunesmith.train(cfg, show_progress=False)) == pytest.approx(reference, abs=1e-5)
 
 
+def test_gradient_checkpointing_trains_the_same_curve(tmp_path, tiny_llama_dir, reference):
+    cfg = config(tmp_path, tiny_llama_dir, "ckpt", gradient_checkpointing=True)  # activations recomputed
+    assert losses(tunesmith.train(cfg, show_progress=False)) == pytest.approx(reference, abs=1e-5)
+
+
 def test_resume_continues_the_same_curve(tmp_path, tiny_llama_dir):
     """Stopped after a checkpoint (step 3), re-run into the same folder: identical to uninterrupted."""
     cfg = config(tmp_path, tiny_llama_dir, "full", max_steps=6, save_every=3, lr=1e-2)

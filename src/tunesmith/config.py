@@ -185,6 +185,8 @@ class TrainSpec(_Strict):
     fuse: bool | Literal["auto"] = (
         "auto"  # CPU training: compiled RMSNorm + CE (fused.py); auto: 50M+ params, 100+ steps
     )
+    # recompute each block's activations in the backward pass: less memory for larger models, more time
+    gradient_checkpointing: bool = False
 
     @field_validator("budget", mode="before")
     @classmethod

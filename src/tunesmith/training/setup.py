@@ -224,6 +224,8 @@ def trainable_model(config: Config, source: ModelSource, device: torch.device, s
     and as `check`'s calibration does)."""
     torch.manual_seed(config.train.seed)
     model = build_model(config, device=device, source=source)
+    if config.train.gradient_checkpointing:  # non-reentrant: works with frozen inputs (LoRA) and torch.compile
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     packing = resolve_packing(config.train.packing, model)
     fused = wants_fusion(model, config, device, steps)  # after the packing check (the model's own modules)
     return Trainable(model, packing, fuse(model) if fused else 0, TokenLoss(fused=fused))
