@@ -53,7 +53,11 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise TunesmithError("is a folder; give a file path for the report", origin=path)
     config = load(args.target, args.overrides, args.model)
     report = run_check(
-        config, samples=args.samples, calibrate=not args.no_calibrate, price_per_hour=args.price_per_hour
+        config,
+        samples=args.samples,
+        calibrate=not args.no_calibrate,
+        price_per_hour=args.price_per_hour,
+        redact=not args.show_pii,
     )
     print_report(report, console, show_ids=args.ids, strict=args.strict)
     if args.json:
@@ -414,6 +418,11 @@ def _add_check(sub) -> None:
         "--no-calibrate",
         action="store_true",
         help="skip the calibration run (no time or memory estimate; no model is loaded)",
+    )
+    p.add_argument(
+        "--show-pii",
+        action="store_true",
+        help="show e-mail addresses, card numbers and secrets in the masked-token samples in full (redacted otherwise)",
     )
     p.set_defaults(func=cmd_check)
 

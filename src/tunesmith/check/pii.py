@@ -45,32 +45,42 @@ def redact(value: str) -> str:
     return value[:3] + "***" + value[-2:]
 
 
-def scan_text(text: str) -> Iterator[tuple[str, str]]:
-    """(kind, redacted match) for each PII or secret in a text; a span is reported under one kind only."""
-    taken: list[tuple[int, int]] = []
+def matches(text: str) -> list[tuple[str, int, int, str]]:
+    """(kind, start, end, shown value) of each PII or secret in a text; a span is reported under one kind only."""
+    found: list[tuple[str, int, int, str]] = []
 
     def free(m: re.Match) -> bool:
-        return all(m.end() <= a or m.start() >= b for a, b in taken)
+        return all(m.end() <= a or m.start() >= b for _, a, b, _ in found)
 
     for kind, pattern in SECRETS:
         for m in pattern.finditer(text):
             if free(m):
-                taken.append(m.span())
-                yield kind, redact(m.group(0))
+                found.append((kind, *m.span(), m.group(0)))
     for m in EMAIL.finditer(text):
         if free(m):
-            taken.append(m.span())
-            yield "email address", redact(m.group(0))
+            found.append(("email address", *m.span(), m.group(0)))
     for m in CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group(0))
         if 13 <= len(digits) <= 19 and luhn(digits) and free(m):
-            taken.append(m.span())
-            yield "card number (Luhn-valid)", redact(digits)
+            found.append(("card number (Luhn-valid)", *m.span(), digits))
     for m in PHONE.finditer(text):
         digits = re.sub(r"\D", "", m.group(0))
         if 10 <= len(digits) <= 15 and free(m):
-            taken.append(m.span())
-            yield "phone number", redact(m.group(0))
+            found.append(("phone number", *m.span(), m.group(0)))
+    return found
+
+
+def scan_text(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, redacted match) for each PII or secret in a text."""
+    for kind, _, _, value in matches(text):
+        yield kind, redact(value)
+
+
+def redact_text(text: str) -> str:
+    """The text with every PII or secret replaced by its redacted form (as the pii finding shows it)."""
+    for _, start, end, value in sorted(matches(text), key=lambda m: -m[1]):
+        text = text[:start] + redact(value) + text[end:]
+    return text
 
 
 def fields(conv: Conversation) -> Iterator[tuple[str, str]]:

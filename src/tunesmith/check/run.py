@@ -24,9 +24,16 @@ UNLIMITED = 10**9
 
 
 def run_check(
-    config: Config, *, samples: int = 2, limit: int = 50, calibrate: bool = True, price_per_hour: float | None = None
+    config: Config,
+    *,
+    samples: int = 2,
+    limit: int = 50,
+    calibrate: bool = True,
+    price_per_hour: float | None = None,
+    redact: bool = True,
 ) -> Report:
-    """Check a run's data, tokenizer and config; return the report (nothing is written)."""
+    """Check a run's data, tokenizer and config; return the report (nothing is written). PII and secrets in the
+    masked-token samples are redacted unless `redact` is False."""
     d, t = config.data, config.train
     files = {"train": d.train} | ({"eval": d.eval} if d.eval else {})
     report = Report(model=config.model.name, files=files, max_length=t.max_length)
@@ -99,7 +106,8 @@ def run_check(
 
     # 6. masked-token samples
     train_rows = [r.row for r in rows if r.split == "train"]
-    report.samples = [view.sample(tokenizer, train_rows[i]) for i in view.choose(len(train_rows), samples)]
+    chosen = view.choose(len(train_rows), samples)
+    report.samples = [view.sample(tokenizer, train_rows[i], redact=redact) for i in chosen]
 
     # 7. the estimate: counts always; time and memory from a calibration run when the data is sound
     run_calibration = calibrate and not report.of("error") and bool(kept)

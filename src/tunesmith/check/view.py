@@ -46,9 +46,38 @@ def choose(n_rows: int, n: int, seed: int = 0) -> list[int]:
     return sorted(random.Random(seed).sample(range(n_rows), min(n, n_rows)))
 
 
-def sample(tokenizer, row: Rendered) -> dict:
-    """A row's masked-token view as data (for the JSON and HTML reports)."""
+def redacted(pieces: list[dict]) -> list[dict]:
+    """The pieces with every PII or secret (as the pii check finds them) redacted across token boundaries: the
+    redacted form goes in the first piece the secret starts in, its other pieces lose their share of it."""
+    from tunesmith.check.pii import matches, redact
+
+    text = "".join(p["text"] for p in pieces)
+    found = matches(text)
+    if not found:
+        return pieces
+    out, at = [], 0
+    for p in pieces:
+        start, end, shown = at, at + len(p["text"]), ""
+        i = start
+        while i < end:
+            hit = next(((a, b, v) for _, a, b, v in found if a <= i < b), None)
+            if hit is None:
+                shown += text[i]
+                i += 1
+                continue
+            a, b, value = hit
+            shown += redact(value) if i == a else ""
+            i = min(b, end)
+        out.append({**p, "text": shown})
+        at = end
+    return out
+
+
+def sample(tokenizer, row: Rendered, *, redact: bool = True) -> dict:
+    """A row's masked-token view as data (for the terminal, JSON and HTML reports); PII and secrets redacted
+    unless `redact` is False."""
     pieces = segments(tokenizer, row)
+    pieces = redacted(pieces) if redact else pieces
     return {
         "origin": str(row.origin),
         "tokens": len(row.input_ids),
