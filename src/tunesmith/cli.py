@@ -95,7 +95,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     table.add_column("tuned", justify="right")
     before, after = s.get("before") or {}, s.get("after") or {}
     named = before.get("task_metric") or after.get("task_metric")
-    rows = [("eval_loss", "loss"), ("accuracy", "task accuracy (exact match)")]
+    n_loss, n_gen = s.get("eval_rows"), (after or before).get("samples")
+    rows = [("eval_loss", f"held-out loss ({n_loss} rows)"), ("accuracy", f"task accuracy (exact match, {n_gen} rows)")]
     for key, label in rows + ([(named, named.replace("_", " "))] if named else []):
         if key in before or key in after:
             table.add_row(label, _fmt(before.get(key)), _fmt(after.get(key)))

@@ -104,65 +104,84 @@ def metric_bars(name: str, systems: dict) -> str:
     return "".join(parts)
 
 
-def loss_curves(records: list[dict]) -> str:
-    """Train loss per step (line) and held-out loss where evaluated (points); then any periodic task metric."""
+def loss_curves(records: list[dict], base_loss: float | None = None) -> str:
+    """Train loss per step (line) and held-out loss where evaluated (points, the base model's at step 0); then any
+    periodic task metric."""
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     held = [(r["step"], r["eval_loss"]) for r in records if r.get("eval_loss") is not None]
+    if base_loss is not None and (train or held):
+        held = [(0, base_loss), *held]
     if not train and not held:
         return '<p class="sub">no metrics.jsonl in the run folder: no loss curves.</p>'
-    out = line_chart(
-        [("train loss", train, COLOURS[2], False), ("held-out loss", held, COLOURS[1], True)], "loss curves", "curves"
-    )
+    series = [("train loss", train, COLOURS[2], False), ("held-out loss (step 0: base model)", held, COLOURS[1], True)]
+    out = line_chart(series, "loss curves", "curves", "loss")
     keys = sorted({k for r in records for k in r if k.startswith("eval_") and k != "eval_loss"})
     for key in keys:
         pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        out += line_chart([(f"{key} (generated answers)", pts, COLOURS[4], True)], key, "curves task")
+        out += line_chart([(f"{key} (generated answers)", pts, COLOURS[4], True)], key, "curves task", key)
     return out
 
 
-def line_chart(lines: list[tuple[str, list[tuple[float, float]], str, bool]], title: str, klass: str) -> str:
-    """One SVG with a line (or points) per series, axes and a legend."""
+def line_chart(
+    lines: list[tuple[str, list[tuple[float, float]], str, bool]], title: str, klass: str, ylabel: str = ""
+) -> str:
+    """One SVG (as wide as its panel) with a line (or points) per series, round ticks, axis titles and a legend."""
     pts = [p for _, series, _, _ in lines for p in series]
-    w, h, pad = 640, 240, 44
-    x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y0, y1 = min(p[1] for p in pts), max(p[1] for p in pts)
-    x1, y1 = (x1 if x1 > x0 else x0 + 1), (y1 if y1 > y0 else y0 + 1)
+    w, h, left, right, top, bottom = 960, 300, 64, 24, 40, 44
+    xs = search_report.nice_ticks(min(p[0] for p in pts), max(p[0] for p in pts), 6)
+    ys = search_report.nice_ticks(min(p[1] for p in pts), max(p[1] for p in pts))
+    x0, x1, y0, y1 = xs[0], xs[-1], ys[0], ys[-1]
 
     def xy(step: float, value: float) -> tuple[float, float]:
-        return pad + (w - 2 * pad) * (step - x0) / (x1 - x0), h - pad + (2 * pad - h) * (value - y0) / (y1 - y0)
+        return (
+            left + (w - left - right) * (step - x0) / (x1 - x0),
+            h - bottom - (h - top - bottom) * (value - y0) / (y1 - y0),
+        )
 
     parts = [
-        f'<svg class="chart {klass}" role="img" width="{w}" height="{h}"><title>{escape(title)}</title>'
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#5b6575"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#5b6575"/>'
+        f'<svg class="chart {klass}" role="img" viewBox="0 0 {w} {h}" style="width:100%;height:auto">'
+        f"<title>{escape(title)}</title>"
+        f'<line x1="{left}" y1="{h - bottom}" x2="{w - right}" y2="{h - bottom}" stroke="#5b6575"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{h - bottom}" stroke="#5b6575"/>'
     ]
-    for k in range(5):
-        value, step = y0 + (y1 - y0) * k / 4, x0 + (x1 - x0) * k / 4
+    for value in ys:
         _, y = xy(x0, value)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{w - right}" y2="{y:.1f}" stroke="#e3e6eb"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
+            f"{search_report.tick_text(value, ys)}</text>"
+        )
+    for step in xs:
         x, _ = xy(step, y0)
         parts.append(
-            f'<text x="{pad - 4}" y="{y + 3:.1f}" font-size="10" text-anchor="end">{value:.2f}</text>'
-            f'<text x="{x:.1f}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{step:.0f}</text>'
+            f'<text x="{x:.1f}" y="{h - bottom + 16}" font-size="12" text-anchor="middle">'
+            f"{search_report.tick_text(step, xs)}</text>"
         )
-    parts.append(f'<text x="{w / 2}" y="{h - 8}" font-size="11" text-anchor="middle">step</text>')
+    parts.append(f'<text x="{(w + left) / 2}" y="{h - 8}" font-size="13" text-anchor="middle">step</text>')
+    if ylabel:
+        mid = (h - bottom + top) / 2
+        parts.append(
+            f'<text x="16" y="{mid}" font-size="13" text-anchor="middle" transform="rotate(-90 16 {mid})">'
+            f"{escape(ylabel)}</text>"
+        )
     for n, (label, series, colour, as_points) in enumerate(lines):
         if not series:
             continue
         if as_points:
-            for s, v in series:
-                x, y = xy(s, v)
+            for step, v in series:
+                x, y = xy(step, v)
                 parts.append(
-                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"><title>step {s}: '
+                    f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"><title>step {step}: '
                     f"{escape(label)} {v:.4f}</title></circle>"
                 )
         else:
-            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(s, v) for s, v in series))
+            line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(step, v) for step, v in series))
             parts.append(
                 f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.5">'
                 f"<title>{escape(label)}</title></polyline>"
             )
         parts.append(
-            f'<text x="{w - pad}" y="{pad - 10 + 14 * n}" font-size="11" text-anchor="end" '
+            f'<text x="{w - right}" y="{top - 22 + 15 * n}" font-size="12" text-anchor="end" '
             f'fill="{colour}">{"●" if as_points else "—"} {escape(label)}</text>'
         )
     parts.append("</svg>")
@@ -288,7 +307,7 @@ def render_html(
         f"{summary['bootstrap']['resamples']} bootstrap resamples</p>",
         f'<div class="cards">{"".join(cards)}</div><ul>{"".join(vs)}</ul>',
         f'<h2>Metrics per system (0-100, whiskers: 95% CI)</h2><div class="grid">{bars}</div>',
-        f'<h2>Loss curves</h2><div class="panel">{loss_curves(records)}</div>',
+        f'<h2>Loss curves</h2><div class="panel">{loss_curves(records, summary.get("base_loss"))}</div>',
     ]
     if search is not None:
         sections.append(search_report.html_section(search))
@@ -322,7 +341,8 @@ def render_html(
         f"{sample_table(fails, test, references, None, results['tuned'], per_row)}</div>"
     )
     sections.append(
-        '<h2>Held-out loss and speed</h2><div class="panel"><table><tr><th>system</th>'
+        f"<h2>Held-out loss and speed ({summary['examples']} test rows)</h2>"
+        '<div class="panel"><table><tr><th>system</th>'
         '<th class="num">loss</th><th class="num">perplexity</th><th class="num">token acc.</th>'
         f'<th class="num">examples/s</th><th>how</th></tr>{loss_rows}</table></div>'
     )
@@ -352,7 +372,11 @@ def render_markdown(summary: dict, search: dict | None = None) -> str:
             + " | ".join(f"{_pct(s['metrics'][n]['value'])} {_ci(s['metrics'][n])}" for s in systems.values())
             + " |"
         )
-    lines.append("| held-out loss | " + " | ".join(f"{s['loss']['eval_loss']:.4f}" for s in systems.values()) + " |")
+    lines.append(
+        f"| held-out loss ({summary['examples']} rows) | "
+        + " | ".join(f"{s['loss']['eval_loss']:.4f}" for s in systems.values())
+        + " |"
+    )
     lines.append("")
     for key, c in summary["tuned_vs"].items():
         lines.append(

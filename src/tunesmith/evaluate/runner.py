@@ -318,6 +318,7 @@ def evaluate_run(
         "label_constrained": label_set is not None,  # generated answers held to the label set
         "task": task.to_dict(),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
+        "base_loss": _base_loss(run_dir),  # the loss curve's step 0: the base model on the run's held-out rows
         **_digest(results, comparisons),
     }
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -327,6 +328,13 @@ def evaluate_run(
     write_predictions(folder.predictions, test, references, results, comparisons)
     write_reports(folder, summary, test, references, results, comparisons, RunFolder(run_dir).metrics)
     return summary
+
+
+def _base_loss(run_dir: Path) -> float | None:
+    from tunesmith.runfolder import RunFolder, read_json
+
+    path = RunFolder(run_dir).eval_before
+    return read_json(path).get("eval_loss") if path.is_file() else None
 
 
 def _digest(results: dict, comparisons: dict) -> dict:

@@ -257,7 +257,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [k * step for k in range(first, last + 1)]
 
 
-def _tick_text(value: float, ticks: list[float]) -> str:
+def tick_text(value: float, ticks: list[float]) -> str:
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (
         1 if round(step / 10 ** math.floor(math.log10(step)), 6) == 2.5 else 0
@@ -309,7 +309,7 @@ class Axes:
             parts.append(
                 f'<line x1="{left}" y1="{y:.1f}" x2="{w - self.right}" y2="{y:.1f}" stroke="{GRID}"/>'
                 f'<text x="{left - 5}" y="{y + 3:.1f}" font-size="10" text-anchor="end" fill="{MUTED}">'
-                f"{_tick_text(v, self.yticks)}</text>"
+                f"{tick_text(v, self.yticks)}</text>"
             )
         for v in self.xticks:
             x = self.x(v)
