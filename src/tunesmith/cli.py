@@ -66,6 +66,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         _write_report(Path(args.json), json.dumps(report.to_dict(), indent=1) + "\n")
     if args.html:
         _write_report(Path(args.html), render_html(report))
+    if args.fix_out:
+        from tunesmith.check.fix import REASONS, write_clean
+
+        d = config.data
+        done = write_clean(report, d.train, Path(args.fix_out), [p for p in (d.train, d.eval, d.select) if p])
+        gone = [f"{n} {REASONS.get(k, 'unreadable records')}" for k, n in done.items() if k != "kept" and n]
+        console.print(
+            f"wrote {done['kept']} training records to {args.fix_out}"
+            + (f" (removed {', '.join(gone)})" if gone else " (nothing to remove)"),
+            markup=False,
+            highlight=False,
+        )
     return report.exit_code(args.strict)
 
 
@@ -419,6 +431,13 @@ def _add_check(sub) -> None:
         "--no-calibrate",
         action="store_true",
         help="skip the calibration run (no time or memory estimate; no model is loaded)",
+    )
+    p.add_argument(
+        "--fix-out",
+        metavar="FILE",
+        default=None,
+        help="write the training data to FILE (JSONL) without exact duplicates, rows leaking into eval and "
+        "unreadable records (your files are not changed)",
     )
     p.add_argument(
         "--show-pii",

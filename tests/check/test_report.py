@@ -200,3 +200,28 @@ def test_terminal_lists_the_first_findings_of_a_check_and_counts_the_rest():
     assert "... and 40 more format errors (--json lists up to 50 per file)" in lines
     assert "... and 1 more duplicate warning (all in --json)" in lines
     assert lines[-1] == "50 errors, 9 warnings: errors: training would refuse to start"
+
+
+def test_fix_out_writes_the_training_data_without_duplicates_and_leaks(tmp_path, tiny_llama_dir, monkeypatch):
+    import json
+
+    from tunesmith.check.fix import write_clean
+    from tunesmith.errors import TunesmithError
+
+    crafted(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    config = load("train.jsonl", ["data.eval=eval.jsonl"], model=str(tiny_llama_dir))
+    report = run_check(config, calibrate=False)
+    original = (tmp_path / "train.jsonl").read_bytes()
+    done = write_clean(report, "train.jsonl", tmp_path / "clean.jsonl", ["train.jsonl", "eval.jsonl"])
+    dropped = {f.origin for f in report.findings if f.check == "duplicate" and f.origin.startswith("train.jsonl")}
+    dropped |= {o for f in report.findings if f.check in ("leak", "near_leak") for o in f.related}
+    total = len(original.splitlines())
+    assert done["kept"] == total - len(dropped) - done.get("format", 0) and done["kept"] > 0
+    kept = [json.loads(line) for line in (tmp_path / "clean.jsonl").read_text().splitlines()]
+    assert len(kept) == done["kept"]
+    assert (tmp_path / "train.jsonl").read_bytes() == original  # the user's file is untouched
+    again = run_check(load("clean.jsonl", ["data.eval=eval.jsonl"], model=str(tiny_llama_dir)), calibrate=False)
+    assert not [f for f in again.findings if f.check in ("duplicate", "leak", "near_leak")]
+    with pytest.raises(TunesmithError, match="never over yours"):
+        write_clean(report, "train.jsonl", tmp_path / "train.jsonl", ["train.jsonl"])
