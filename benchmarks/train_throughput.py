@@ -11,6 +11,7 @@ background load hits all alike; the table reports ratios against naive and TRL m
     python benchmarks/train_throughput.py [--steps 6] [--rounds 2] [--json OUT]
     python benchmarks/train_throughput.py --device cuda --shape smollm2-1.7b --batch 16   # on a GPU
     python benchmarks/train_throughput.py --variants tunesmith,tunesmith_qlora          # QLoRA (bitsandbytes)
+    python benchmarks/train_throughput.py --variants tunesmith,tunesmith_gc             # gradient checkpointing
 
 On a GPU every variant runs there: naive in fp32, TRL with `bf16=True` (its recommended mixed precision),
 tunesmith with its defaults (bf16, SDPA per packed sample); memory is then also the peak of
@@ -241,7 +242,7 @@ def run_trl(args, packed: bool) -> dict:
     return {"step_s": times, "tokens": counted, "eval_loss": eval_loss(trainer.model, eval_rows, tok.pad_token_id)}
 
 
-def run_tunesmith(args, quantize: str = "none") -> dict:
+def run_tunesmith(args, quantize: str = "none", checkpointing: bool = False) -> dict:
     """tunesmith's own defaults, through the public API (QLoRA: `model.quantize: 4bit`). On short rows
     (`tunesmith_short*`): batches of `--batch` rows, or (`tunesmith_short`) batches of up to `--batch` x 256 tokens,
     what `train.batch_tokens: auto` gives an auto run."""
@@ -270,6 +271,7 @@ def run_tunesmith(args, quantize: str = "none") -> dict:
                 "lr_scheduler": "constant",
                 "warmup_ratio": 0.0,  # the schedule every variant shares
                 "fuse": True,
+                "gradient_checkpointing": checkpointing,
             },  # what `auto` does for runs of 100+ steps; this short benchmark has fewer
             "output_dir": str(tmp / "run"),
         },
@@ -305,6 +307,7 @@ def worker(args) -> None:
         "trl_packed": lambda a: run_trl(a, True),
         "tunesmith": run_tunesmith,
         "tunesmith_qlora": lambda a: run_tunesmith(a, "4bit"),
+        "tunesmith_gc": lambda a: run_tunesmith(a, checkpointing=True),
         "tunesmith_short": run_tunesmith,
         "tunesmith_short_rows": run_tunesmith,
     }[args.worker]
@@ -356,7 +359,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="interleaved repetitions of every variant")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument(
-        "--variants", default=",".join(VARIANTS), help="of: " + ", ".join(VARIANTS + ["tunesmith_qlora"] + SHORT)
+        "--variants",
+        default=",".join(VARIANTS),
+        help="of: " + ", ".join(VARIANTS + ["tunesmith_qlora", "tunesmith_gc"] + SHORT),
     )
     p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N: every variant trains there")
     p.add_argument("--shape", default="smollm2-135m", choices=list(SHAPES))

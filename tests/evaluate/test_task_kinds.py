@@ -111,3 +111,22 @@ def test_bad_eval_files_name_the_setting(tmp_path):
         task_for(EvalSpec(task="json", json_schema=str(bad)), ["{}"])
     with pytest.raises(DataError, match="eval.sandbox_paths"):
         task_for(EvalSpec(task="code", sandbox_paths=[str(tmp_path / "nowhere")]), ["x = 1"])
+
+
+def test_answers_of_key_value_lines_are_scored_field_by_field():
+    refs = [
+        "category: billing\nreply: We refunded the duplicate charge today.",
+        "category: shipping\nreply: Your parcel left our warehouse this morning.",
+        "category: billing\nreply: The promo code now applies to your order.",
+    ]
+    assert m.parse_lines(refs[0]) == {"category": "billing", "reply": "We refunded the duplicate charge today."}
+    assert m.parse_lines("just a sentence") is None and m.parse_lines("category: billing") is None
+    task = infer_task(refs, answer_regex=r"category:\s*(\w+)", labels=["billing", "shipping"])
+    assert task.kind == "label" and task.fields == {"category": "exact", "reply": "text"}
+    names = task.metric_names()
+    assert names[:3] == ["accuracy", "macro_f1", "field_accuracy"] and "field:reply:rouge_l" in names
+    answer = "category: billing\nreply: We refunded the duplicate charge today."
+    out = score(task, [answer, "category: billing\nreply: Soon.", "no fields at all"], refs, resamples(3, 20))
+    rows = out["per_example"]
+    assert rows[0]["field:reply:rouge_l"] == 1.0 and rows[1]["field:category"] == 0.0 and rows[2]["field_accuracy"] == 0
+    assert task.primary == "accuracy"  # the label stays the headline; the reply is visible beside it

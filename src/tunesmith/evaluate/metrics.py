@@ -192,18 +192,40 @@ def schema_match(text: str, schema: dict) -> float:
     return float(jsonschema.Draft202012Validator(schema).is_valid(value))
 
 
-def json_fields(references: Sequence[str]) -> dict[str, str]:
-    """The fields a JSON task's answers are scored on, from the references: each key present in at least
-    half of the reference objects, "exact" when its values are short (at most five words: a type, a level, a
-    number), "text" when they are sentences (scored by ROUGE-L and chrF)."""
-    objects = []
-    for r in references:
-        try:
-            value = parse_json(r)
-        except ValueError:
+_LINE = re.compile(r"^\s*([A-Za-z][\w -]{0,30}?)\s*:\s*(.*?)\s*$")
+
+
+def parse_lines(text: str) -> dict[str, str] | None:
+    """An answer of `key: value` lines (`category: billing` / `reply: ...`) as a dict (keys case-folded), or
+    None when any non-empty line is not one, or there are fewer than two keys."""
+    out: dict[str, str] = {}
+    for line in text.strip().splitlines():
+        if not line.strip():
             continue
-        if isinstance(value, dict):
-            objects.append(value)
+        m = _LINE.match(line)
+        if m is None:
+            return None
+        out.setdefault(m.group(1).strip().casefold(), m.group(2))
+    return out if len(out) >= 2 else None
+
+
+def parse_fields(text: str) -> dict | None:
+    """An answer's fields: a JSON object, else `key: value` lines, else None."""
+    try:
+        value = parse_json(text)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else parse_lines(text)
+
+
+def json_fields(references: Sequence[str]) -> dict[str, str]:
+    """The fields a structured answer is scored on, from the references (JSON objects, or `key: value`
+    lines): each key present in at least half of them, "exact" when its values are short (at most five words:
+    a type, a level, a number), "text" when they are sentences (scored by ROUGE-L and chrF). None unless at
+    least half the references have fields."""
+    objects = [o for o in (parse_fields(r) for r in references) if o is not None]
+    if len(objects) * 2 < len(references):
+        return {}
     if not objects:
         return {}
     fields: dict[str, str] = {}
@@ -217,19 +239,11 @@ def json_fields(references: Sequence[str]) -> dict[str, str]:
 
 
 def field_scores(prediction: str, reference: str, fields: dict[str, str]) -> dict[str, float]:
-    """Per-field scores of one JSON answer: `field:<key>` (1.0 when equal after normalisation) for short
-    fields, `field:<key>:rouge_l` and `field:<key>:chrf` for text fields; 0 where the answer lacks the field
-    or is not a JSON object. `field_accuracy` is the share of the short fields that are right."""
-    try:
-        predicted = parse_json(prediction)
-    except ValueError:
-        predicted = None
-    try:
-        gold = parse_json(reference)
-    except ValueError:
-        gold = None
-    predicted = predicted if isinstance(predicted, dict) else {}
-    gold = gold if isinstance(gold, dict) else {}
+    """Per-field scores of one structured answer (JSON object or `key: value` lines): `field:<key>` (1.0 when
+    equal after normalisation) for short fields, `field:<key>:rouge_l` and `field:<key>:chrf` for text fields;
+    0 where the answer lacks the field or has no fields. `field_accuracy` is the share of short fields right."""
+    predicted = parse_fields(prediction) or {}
+    gold = parse_fields(reference) or {}
     out: dict[str, float] = {}
     exact = []
     for key, kind in fields.items():

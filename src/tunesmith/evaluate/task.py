@@ -33,7 +33,8 @@ class Task:
     label_prefix: str = ""
     schema: dict | None = None
     bleu: bool = True  # BLEU needs 4-grams: left out when references are mostly shorter than 4 words
-    fields: dict[str, str] = field(default_factory=dict)  # json: key -> "exact" | "text" (metrics.json_fields)
+    # json, and text/label answers of `key: value` lines: key -> "exact" | "text" (metrics.json_fields)
+    fields: dict[str, str] = field(default_factory=dict)
     valid_codes: frozenset[str] | None = None  # codes: the valid code list, canonical (metrics.canonical_code)
     sandbox_paths: tuple[str, ...] = ()  # code: folders the tests may import from
     sandbox_timeout: float = 10.0
@@ -70,13 +71,16 @@ class Task:
         names = [] if label_only else ["exact_match", "token_f1", "rouge_l", "chrf"] + (["bleu"] if self.bleu else [])
         if self.kind == "label":
             names = ["accuracy", "macro_f1"] + names
-        if self.kind == "json" and not label_only:
+        if self.fields and not label_only:
             per_field = []
             for key, kind in self.fields.items():
                 per_field += [f"field:{key}"] if kind == "exact" else [f"field:{key}:rouge_l", f"field:{key}:chrf"]
             accuracy = ["field_accuracy"] if "exact" in self.fields.values() else []
+            head = ["json_valid"] + (["schema_match"] if self.schema is not None else []) if self.kind == "json" else []
             names = (
-                ["json_valid"] + (["schema_match"] if self.schema is not None else []) + accuracy + per_field + names
+                head + names[:2] + accuracy + per_field + names[2:]
+                if self.kind == "label"
+                else head + accuracy + per_field + names
             )
         return names
 
@@ -127,9 +131,10 @@ def infer_task(
     if kind == "json":
         return Task("json", answer_regex, schema=schema, bleu=bleu, fields=m.json_fields(references))
     if kind == "text":
-        return Task("text", answer_regex, schema=schema, bleu=bleu)
+        return Task("text", answer_regex, schema=schema, bleu=bleu, fields=_line_fields(references))
     if labels:
-        return Task("label", answer_regex, list(labels), _prefix(references, answer_regex), schema, bleu)
+        return Task("label", answer_regex, list(labels), _prefix(references, answer_regex), schema, bleu,
+                    fields=_line_fields(references))  # fmt: skip
     counts = Counter(p for p in list(parts) + [m.extract(r, answer_regex).strip() for r in extra_references])
     short = all(p and len(p.split()) <= MAX_LABEL_WORDS for p in parts)
     distinct = len({m.normalise(p) for p in parts})
@@ -140,10 +145,16 @@ def infer_task(
         seen: dict[str, str] = {}
         for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             seen.setdefault(m.normalise(label), label)
-        return Task("label", answer_regex, sorted(seen.values()), _prefix(references, answer_regex), schema, bleu)
+        prefix = _prefix(references, answer_regex)
+        return Task("label", answer_regex, sorted(seen.values()), prefix, schema, bleu, fields=_line_fields(references))
     if schema is not None or (references and sum(m.json_valid(r) for r in references) > len(references) / 2):
         return Task("json", answer_regex, schema=schema, bleu=bleu, fields=m.json_fields(references))
-    return Task("text", answer_regex, schema=schema, bleu=bleu)
+    return Task("text", answer_regex, schema=schema, bleu=bleu, fields=_line_fields(references))
+
+
+def _line_fields(references: Sequence[str]) -> dict[str, str]:
+    """Fields of answers made of `key: value` lines (a label line and a reply line, say), scored one by one."""
+    return m.json_fields(references) if any(m.parse_lines(r) for r in references) else {}
 
 
 def _prefix(references: Sequence[str], answer_regex: str | None) -> str:
@@ -202,7 +213,7 @@ def score(
             row["json_valid"] = m.json_valid(p)
         if "schema_match" in names:
             row["schema_match"] = m.schema_match(p, task.schema or {})
-        if task.kind == "json" and task.fields and not label_only:
+        if task.fields and not label_only:
             row.update(m.field_scores(p, r, task.fields))
     if bleu:
         corpus["bleu"] = lambda idx: m.corpus_bleu([bleu[i] for i in idx])
