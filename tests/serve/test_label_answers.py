@@ -44,10 +44,11 @@ def test_generate_answers_with_a_label_unless_free_text(labelled, capsys):
 
 @pytest.mark.parametrize("free", [False, True])
 def test_chat_answers_with_a_label_unless_free_text(labelled, monkeypatch, capsys, free):
-    lines = iter(["Say hello", "Where is my order VC-123456?", ""])
+    lines = iter(["Say hello", "Where is my order VC-123456?", "/quit"])
     monkeypatch.setattr(builtins, "input", lambda prompt="": next(lines))
     assert main(["chat", str(labelled), "--max-new-tokens", "24", *(["--free-text"] if free else [])]) == 0
-    answers = [line.removeprefix("model> ") for line in capsys.readouterr().out.splitlines()[1:]]
+    out = capsys.readouterr().out.splitlines()
+    answers = [line.removeprefix("model> ") for line in out if line.startswith("model> ")]
     if free:
         assert answers == [ANSWERS["hello"]] * 2
     else:
