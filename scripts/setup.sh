@@ -20,7 +20,7 @@ if [ "${1:-}" = "--test" ]; then
   ls "$wheels"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || CMAKE_ARGS="-DGGML_NATIVE=OFF" \
     $py -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python -w "$wheels" llama-cpp-python==0.3.36
   $py -m pip install -q --find-links "$wheels" --only-binary llama-cpp-python llama-cpp-python==0.3.36
-  $py -m pip install -q -e ".[test]"
+  $py -m pip install -q -e ".[test,trackers]"
   if ! command -v chromium >/dev/null; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null

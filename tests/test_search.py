@@ -359,3 +359,25 @@ def test_json_and_codes_tasks_choose_by_their_generated_metric_with_the_loss_as_
     assert coder.metric == "set_f1_micro" and coder.task is None  # codes are never a label set
     code = make_selector(codes, rows, codes, tok, system_prompt=None, answer_regex=None, spec=EvalSpec(task="code"))
     assert code.metric == "eval_loss"  # running tests at every selection point costs more than a search can spend
+
+
+def test_the_final_run_stops_once_the_selection_metric_is_at_its_maximum():
+    """Accuracy 1.0 cannot be beaten and a tie never replaces the kept step: training on would only spend time
+    (support's auto run spent its last 130 s at 1.0). A loss has no maximum: it never stops that way."""
+    from types import SimpleNamespace
+
+    from tunesmith.evaluate.selection import Selector
+
+    keeper, *_ = _keeper_at(step_s=1.0, left=90.0)
+    keeper.measure.score = Selector("accuracy", True, 20, lambda model, n: 0.0)
+    assert keeper.measure.score.ceiling == 1.0 and not keeper.should_stop()
+    keeper.record["final"].update(best_step=30, best_value=0.95)
+    assert not keeper.should_stop()
+    keeper.record["final"].update(best_step=40, best_value=1.0)
+    assert keeper.should_stop() and keeper.record["final"]["stopped_at_ceiling"] and keeper.stopped_at_ceiling
+    assert not keeper.stopped_by_budget
+
+    by_loss, *_ = _keeper_at(step_s=1.0, left=90.0)
+    by_loss.measure.score = SimpleNamespace(ceiling=Selector("eval_loss", False, 20, lambda m, n: 0.0).ceiling)
+    by_loss.record["final"].update(best_step=40, best_value=0.0)
+    assert not by_loss.should_stop()

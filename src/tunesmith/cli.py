@@ -343,6 +343,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    """Upload a run's trained adapter (or full model) folder, or an export folder, to the Hugging Face hub as it is:
+    safetensors weights, tokenizer, model card. Checkpoints, data and pickle files are refused."""
+    from functools import partial
+
+    from tunesmith.export.push import connect, plan_push, push, size_text
+
+    say = partial(console.print, markup=False, highlight=False, soft_wrap=True)  # paths and URLs: one line each
+    plan = plan_push(args.path, args.repo, revision=args.revision, private=args.private, message=args.message)
+    target = f"{plan.url} (branch {plan.revision}{', private' if args.private else ''})"
+    count = f"{len(plan.files)} file{'s' * (len(plan.files) != 1)} ({size_text(plan.total_bytes)})"
+    if args.dry_run:
+        say(f"would push {count} from {plan.folder} to {target}")
+        width = max(len(rel) for rel, _ in plan.files)
+        for rel, size in plan.files:
+            say(f"  {rel:<{width}}  {size_text(size):>9}")
+        say(f"commit message: {plan.message}")
+        say("dry run: nothing was uploaded")
+        return 0
+    if err_console.is_terminal:  # the hub's upload progress (transformers turned its bars off)
+        import warnings
+
+        from huggingface_hub.utils import enable_progress_bars
+
+        with warnings.catch_warnings():  # it warns when HF_HUB_DISABLE_PROGRESS_BARS keeps them off, as it should
+            warnings.simplefilter("ignore")
+            enable_progress_bars()
+    api = connect(args.token)
+    say(f"pushing {count} from {plan.folder} to {target}")
+    done = push(plan, api)
+    say(f"pushed to {done.url}")
+    say(f"commit {done.commit}: {done.commit_url}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a run over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
     from tunesmith.errors import ConfigError
@@ -373,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"tunesmith {_version()}")
     sub = parser.add_subparsers(dest="verb", required=True)
-    for add in (_add_check, _add_train, _add_eval, _add_generate, _add_chat, _add_export, _add_serve):
+    for add in (_add_check, _add_train, _add_eval, _add_generate, _add_chat, _add_export, _add_push, _add_serve):
         add(sub)
     return parser
 
@@ -552,6 +587,23 @@ def _add_export(sub) -> None:
     p.add_argument("--no-verify", action="store_true", help="skip reloading the export to check it")
     _add_trust(p)
     p.set_defaults(func=cmd_export)
+
+
+def _add_push(sub) -> None:
+    p = sub.add_parser("push", formatter_class=_Help, help=cmd_push.__doc__, description=cmd_push.__doc__)
+    p.add_argument("path", help="run folder (its adapter/ or model/ is pushed) or `tunesmith export` folder")
+    p.add_argument("--repo", required=True, metavar="ORG/NAME", help="hub repo to push to (created when missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", default="main", help="branch to commit to (created when missing)")
+    p.add_argument("--message", default=None, help="commit message (default: names the run and what it holds)")
+    p.add_argument(
+        "--token",
+        default=None,
+        help="hub token with write access (default: HF_TOKEN, else the one `hf auth login` saved; "
+        "a token given here shows in `ps`)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the files, their sizes and the target; upload nothing")
+    p.set_defaults(func=cmd_push)
 
 
 def _add_serve(sub) -> None:

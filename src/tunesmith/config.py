@@ -9,6 +9,7 @@ limits (an alias bomb, runaway nesting, a 5,000-digit integer): each is one erro
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import re
 from pathlib import Path
@@ -29,6 +30,8 @@ from pydantic import (
 
 from tunesmith.errors import ConfigError
 from tunesmith.yamlfile import SURROGATE, YamlProblem, dotted, read_config_text, read_yaml, shown, yaml_error
+
+log = logging.getLogger("tunesmith")
 
 _INT_RANGE = 2**63  # what torch, numpy and the RNGs take; a larger setting is a typo, not a plan
 
@@ -100,6 +103,9 @@ class DataSpec(_Strict):
     columns: dict[str, str] | None = None
     system_prompt: str | None = None
     train_on_prompt: bool = False
+    # the chat template rows are rendered with: auto (the model's own; plain when it has none), chatml, llama3,
+    # plain, or a Jinja file; saved with the trained model, so inference and exports use the same
+    template: PathStr = "auto"
 
     @model_validator(mode="after")
     def _one_eval_source(self) -> DataSpec:
@@ -187,6 +193,17 @@ class TrainSpec(_Strict):
     )
     # recompute each block's activations in the backward pass: less memory for larger models, more time
     gradient_checkpointing: bool = False
+    # experiment trackers the steps and final figures also go to (training/trackers.py says where each writes)
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _tracker_list(cls, v: Any) -> Any:
+        if v is None or v == "none":
+            return []
+        if isinstance(v, str):  # `report_to: wandb`, or `train.report_to=tensorboard,mlflow` on the command line
+            return [name.strip() for name in v.split(",") if name.strip()]
+        return v
 
     @field_validator("budget", mode="before")
     @classmethod
@@ -472,7 +489,13 @@ def load_config(source: str | Path | dict | Config, overrides: list[str] | None 
         config._where = source._where | config._where
         return config
     if isinstance(source, dict):
-        return build_config(source, overrides)
+        config = build_config(source, overrides)
+        if "output_dir" not in source and config.where("output_dir") is None:
+            log.warning(
+                "the config names no output_dir: the run goes to %s (give output_dir to choose)",
+                Path(config.output_dir).absolute(),
+            )
+        return config
     path, name = Path(source), str(source)
     text = read_config_text(path, name)
     try:

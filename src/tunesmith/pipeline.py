@@ -24,6 +24,7 @@ from tunesmith.training import finish, search, setup
 from tunesmith.training.card import write_card
 from tunesmith.training.fit import fit
 from tunesmith.training.setup import Run
+from tunesmith.training.trackers import Trackers, check_available
 
 log = logging.getLogger("tunesmith")
 
@@ -54,6 +55,7 @@ def train(
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one.
     Torch's thread count and the RNGs are as they were when it returns."""
     config = load_config(config, overrides)
+    check_available(config)  # a tracker that is not installed: an error before anything is written
     quiet_libraries()
     with kept_process_state():
         run = setup.start(config, resume)
@@ -70,29 +72,44 @@ def train(
         setup.optimize(run)
         keeper = _search(run, measure, show_progress) if measure is not None else None
         probe = _generation_probe(run)
-        fitted = fit(
-            run,
-            show_progress=show_progress,
-            annotate=_annotations(probe, keeper, config),
-            stop_early=lambda: bool(probe and probe.should_stop) or bool(keeper and keeper.should_stop()),
-        )
-        model = finish.unshard(run)
-        if model is None:  # not rank 0: rank 0 saves and evaluates
-            return RunResult(run.folder.root)
-        if probe is not None:
-            probe.restore_best()  # only when eval.select_best: the final weights are the best step's
-        chosen = keeper.finish(model) if keeper is not None else None  # auto: the best step's weights
-        finish.save_final(model, run.prep.tokenizer, run.folder, config.method, run.prep.source.model_id)
-        _save_labels(run)
-        summary = {**finish.summary(run, fitted), **_evaluate_after(run, model)}
-        if chosen is not None:
-            summary["search"] = chosen
-        if probe is not None and probe.summary() is not None:
-            summary["best"] = probe.summary()
-        summary.update(_compare(run, model, summary["after"]))
-        write_card(run.folder.deliverable(config.method), config, summary, run.prep.source)
-        write_json(run.folder.summary, summary)
+        trackers = Trackers.open(config, run.folder, run.state.step) if run.dist.is_main else Trackers.none()
+        try:
+            summary = _train_and_report(run, probe, keeper, trackers, show_progress)
+        finally:
+            trackers.close()
     return RunResult(run.folder.root, summary)
+
+
+def _train_and_report(
+    run: Run, probe: GenerationProbe | None, keeper: search.Keeper | None, trackers: Trackers, show_progress: bool
+) -> dict:
+    """Train, keep the best weights, save the deliverable, evaluate and compare; the summary (empty off rank 0)."""
+    config = run.config
+    fitted = fit(
+        run,
+        show_progress=show_progress,
+        annotate=_annotations(probe, keeper, config),
+        stop_early=lambda: bool(probe and probe.should_stop) or bool(keeper and keeper.should_stop()),
+        trackers=trackers,
+    )
+    model = finish.unshard(run)
+    if model is None:  # not rank 0: rank 0 saves and evaluates
+        return {}
+    if probe is not None:
+        probe.restore_best()  # only when eval.select_best: the final weights are the best step's
+    chosen = keeper.finish(model) if keeper is not None else None  # auto: the best step's weights
+    finish.save_final(model, run.prep.tokenizer, run.folder, config.method, run.prep.source.model_id)
+    _save_labels(run)
+    summary = {**finish.summary(run, fitted), **_evaluate_after(run, model)}
+    if chosen is not None:
+        summary["search"] = chosen
+    if probe is not None and probe.summary() is not None:
+        summary["best"] = probe.summary()
+    summary.update(_compare(run, model, summary["after"]))
+    write_card(run.folder.deliverable(config.method), config, summary, run.prep.source)
+    write_json(run.folder.summary, summary)
+    trackers.finish(config, summary)
+    return summary
 
 
 def _measure(run: Run) -> search.Measure:

@@ -27,8 +27,10 @@ def quiet_libraries(verbose: bool = False) -> None:
     import warnings
 
     if not verbose:
-        for noisy in ("transformers", "peft", "httpx", "huggingface_hub", "bitsandbytes", "kernels"):
+        for noisy in ("transformers", "peft", "httpx", "httpx2", "huggingface_hub", "bitsandbytes", "kernels"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        for chatty in ("mlflow", "alembic"):  # trackers: their set-up notices, not their warnings
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging

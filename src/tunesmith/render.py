@@ -24,6 +24,24 @@ PLAIN_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
 )
+# data.template: named templates for models without one (or to replace theirs). Each needs its marker tokens
+# in the vocabulary: a marker split into pieces would be trained and generated as text.
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+LLAMA3_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+NAMED_TEMPLATES = {"chatml": CHATML_TEMPLATE, "llama3": LLAMA3_TEMPLATE, "plain": PLAIN_TEMPLATE}
+TEMPLATE_TOKENS = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "llama3": ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    "plain": (),
+}
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
 
 
@@ -45,6 +63,57 @@ class Rendered:
 def template_of(tokenizer) -> str:
     """The chat template this tokenizer renders with: its own, or the plain fallback."""
     return tokenizer.chat_template or PLAIN_TEMPLATE
+
+
+def use_template(tokenizer, setting: str = "auto") -> str:
+    """Give `tokenizer` the chat template `data.template` names; return what is used, in words.
+
+    `auto` keeps the model's own (the plain format when it has none); `chatml`, `llama3` and `plain` are the
+    named templates; anything else is a Jinja file. The tokenizer carries the choice from here on: training,
+    inference and every export render with it."""
+    if setting == "auto":
+        return "the model's own" if tokenizer.chat_template else "plain (the model has no chat template)"
+    if setting in NAMED_TEMPLATES:
+        missing = [t for t in TEMPLATE_TOKENS[setting] if _token_id(tokenizer, t) is None]
+        if missing:
+            raise ConfigError(
+                f"'{setting}' needs the tokens {', '.join(missing)}, which this model's vocabulary lacks (they would "
+                "be trained as plain text); choose plain, or a template file written with the model's own tokens",
+                field="data.template",
+            )
+        tokenizer.chat_template = NAMED_TEMPLATES[setting]
+        return f"{setting} (data.template)"
+    tokenizer.chat_template = _template_file(tokenizer, setting)
+    return f"{setting} (data.template)"
+
+
+def _template_file(tokenizer, path: str) -> str:
+    """A Jinja chat template read from `path`, refused unless it renders a conversation with its content."""
+    from pathlib import Path
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = "no such file" if isinstance(e, FileNotFoundError) else getattr(e, "strerror", None) or str(e)
+        raise ConfigError(
+            f"not 'auto', 'chatml', 'llama3', 'plain' or a readable template file: {why}",
+            field="data.template",
+            origin=path,
+        ) from None
+    probe = [{"role": "user", "content": "PROBE-QUESTION"}, {"role": "assistant", "content": "PROBE-ANSWER"}]
+    try:
+        shown = tokenizer.apply_chat_template(probe, chat_template=text, tokenize=False)
+    except Exception as e:  # jinja2's syntax and runtime errors, whatever the template raised
+        raise ConfigError(
+            f"the chat template does not render: {type(e).__name__}: {e}", field="data.template", origin=path
+        ) from None
+    if "PROBE-QUESTION" not in shown or "PROBE-ANSWER" not in shown:
+        raise ConfigError(
+            "the chat template leaves out the messages' content (it should print each message's 'content')",
+            field="data.template",
+            origin=path,
+        )
+    return text
 
 
 def with_system(messages: tuple[Message, ...] | list[Message], system_prompt: str | None) -> list[Message]:

@@ -288,25 +288,22 @@ def run_config(run_dir: str | Path, *, trust_remote_code: bool | None = None) ->
 
 
 class MetricsWriter:
-    """Append-only step metrics (`metrics.jsonl`, plus TensorBoard when it is installed). On resume, lines
-    past the resumed step are dropped so the curve continues."""
+    """Append-only step metrics (`metrics.jsonl`). On resume, lines past the resumed step are dropped so the
+    curve continues."""
 
     def __init__(self, path: Path, *, resume_step: int = 0, enabled: bool = True, log_every: int = 1):
         self.path, self.enabled, self.log_every = path, enabled, log_every
-        self._tb = None
         if not enabled:
             return
         kept = [r for r in read_metrics(path) if r.get("step", 0) <= resume_step] if resume_step else []
         path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        try:
-            from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(RunFolder(path.parent).tensorboard))
-        except ImportError:
-            log.debug("tensorboard not installed: metrics go to %s only", path)
+    def wants(self, record: dict) -> bool:
+        """Whether this step's record is logged (every `log_every` steps, and every step with a held-out loss)."""
+        return self.enabled and not (record["step"] % self.log_every and "eval_loss" not in record)
 
     def __call__(self, record: dict) -> None:
-        if not self.enabled or (record["step"] % self.log_every and "eval_loss" not in record):
+        if not self.wants(record):
             return
         try:
             with open(self.path, "a", encoding="utf-8") as fh:
@@ -315,14 +312,9 @@ class MetricsWriter:
             if _out_of_space(e):
                 raise no_space(self.path) from None
             raise
-        if self._tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
+        pass
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -84,7 +84,8 @@ def contract_findings(
                 "no_chat_template",
                 "the tokenizer has no chat template (a base model): rows "
                 "are rendered in tunesmith's plain '### User:/### Assistant:' format; tunesmith generate, "
-                "chat and serve use the same, other inference stacks will not",
+                "chat, serve and its exports use the same, other inference stacks may not (data.template picks "
+                "one: chatml, llama3, plain or a file)",
             )
         )
     errors: dict[str, int] = {}

@@ -54,7 +54,7 @@ def run_check(
 
     # 2. tokenizer and max_length (a config error: raised, as training raises it)
     source = resolve_model(config.model.name)
-    tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code)
+    tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code, template=config.data.template)
     check_max_length(tokenizer, t.max_length, d.system_prompt)
 
     # 3. render every good record exactly as training does (once, untruncated; truncation derived)

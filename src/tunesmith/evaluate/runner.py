@@ -67,7 +67,10 @@ def build_systems(
 
             source = resolve_model(config.model.name)
             base = build_model(config, trainable=False, source=source, device=device_of(model)).eval()
-            base_tok, adapter = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code), False
+            base_tok = load_tokenizer(
+                source, trust_remote_code=config.model.trust_remote_code, template=config.data.template
+            )
+            adapter = False
         said = "the model's default system prompt" if instruction is None else "the instruction as system prompt"
         base_id = base_identity(config.model.name, model_dtype(base))
         systems.append(

@@ -138,7 +138,8 @@ def _steps_trained(record: dict, trial: Trial) -> float | None:
     last = trial.last_step
     final = record.get("final") or {}
     planned = _num(final.get("steps"))
-    if trial.chosen and planned is not None and not final.get("stopped_by_budget"):
+    stopped = final.get("stopped_by_budget") or final.get("stopped_at_ceiling")
+    if trial.chosen and planned is not None and not stopped:
         return max(planned, last or 0.0)
     return last
 
@@ -152,6 +153,8 @@ def _budget_clause(record: dict) -> str:
         return f"The budget was {budget:.0f} s; the time taken is not recorded."
     met = "within the budget" if seconds <= budget else f"over the budget by {seconds - budget:.0f} s"
     cut = " (the budget ended the final training early)" if final.get("stopped_by_budget") else ""
+    if final.get("stopped_at_ceiling"):
+        cut = " (the final training stopped early: the selection metric reached its maximum)"
     return f"It took {seconds:.0f} s of the {budget:.0f} s budget: {met}{cut}."
 
 

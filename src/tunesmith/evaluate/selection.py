@@ -47,6 +47,12 @@ class Selector:
         self.total = self.total or self.rows
 
     @property
+    def ceiling(self) -> float | None:
+        """The best value the metric can take: 1.0 for every higher-is-better one here (accuracy, exact match,
+        field accuracy, set F1, pass@1 are fractions); a loss has none."""
+        return 1.0 if self.higher_is_better else None
+
+    @property
     def tiebreak(self) -> float | None:
         """The gold answers' mean token loss of the last call, where the metric has one: it orders settings
         whose accuracy ties (common early on, when few answers have changed yet). Lower is better."""

@@ -21,6 +21,7 @@ import torch
 
 from tunesmith.errors import ModelError
 from tunesmith.hardware import resolve_dtype
+from tunesmith.render import use_template
 from tunesmith.runfolder import atomic_folder
 
 log = logging.getLogger("tunesmith")
@@ -144,8 +145,9 @@ def resolve_model(name: str) -> ModelSource:
     )
 
 
-def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
-    """Load the tokenizer, making sure it can pad (pad = eos when the model defines no pad token)."""
+def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False, template: str = "auto"):
+    """Load the tokenizer, making sure it can pad (pad = eos when the model defines no pad token), with the chat
+    template `data.template` names (`render.use_template`)."""
     from transformers import AutoTokenizer
 
     try:
@@ -161,6 +163,8 @@ def load_tokenizer(source: ModelSource, *, trust_remote_code: bool = False):
         if tok.eos_token_id is None:
             raise ModelError(f"the tokenizer of '{source.name}' has neither a pad nor an eos token")
         tok.pad_token = tok.eos_token  # labels come from rendering, never from pad ids: eos stays trained
+    used = use_template(tok, template)
+    log.log(logging.DEBUG if template == "auto" and tok.chat_template else logging.INFO, "chat template: %s", used)
     return tok
 
 

@@ -21,6 +21,7 @@ from tunesmith.training import checkpoint, distributed
 from tunesmith.training.loop import Diverged, LoopHooks, train_loop
 from tunesmith.training.loss import mean_loss
 from tunesmith.training.setup import Run
+from tunesmith.training.trackers import Trackers
 
 log = logging.getLogger("tunesmith")
 
@@ -70,9 +71,11 @@ def fit(
     show_progress: bool = True,
     annotate: Callable[[dict], None] | None = None,
     stop_early: Callable[[], bool] = lambda: False,
+    trackers: Trackers | None = None,
 ) -> Fitted:
     """Train `run` to its last step. `annotate(record)` may add fields to each step's record before it is
-    logged (the periodic generation eval); `stop_early()` ends training after the current step."""
+    logged (the periodic generation eval); `stop_early()` ends training after the current step; `trackers` see
+    what `metrics.jsonl` gets."""
     t, dist, state = run.config.train, run.dist, run.state
     writer = MetricsWriter(run.folder.metrics, resume_step=state.step, enabled=dist.is_main, log_every=t.log_every)
     bar = TrainProgress(run.total_steps, state.step, enabled=dist.is_main and show_progress)
@@ -82,6 +85,8 @@ def fit(
             annotate(record)
             hooks.total_steps = run.total_steps  # a budget may have re-planned the length (auto runs)
         writer(record)
+        if trackers is not None and writer.wants(record):
+            trackers.log(record)
         bar.update(record, run.total_steps)
 
     def eval_loss() -> float:

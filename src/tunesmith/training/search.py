@@ -374,6 +374,7 @@ class Keeper:
             found = checkpoint.list_checkpoints(trial_dir(run, chosen["trial"]))
             final["best_path"] = str(found[-1].relative_to(run.folder.root)) if found else None
         self.stopped_by_budget = False
+        self.stopped_at_ceiling = False
         self._last: float | None = None  # when the previous step's record came (step time, evaluations left out)
 
     @property
@@ -387,7 +388,7 @@ class Keeper:
         if self._last is not None:
             self.measure.step_times.append(now - self._last)
         self._refit(rec["step"])
-        if rec["step"] in plan.evals or (self.should_stop() and rec["step"] not in self.evaluated):
+        if rec["step"] in plan.evals or (self._out_of_budget() and rec["step"] not in self.evaluated):
             rec[f"select_{self.measure.metric}"] = self.evaluate(rec["step"])
         self._last = time.perf_counter()
 
@@ -429,7 +430,28 @@ class Keeper:
         return value
 
     def should_stop(self) -> bool:
-        """True (on every rank) once the budget has no room for another step, an evaluation and the save."""
+        """True (on every rank) once the best selection value is the metric's maximum (nothing can beat it, and a
+        tie never replaces the kept step), or the budget has no room for another step, an evaluation and the
+        save."""
+        return self._at_ceiling() or self._out_of_budget()
+
+    def _at_ceiling(self) -> bool:
+        ceiling = getattr(self.measure.score, "ceiling", None)
+        best = self.record["final"].get("best_value")
+        if ceiling is None or best is None or not best >= ceiling:
+            return False
+        if not self.stopped_at_ceiling:
+            self.stopped_at_ceiling = True
+            self.record["final"]["stopped_at_ceiling"] = True
+            log.info(
+                "selection %s is %g at step %d, its maximum: nothing can beat that step, so training stops here",
+                self.measure.metric,
+                best,
+                self.record["final"]["best_step"],
+            )
+        return True
+
+    def _out_of_budget(self) -> bool:
         run = self.run
         if run.config.train.budget is None:
             return False
@@ -461,4 +483,5 @@ class Keeper:
             "budget_s": budget,
             "within_budget": None if budget is None else self.record["seconds"] <= budget,
             "stopped_by_budget": self.stopped_by_budget,
+            "stopped_at_ceiling": self.stopped_at_ceiling,
         }

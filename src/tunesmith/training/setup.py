@@ -49,6 +49,7 @@ RESUMABLE_CHANGES = {
     "model.device",
     "train.fuse",
     "model.trust_remote_code",  # the given config's is used: a run folder's own value never switches it on
+    "train.report_to",  # where the figures also go, not what is trained
     "train.lr",  # from a rate to a rate (not to or from auto): the run goes on at the new rate (fit.py)
 }
 
@@ -80,7 +81,7 @@ def prepare(config: Config) -> Prepared:
             "data.eval_fraction=0.1 (a split of train)"
         )
     source = resolve_model(config.model.name)
-    tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code)
+    tokenizer = load_tokenizer(source, trust_remote_code=config.model.trust_remote_code, template=config.data.template)
     check_max_length(tokenizer, config.train.max_length, d.system_prompt)
     opts: dict[str, Any] = dict(
         max_length=config.train.max_length, system_prompt=d.system_prompt, train_on_prompt=d.train_on_prompt
