@@ -179,3 +179,29 @@ def test_the_copy_follows_a_fused_adamw_step(chatml_tok):
     assert after is not before
     gap = (after(input_ids=ids).logits - half.float()(input_ids=ids).logits).abs().max()
     assert gap < 1e-4
+
+
+@pytest.mark.parametrize("which", ["plain", "adapted"])
+def test_prompts_joined_together_answer_as_each_alone(chatml_tok, model, adapted, which):
+    """`Batch.join_many` (serve: the prompts that arrive together, their shared system prompt computed once)
+    gives each row the greedy tokens it gets decoded alone, also when it joins a batch already decoding."""
+    from tunesmith.model.decode import Batch
+
+    m = model if which == "plain" else adapted
+    rng = random.Random(2)
+    head = [rng.randrange(3, len(chatml_tok)) for _ in range(MIN_SHARED + 5)]
+    batch = [head + p for p in prompts(chatml_tok, 6, seed=21)]
+    pad = chatml_tok.pad_token_id
+    alone = [decode(m, [p], stop_ids=[], pad_id=pad, max_new_tokens=6)[0] for p in batch]
+    names = [None if which == "plain" else "default"] * len(batch)
+    with torch.no_grad():
+        together = Batch(m, pad)
+        first = together.join_many(batch[:1], names[:1], 6)  # decoding before the others arrive
+        out = [[int(first[0].argmax())]]
+        out[0].append(int(together.step([out[0][-1]])[0].argmax()))
+        logits = together.join_many(batch[1:], names[1:], 6)
+        out += [[int(row.argmax())] for row in logits]
+        for _ in range(5):
+            for row, lg in zip(out, together.step([row[-1] for row in out])):
+                row.append(int(lg.argmax()))
+    assert [row[:6] for row in out] == alone  # the first row ran one step ahead of the others

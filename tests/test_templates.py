@@ -129,3 +129,15 @@ def test_the_chosen_template_travels_with_the_trained_model(tmp_path, tiny_gpt2_
     assert prompt.endswith("user:\nSay hello\nassistant:\n")
     with pytest.raises(RunError, match="data.template"):
         tunesmith.train(_config(tmp_path, tiny_gpt2_dir, "plain", steps=3), show_progress=False)
+
+
+def test_the_cli_names_the_template_setting_when_the_vocabulary_cannot_carry_it(tmp_path, tiny_gpt2_dir):
+    """`tunesmith check` on a base model with data.template=llama3: one error line naming the setting, exit 2."""
+    import tiny
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"prompt": "Say hi", "completion": "hi"}) + "\n")
+    done = tiny.cli("check", str(data), "--model", str(tiny_gpt2_dir), "data.template=llama3")
+    assert done.returncode == 2
+    assert "field 'data.template': 'llama3' needs the tokens <|start_header_id|>" in done.stderr
+    assert "Traceback" not in done.stderr

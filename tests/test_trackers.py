@@ -196,3 +196,25 @@ def test_a_tracker_that_breaks_mid_run_is_switched_off_and_training_goes_on(capl
     assert broken.closed and group.active == [kept]
     assert kept.seen == [(1, {"loss": 2.0, "nested/x": 1.0}), (2, {"loss": 1.5})]
     assert "broken stopped working (ConnectionError: the server went away)" in caplog.text
+
+
+def test_the_cli_sends_a_run_to_the_trackers_it_names(tmp_path, tiny_llama_dir):
+    """Through the real CLI: `train.report_to=tensorboard,mlflow` on the command line, read back from each."""
+    import os
+
+    import yaml
+
+    import tiny
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(_config(tmp_path, tiny_llama_dir, 2, [])))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "WANDB_"))}
+    done = tiny.cli("train", str(cfg), "train.report_to=tensorboard,mlflow", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tracking to tensorboard, mlflow" in done.stderr
+    run = tmp_path / "run"
+    losses = [(r["step"], r["loss"]) for r in read_metrics(run / "metrics.jsonl")]
+    assert len(losses) == 2 and same(_tensorboard(run, "loss"), losses)
+    client, run_id = _mlflow(run)
+    assert same([(m.step, m.value) for m in client.get_metric_history(run_id, "loss")], losses)
+    assert "Creating initial MLflow database" not in done.stderr  # MLflow's set-up notices stay out

@@ -118,3 +118,20 @@ def test_the_import_path_reaches_the_given_folders(tmp_path):
     out = run_row("import inhouse\ndef f(x):\n    return inhouse.twice(x)\n", "assert f(4) == 8", paths=[tmp_path])
     assert out.passed, out.reason
     assert not run_row("import inhouse\n", "pass").passed  # not without them
+
+
+def test_a_row_already_run_is_not_run_again():
+    """The held-out pass and the comparison report score the same answers: each runs once. A row stopped by its
+    time limit is run again (the machine's load may have stopped it)."""
+    from tunesmith.evaluate import sandbox
+
+    answer = "def f():\n    return 1\n"
+    tests = "assert f() == 1\n"
+    first = sandbox.run_rows([answer], [tests], [None], timeout=10.0)
+    again = sandbox.run_rows([answer], [tests], [None], timeout=10.0)
+    assert first == again and first[0].passed  # the same measured seconds: not run a second time
+    slow = "import time\ntime.sleep(5)\n"
+    assert sandbox.run_rows([slow], [tests], [None], timeout=0.5)[0].reason.startswith("timed out")
+    key_count = len(sandbox._RAN)
+    sandbox.run_rows([slow], [tests], [None], timeout=0.5)
+    assert len(sandbox._RAN) == key_count  # not kept

@@ -109,3 +109,21 @@ def test_a_cancelled_request_frees_its_row_for_a_waiting_one(engine, monkeypatch
     while engine.served_requests < 3 and time.time() < deadline:
         time.sleep(0.05)
     assert engine.served_requests == 3
+
+
+def test_each_adapter_decodes_on_its_merged_copy_and_answers_as_generate_does(engine, tiny_runs):
+    """Rows of each adapter (and the bare base) decode on that adapter's merged copy, so a served answer is the
+    one `tunesmith generate` gives on the same run (and the verified export computes)."""
+    from tunesmith.generation import generate_ids
+    from tunesmith.model.tuned import load_tuned
+
+    assert set(engine.plain) == {m.adapter for m in engine.models.values()}
+    assert all(not hasattr(copy, "peft_config") for copy in engine.plain.values())
+    engine.start()
+    for model, question, _ in ASKED[:2]:
+        job, sink = make_job(engine, model, question, 24)
+        engine.submit(job)
+        assert sink.done.wait(60)
+        tuned, tokenizer, _ = load_tuned(tiny_runs[model])
+        expected = generate_ids(tuned, tokenizer, [job.prompt], max_new_tokens=24)[0]
+        assert sink.text == tokenizer.decode(expected, skip_special_tokens=True)

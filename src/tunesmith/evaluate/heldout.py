@@ -34,7 +34,8 @@ def heldout_metrics(
     if chats:
         references = [c.reference() or "" for c in chats]
         extra = [c.reference() or "" for c in train if not c.is_text]
-        task = task_for(config.eval, references, extra_references=extra, rows_extra=[c.extra for c in chats])
+        extras = [c.extra for c in chats]
+        task = task_for(config.eval, references, extra_references=extra, rows_extra=extras)
         answers = (cache or AnswerCache(None)).answers(
             identity,
             model,
@@ -49,7 +50,6 @@ def heldout_metrics(
         result["accuracy"] = exact_match(answers, references, config.eval.answer_regex)
         result["samples"] = len(chats)
         if task.kind in ("json", "codes", "code"):  # exact match says little there: the task's own metric too
-            extras = [c.extra for c in chats]
             result[task.primary] = score(task, answers, references, [], extras=extras)["metrics"][task.primary]["value"]
             result["task_metric"] = task.primary
     return result

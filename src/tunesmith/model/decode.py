@@ -220,8 +220,8 @@ class Batch:
     cache with every row right-aligned, each row's own positions, and, on a PEFT model, each row's own adapter
     (peft's mixed-adapter batches; None: the base weights)."""
 
-    def __init__(self, model):
-        self.model, self.arg = model, cache_argument(model)
+    def __init__(self, model, pad_id: int = 0):
+        self.model, self.arg, self.pad_id = model, cache_argument(model), pad_id  # pad ids are masked: any id does
         self.peft = hasattr(model, "peft_config")
         self.clear()
 
@@ -245,27 +245,49 @@ class Batch:
     def join(self, prompt: Sequence[int], adapter: str | None, room: int) -> torch.Tensor:
         """Compute `prompt` alone (its own adapter), take it into the batch; its next-token logits (float32).
         `room`: the new tokens it may generate (the cache is sized for them)."""
+        return self.join_many([prompt], [adapter], room)[0]
+
+    def join_many(self, prompts: Sequence[Sequence[int]], adapters: Sequence[str | None], room: int) -> torch.Tensor:
+        """Compute `prompts` together and take them into the batch: the tokens they all share (a system prompt)
+        once when they share an adapter, the rest in one left-padded pass, as `decode` does. Their next-token
+        logits (rows x vocabulary, float32). `room`: the new tokens each may generate."""
         device = self.model.get_input_embeddings().weight.device
-        name = adapter if adapter is not None else "__base__"
-        cache = preallocated_cache(self.model, len(prompt) + room)
-        ids = torch.tensor([list(prompt)], device=device)
-        positions = torch.arange(len(prompt), device=device)[None]
-        logits = self._forward(cache, ids, torch.ones_like(ids), positions, [name])
+        names = [a if a is not None else "__base__" for a in adapters]
+        shared = shared_prefix(prompts) if len(set(names)) == 1 else 0
+        shared = shared if shared >= MIN_SHARED else 0
+        width = max(len(p) for p in prompts) - shared
+        cache = preallocated_cache(self.model, shared + width + room)
+        if shared:
+            head = torch.tensor([list(prompts[0][:shared])], device=device)
+            self._forward(cache, head, None, torch.arange(shared, device=device)[None], names[:1])
+            for layer in cache.layers:
+                assert isinstance(layer, PreallocatedLayer)
+                layer.batch_repeat(len(prompts))
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, p in enumerate(prompts):
+            rest = list(p[shared:])
+            ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+            mask[i, shared + width - len(rest) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self._forward(cache, ids, mask, positions[:, shared:], names)
         new = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
         if not self.layers:
             self.layers = new
         else:
             for mine, theirs in zip(self.layers, new):
                 mine.join(theirs)
-        width = max(self.mask.shape[1], len(prompt))
+        full = max(self.mask.shape[1], mask.shape[1])
 
         def pad(m: torch.Tensor) -> torch.Tensor:  # right-aligned at the batch's width
-            return torch.cat([m.new_zeros((m.shape[0], width - m.shape[1])), m], 1)
+            return torch.cat([m.new_zeros((m.shape[0], full - m.shape[1])), m], 1)
 
-        self.mask = torch.cat([pad(self.mask.to(device)), pad(torch.ones_like(ids))])
+        self.mask = torch.cat([pad(self.mask.to(device)), pad(mask)])
         self.positions = torch.cat([self.positions.to(device), positions[:, -1:] + 1])
-        self.adapters.append(name)
-        return logits[0]
+        self.adapters += names
+        return logits
 
     def step(self, tokens: Sequence[int]) -> torch.Tensor:
         """Feed every row its next token; the logits after it (rows x vocabulary, float32)."""

@@ -42,8 +42,9 @@ def state_key(model, layers: list[torch.nn.Module]) -> tuple:
     return (tuple(active or ()), disabled, values, tuple(id(p) for p in weights))
 
 
-def _affordable(model, dtype: torch.dtype) -> bool:
-    """Whether a copy of the weights in `dtype` fits comfortably (under half the memory free where they live)."""
+def _affordable(model, dtype: torch.dtype, copies: int = 1) -> bool:
+    """Whether `copies` copies of the weights in `dtype` fit comfortably (under half the memory free where they
+    live)."""
     size = sum(p.numel() * (dtype.itemsize if p.is_floating_point() else p.element_size()) for p in model.parameters())
     device = next(model.parameters()).device
     if device.type == "cuda":
@@ -52,7 +53,31 @@ def _affordable(model, dtype: torch.dtype) -> bool:
         import psutil
 
         free = psutil.virtual_memory().available
-    return 2 * size < free
+    return 2 * copies * size < free
+
+
+def merged_copies(model, adapters) -> dict:
+    """A plain copy of a PEFT `model` per adapter name in `adapters` (None: the base weights alone), each with its
+    adapter merged in and in the inference dtype: what `for_inference` and the verified merged export compute, and
+    no per-row adapter work at every token. Empty (decode the PEFT model itself) for a plain, 4-bit or sharded
+    model, or when the copies would not fit in half the free memory."""
+    if not hasattr(model, "merge_and_unload") or is_quantized(model):
+        return {}
+    if any(type(p).__name__ == "DTensor" for p in model.parameters()):
+        return {}
+    names = list(dict.fromkeys(adapters))
+    dtype = inference_dtype(model)
+    if not _affordable(model, dtype, copies=len(names)):
+        return {}
+    copies = {}
+    for name in names:
+        twin = copy.deepcopy(model).to(dtype)
+        plain = twin.unload() if name is None else twin.merge_and_unload(adapter_names=[name])
+        plain.eval()
+        for p in plain.parameters():
+            p.requires_grad_(False)
+        copies[name] = plain
+    return copies
 
 
 def for_inference(model):

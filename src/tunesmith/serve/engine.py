@@ -1,9 +1,11 @@
-"""One shared model, many adapters, one worker that decodes every active request in one batch (continuous
-batching): a request joins the running batch as soon as it arrives and leaves it when done, cancelled or late.
+"""One shared model, many adapters, one worker that decodes every active request at every step (continuous
+batching): a request joins a running batch as soon as it arrives and leaves it when done, cancelled or late.
 
-The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one, and
-each row of the batch applies its own adapter (peft's mixed-adapter batches). Only the worker touches the model;
-a run's labels.json holds its answers.
+The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one. Where
+memory allows, each adapter (and the bare base) decodes on its own merged copy, one batch per adapter (what
+`generate` and the verified export compute, with no adapter work per token); otherwise one batch in which each
+row applies its own adapter (peft's mixed-adapter batches). Only the worker touches the models; a run's
+labels.json holds its answers.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from tunesmith.errors import ConfigError
 from tunesmith.generation import LabelSet, LabelTrie, TextStream, picker
 from tunesmith.model.adapters import is_quantized
 from tunesmith.model.decode import Batch
-from tunesmith.model.inference import inference_dtype
+from tunesmith.model.inference import inference_dtype, merged_copies
 from tunesmith.render import stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
 MAX_ACTIVE = 32  # requests decoding at once, in one batch (each row holds its KV cache); the rest wait in the queue
+JOIN_ROWS = 16  # new prompts computed in one pass at most (a longer pass holds more activations at once)
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,31 @@ class QueueFull(Exception):
     """More requests are waiting than the server accepts."""
 
 
-class Engine:
-    """Owns the model; runs queued jobs one at a time on a single worker thread."""
+MIXED = "__mixed__"  # the group of rows decoding on the PEFT model itself, each with its own adapter
 
-    def __init__(self, model, tokenizer, models: dict[str, ServedModel], *, max_queue: int = 256):
+
+@dataclass
+class _Group:
+    """Rows decoding together on one model, and the logits of their next token."""
+
+    batch: Batch
+    running: list[_Running] = field(default_factory=list)
+    logits: torch.Tensor | None = None
+
+    def add(self, row: _Running, logits: torch.Tensor) -> None:
+        self.running.append(row)
+        self.logits = logits[None] if self.logits is None else torch.cat([self.logits, logits[None]])
+
+
+class Engine:
+    """Owns the models; decodes queued jobs on a single worker thread. `plain` maps an adapter name (None: the
+    base weights) to a merged copy its rows decode on; an adapter without one decodes on `model`."""
+
+    def __init__(
+        self, model, tokenizer, models: dict[str, ServedModel], *, max_queue: int = 256, plain: dict | None = None
+    ):
         self.model, self.tokenizer, self.models = model, tokenizer, models
+        self.plain = plain or {}
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
         self.stop_ids = stop_token_ids(tokenizer)
         self._tries: dict[LabelSet, LabelTrie] = {}
@@ -101,38 +124,50 @@ class Engine:
         return self._queue.qsize()
 
     def _work(self) -> None:
-        """Every step: take queued requests while there is room, pick each active row's next token, let finished
-        rows go, then one forward pass for all the rows left."""
-        batch, running = Batch(self.model), list[_Running]()
-        logits: torch.Tensor | None = None
+        """Every step: take queued requests while there is room, then advance every group one token: pick each
+        row's next token, let finished rows go, one forward pass for the rows left."""
+        groups: dict[str | None, _Group] = {}
         closing = False
-        while running or not closing:
-            while not closing and len(running) < MAX_ACTIVE:
+        while groups or not closing:
+            active = sum(len(g.running) for g in groups.values())
+            arrived: dict[str | None, list[Job]] = {}
+            while not closing and active < MAX_ACTIVE:
                 try:  # block only when nothing is decoding
-                    job = self._queue.get(block=not running)
+                    job = self._queue.get(block=active == 0 and not arrived)
                 except queue.Empty:
                     break
                 if job is None:
                     closing = True
-                elif self._live(job):
-                    joined = self._join(batch, job)
-                    if joined is not None:
-                        running.append(_Running(job, TextStream(self.tokenizer), self._trie(job.labels)))
-                        logits = joined[None] if logits is None else torch.cat([logits, joined[None]])
-            if not running or logits is None:
-                continue
-            tokens, keep = [], []
-            for j, r in enumerate(running):
-                token = r.next_token(logits[j], self.stop_ids)
-                if token is not None:
-                    tokens.append(token)
-                    keep.append(j)
-            self.served_requests += len(running) - len(keep)
-            running = [running[j] for j in keep]
-            batch.keep(keep)
-            logits = self._step(batch, running, tokens) if running else None
-            if logits is None:
-                running, batch = [], Batch(self.model)
+                elif self._live(job) and self._has_room(job):
+                    key = job.served.adapter if job.served.adapter in self.plain else MIXED
+                    arrived.setdefault(key, []).append(job)
+                    active += 1
+            for key, jobs in arrived.items():  # each model's new prompts computed together
+                group = groups.get(key) or _Group(Batch(self.plain.get(key, self.model), self.tokenizer.pad_token_id))
+                for start in range(0, len(jobs), JOIN_ROWS):
+                    self._join(group, jobs[start : start + JOIN_ROWS])
+                if group.running:
+                    groups[key] = group
+            for key in list(groups):
+                if not self._advance(groups[key]):
+                    del groups[key]
+
+    def _advance(self, group: _Group) -> bool:
+        """One token for every row of `group`; whether any row is still decoding."""
+        assert group.logits is not None
+        tokens, keep = [], []
+        for j, r in enumerate(group.running):
+            token = r.next_token(group.logits[j], self.stop_ids)
+            if token is not None:
+                tokens.append(token)
+                keep.append(j)
+        self.served_requests += len(group.running) - len(keep)
+        group.running = [group.running[j] for j in keep]
+        group.batch.keep(keep)
+        group.logits = self._step(group.batch, group.running, tokens) if group.running else None
+        if group.logits is None:
+            group.running = []
+        return bool(group.running)
 
     def _live(self, job: Job) -> bool:
         """False for a request dropped before it starts: cancelled (counted as served), or past its deadline."""
@@ -145,21 +180,30 @@ class Engine:
             return False
         return True
 
-    def _join(self, batch: Batch, job: Job) -> torch.Tensor | None:
-        """The job's prompt computed and taken into the batch; its first logits (None: it failed, or it may
-        generate nothing)."""
+    def _has_room(self, job: Job) -> bool:
+        """False for a request that may generate nothing (answered at once)."""
         if job.max_tokens <= 0:
             job.emit(("done", "length", 0))
             self.served_requests += 1
-            return None
+            return False
+        return True
+
+    def _join(self, group: _Group, jobs: list[Job]) -> None:
+        """The jobs' prompts computed together and taken into the group's batch (a failure fails those jobs
+        alone: one bad request must not take the server down)."""
         try:
             with torch.inference_mode():
-                return batch.join(job.prompt, job.served.adapter, job.max_tokens)
-        except Exception as e:  # one bad request must not take the server down
+                logits = group.batch.join_many(
+                    [job.prompt for job in jobs], [job.served.adapter for job in jobs], max(j.max_tokens for j in jobs)
+                )
+        except Exception as e:
             log.exception("generation failed")
-            job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
-            self.served_requests += 1
-            return None
+            for job in jobs:
+                job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+            self.served_requests += len(jobs)
+            return
+        for job, row in zip(jobs, logits):
+            group.add(_Running(job, TextStream(self.tokenizer), self._trie(job.labels)), row)
 
     def _step(self, batch: Batch, running: list[_Running], tokens: list[int]) -> torch.Tensor | None:
         try:
@@ -309,7 +353,14 @@ def load_engine(
     models["base"] = ServedModel("base", None, config.data.system_prompt)
     model.set_adapter(active)
     model.eval()
-    return Engine(model, tokenizer, _logged(models), max_queue=max_queue)
+    plain = merged_copies(model, [m.adapter for m in models.values()])
+    log.info(
+        "decoding %s",
+        "each adapter on its own merged copy"
+        if plain
+        else "one batch, each row with its own adapter (no memory for a merged copy per adapter)",
+    )
+    return Engine(model, tokenizer, _logged(models), max_queue=max_queue, plain=plain)
 
 
 def _logged(models: dict[str, ServedModel]) -> dict[str, ServedModel]:
