@@ -1,11 +1,9 @@
 """One shared model, many adapters, one worker that decodes every active request at every step (continuous
-batching): a request joins a running batch as soon as it arrives and leaves it when done, cancelled or late.
+batching): requests join a running batch as they arrive and leave it when done, cancelled or late.
 
-The base model is loaded once, each adapter into it under its own peft name; a request's `model` picks one. Where
-memory allows, each adapter (and the bare base) decodes on its own merged copy, one batch per adapter (what
-`generate` and the verified export compute, with no adapter work per token); otherwise one batch in which each
-row applies its own adapter (peft's mixed-adapter batches). Only the worker touches the models; a run's
-labels.json holds its answers.
+Each served model (every adapter, and the bare base) decodes on its own merged copy where memory allows, one batch
+per model; otherwise one batch on the peft model, each row with its own adapter. A run's labels.json holds its
+answers.
 """
 
 from __future__ import annotations

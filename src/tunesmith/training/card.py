@@ -14,11 +14,14 @@ def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+_KIND = {"lora": "LoRA adapter", "dora": "DoRA adapter", "full": "fully fine-tuned model"}
+
+
 def _num(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _results(summary: dict) -> list[str]:
+def _results(summary: dict, evaluated: bool = True) -> list[str]:
     before, after = summary.get("before") or {}, summary.get("after") or {}
     lines = []
     if before or after:
@@ -37,7 +40,11 @@ def _results(summary: dict) -> list[str]:
             "",
             f"Base zero-shot, base few-shot and tuned on the held-out data ({comparison['metric']}): {scores}.",
         ]
-    return lines or ["No held-out data was configured: no figures."]
+    if lines:
+        return lines
+    if not evaluated:
+        return ["Evaluation was switched off for this run (`eval.enabled: false`): no figures."]
+    return ["No held-out data was configured: no figures."]
 
 
 def model_card(config: Config, summary: dict, source: ModelSource, *, adapter: bool) -> str:
@@ -53,7 +60,7 @@ def model_card(config: Config, summary: dict, source: ModelSource, *, adapter: b
     body = [
         f"# {Path(str(summary.get('run_dir', config.output_dir))).name}",
         "",
-        f"A {'LoRA/DoRA adapter' if adapter else 'fully fine-tuned model'} of [{base}](https://huggingface.co/{base}) "
+        f"A {_KIND[config.method]} of [{base}](https://huggingface.co/{base}) "
         "trained with [tunesmith](https://pypi.org/project/tunesmith/).",
         "",
         "## Base model",
@@ -76,7 +83,7 @@ def model_card(config: Config, summary: dict, source: ModelSource, *, adapter: b
         f"- trained on {summary.get('device')} in {summary.get('train_seconds')} s",
         "",
         "## Results",
-        *_results(summary),
+        *_results(summary, config.eval.enabled),
         "",
         "## Use",
         "Fine-tuning teaches style, format and reasoning patterns; for facts the model must know, retrieve them "
