@@ -140,6 +140,36 @@ def greedy(logits: torch.Tensor, rows: Sequence[int], generated: Sequence[Sequen
     return logits.argmax(-1).tolist()
 
 
+def prefill(
+    forward: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor],
+    cache: Cache,
+    prompts: Sequence[Sequence[int]],
+    shared: int,
+    pad_id: int,
+    device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Compute `prompts` into `cache`: their first `shared` tokens once, copied to every row, the rest in one
+    left-padded pass. The next-token logits, the attention mask and every row's positions (each counted from its
+    own first token). `forward(ids, mask, positions)` runs the model on the cache."""
+    n, width = len(prompts), max(len(p) for p in prompts) - shared
+    if shared:
+        head = torch.tensor([list(prompts[0][:shared])], device=device)
+        forward(head, None, torch.arange(shared, device=device)[None])
+        for layer in cache.layers:
+            assert isinstance(layer, PreallocatedLayer)
+            layer.batch_repeat(n)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for i, p in enumerate(prompts):
+        rest = list(p[shared:])
+        ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+        mask[i, shared + width - len(rest) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return forward(ids, mask, positions[:, shared:]), mask, positions
+
+
 @torch.no_grad()
 def decode(
     model,
@@ -174,22 +204,7 @@ def decode(
         keep = last_positions(ids.shape[1], 1, device)
         return model(input_ids=ids, use_cache=True, logits_to_keep=keep, **kw).logits[:, -1].float()
 
-    if shared:
-        head = torch.tensor([list(prompts[0][:shared])], device=device)
-        forward(head, None, torch.arange(shared, device=device)[None])
-        for layer in cache.layers:
-            assert isinstance(layer, PreallocatedLayer)
-            layer.batch_repeat(n)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for i, p in enumerate(prompts):
-        rest = list(p[shared:])
-        ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
-        mask[i, shared + width - len(rest) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = forward(ids, mask, positions[:, shared:])
+    logits, mask, positions = prefill(forward, cache, prompts, shared, pad_id, device)
     positions = positions[:, -1:] + 1
     stops, alive = set(stop_ids), list(range(n))
     for _ in range(max_new_tokens):
@@ -257,22 +272,11 @@ class Batch:
         shared = shared if shared >= MIN_SHARED else 0
         width = max(len(p) for p in prompts) - shared
         cache = preallocated_cache(self.model, shared + width + room)
-        if shared:
-            head = torch.tensor([list(prompts[0][:shared])], device=device)
-            self._forward(cache, head, None, torch.arange(shared, device=device)[None], names[:1])
-            for layer in cache.layers:
-                assert isinstance(layer, PreallocatedLayer)
-                layer.batch_repeat(len(prompts))
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
-        for i, p in enumerate(prompts):
-            rest = list(p[shared:])
-            ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
-            mask[i, shared + width - len(rest) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self._forward(cache, ids, mask, positions[:, shared:], names)
+
+        def forward(ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
+            return self._forward(cache, ids, mask, positions, names[: ids.shape[0]])  # the head pass: one row
+
+        logits, mask, positions = prefill(forward, cache, prompts, shared, self.pad_id, device)
         new = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
         if not self.layers:
             self.layers = new
