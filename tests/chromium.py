@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-FLAGS = [
+HEADLESS = (  # a quiet headless browser: no sandbox (root in CI), no GPU, nothing fetched from the network
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -19,8 +19,8 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--remote-debugging-port=0",
-]
+)
+FLAGS = [*HEADLESS, "--remote-debugging-port=0"]
 
 
 def ensure_chromium() -> str:

@@ -12,18 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from chromium import HEADLESS
 from tunesmith.check import load, render_html, run_check
 
 pytestmark = pytest.mark.integration
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
 
 
 def chat(user: str, answer: str) -> dict:
@@ -186,7 +178,7 @@ def test_html_report_renders_in_chromium(tmp_path, tiny_llama_dir, monkeypatch):
     done = subprocess.run(
         [
             chromium(),
-            *CHROMIUM_FLAGS,
+            *HEADLESS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--enable-logging=stderr",
             "--v=0",
