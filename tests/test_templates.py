@@ -97,15 +97,10 @@ def test_a_bad_template_file_is_a_config_error_naming_it(tmp_path, text, says):
 
 
 def _config(tmp_path, model_dir, template: str, steps: int = 2) -> dict:
-    rows = [
-        {"messages": [{"role": "user", "content": f"Say {w} #{i}"}, {"role": "assistant", "content": w}]}
-        for i, w in enumerate(["hello", "bye", "yes", "no"] * 4)
-    ]
-    data = tmp_path / "train.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tiny.say_words(tmp_path / "train.jsonl", 16)
     return {
         "model": {"name": str(model_dir), "dtype": "float32"},
-        "data": {"train": str(data), "template": template},
+        "data": {"train": data, "template": template},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "train": {"max_steps": steps, "batch_size": 8, "lr": 1e-2, "max_length": 64, "epochs": 1},
         "eval": {"enabled": False},

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import tiny
 import tunesmith
 from tunesmith.errors import ConfigError
 from tunesmith.runfolder import read_metrics
@@ -14,15 +15,10 @@ from tunesmith.training import trackers
 
 
 def _config(tmp_path: Path, model_dir, steps: int, report_to) -> dict:
-    rows = [
-        {"messages": [{"role": "user", "content": f"Say {w} #{i}"}, {"role": "assistant", "content": w}]}
-        for i, w in enumerate(["hello", "bye", "yes", "no"] * 6)
-    ]
-    data = tmp_path / "train.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tiny.say_words(tmp_path / "train.jsonl", 24)
     return {
         "model": {"name": str(model_dir), "dtype": "float32"},
-        "data": {"train": str(data), "eval_fraction": 0.25},
+        "data": {"train": data, "eval_fraction": 0.25},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
         "train": {
             "max_steps": steps,

@@ -130,6 +130,24 @@ def hf_generate(model, tok, batch: list[list[int]], max_new_tokens: int, stop: l
     return rows
 
 
+def say_words(path: Path, rows: int) -> str:
+    """A chat file of `rows` rows a tiny model can fit ("Say hello #3" -> "hello"); its path."""
+    import json
+
+    words = ["hello", "bye", "yes", "no"]
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Say {words[i % 4]} #{i}"},
+                {"role": "assistant", "content": words[i % 4]},
+            ]
+        }
+        for i in range(rows)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return str(path)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
