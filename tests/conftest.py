@@ -18,6 +18,16 @@ torch.set_num_threads(int(os.environ.get("TUNESMITH_TEST_THREADS", "1")))
 import tiny  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory):
+    """One cache of converted models for the whole session (the bundled GGUF is converted once, ~20 s, rather than
+    by every CLI test): `$TUNESMITH_CACHE` where it is set, else a session folder. Tests that look at the
+    conversion itself give theirs a folder of its own."""
+    if not os.environ.get("TUNESMITH_CACHE"):
+        os.environ["TUNESMITH_CACHE"] = str(tmp_path_factory.mktemp("model-cache"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def chatml_tok():
     return tiny.chatml_tokenizer()

@@ -17,7 +17,7 @@ def tunesmith(*args, env, timeout=900):
 
 
 def test_demo_config_trains_evaluates_and_generates(tmp_path):
-    env = dict(os.environ, TUNESMITH_CACHE=os.environ.get("TUNESMITH_CACHE", str(tmp_path / "cache")))
+    env = dict(os.environ)  # the session's model cache (conftest)
     run = tmp_path / "run"
     done = tunesmith(
         "train",

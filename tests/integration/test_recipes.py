@@ -29,7 +29,7 @@ def tunesmith(*args, env, timeout=900):
 
 @pytest.fixture
 def env(tmp_path):
-    return dict(os.environ, TUNESMITH_CACHE=os.environ.get("TUNESMITH_CACHE", str(tmp_path / "cache")))
+    return dict(os.environ)  # the session's model cache (conftest)
 
 
 @pytest.mark.parametrize("config", list(RECIPES))
