@@ -182,3 +182,42 @@ def test_sampling_keeps_the_top_token_for_any_top_p(temperature, top_p):
 
     logits = torch.tensor([0.0, 3.0, 1.0])
     assert sample(logits, temperature, top_p, torch.Generator().manual_seed(0)) == 1
+
+
+def test_generation_batches_grow_to_the_cache_budget_and_answer_the_same(chatml_tok, monkeypatch):
+    import tunesmith.generation as generation
+
+    model = tiny.llama(chatml_tok, seed=3, hidden=64)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(4.0)  # spread-out logits: answers that differ by prompt
+    labels = LabelSet(("billing", "shipping", "account"), "category: ", end_of_turn=False)  # free text after it
+    questions = [q * k for q in QUESTIONS for k in (1, 2)]
+    sizes: list[int] = []
+    decode = generation.decode
+
+    def counted(model, prompts, **kw):
+        sizes.append(len(prompts))
+        return decode(model, prompts, **kw)
+
+    monkeypatch.setattr(generation, "decode", counted)
+    alone = [
+        generate_answers(model, chatml_tok, [c], system_prompt=None, max_new_tokens=12, labels=labels)[0]
+        for c in convs(questions)
+    ]
+    sizes.clear()
+    together = generate_answers(
+        model, chatml_tok, convs(questions), system_prompt=None, max_new_tokens=12, labels=labels, batch_size=4
+    )
+    assert together == alone and len(set(alone)) >= 3  # answers that differ row by row
+    assert sizes == [10]  # 4 x 4 rows allowed, the 1 GiB budget far away: one batch
+    per_token = generation.cache_bytes_per_token(generation.for_inference(model))
+    longest = max(len(render_prompt(c, chatml_tok, system_prompt=None)) for c in convs(questions)) + 12
+    monkeypatch.setattr(generation, "CACHE_BUDGET", 3 * per_token * longest)  # room for 3 of the longest rows
+    sizes.clear()
+    assert (
+        generate_answers(
+            model, chatml_tok, convs(questions), system_prompt=None, max_new_tokens=12, labels=labels, batch_size=4
+        )
+        == alone
+    )
+    assert sizes[0] == 3 and sum(sizes) == len(questions) and max(sizes) > 3  # shorter rows later: more per batch

@@ -242,6 +242,34 @@ def generate_batch(
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
 
+GENERATE_ROWS = 4  # generation batches: up to this many times the scoring batch size (eval.batch_size) ...
+CACHE_BUDGET = 1 << 30  # ... while their KV cache stays under 1 GiB (SmolLM2, 200-token rows: 64 rows, 0.6 GiB)
+
+
+def cache_bytes_per_token(model) -> int:
+    """Bytes of KV cache one token takes in `model` (every layer's keys and values, in the model's dtype)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = getattr(config, "num_attention_heads", 1) or 1
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    itemsize = next(model.parameters()).element_size()
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * itemsize
+
+
+def batches(model, prompts: Sequence[Sequence[int]], batch_size: int, max_new_tokens: int) -> list[list[int]]:
+    """The prompts' indices in generation batches: longest first, each batch up to `GENERATE_ROWS` x
+    `batch_size` rows and a KV cache (every row at its longest prompt plus `max_new_tokens`) under `CACHE_BUDGET`."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    per_token = cache_bytes_per_token(model)
+    out, start = [], 0
+    while start < len(order):
+        longest = len(prompts[order[start]]) + max_new_tokens
+        rows = max(1, min(GENERATE_ROWS * batch_size, CACHE_BUDGET // max(1, per_token * longest)))
+        out.append(order[start : start + rows])
+        start += rows
+    return out
+
+
 def generate_answers(
     model,
     tokenizer,
@@ -259,16 +287,18 @@ def generate_answers(
     """Answer each conversation's last user turn; longest prompts first to waste little padding. Greedy
     unless `temperature > 0` (nucleus sampling with `top_p`, drawn from `generator`).
 
+    A batch takes up to `GENERATE_ROWS` x `batch_size` rows, as many as keep its KV cache (every row at the
+    batch's longest prompt plus `max_new_tokens`) under `CACHE_BUDGET`: more rows per decoding step is faster,
+    and a row's answer does not depend on the batch.
+
     With `labels` (a label task), every answer is held to the label set (see `generate_batch`). With
     `progress` (a title), rows done, tokens/s and the time left are shown as it goes (`RowProgress`)."""
     model = for_inference(model)  # once for every batch
     prompts = [render_prompt(c, tokenizer, system_prompt=system_prompt) for c in conversations]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     answers: list[str] = [""] * len(prompts)
     shown = RowProgress(progress or "", len(prompts), enabled=progress is not None)
     try:
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in batches(model, prompts, batch_size, max_new_tokens):
             batch = [prompts[i] for i in chunk]
             ids = generate_ids(
                 model,
