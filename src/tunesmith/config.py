@@ -262,7 +262,7 @@ class EvalSpec(_Strict):
     enabled: bool = True
     max_samples: Int = Field(default=100, ge=1)
     max_new_tokens: Int = Field(default=64, ge=1)
-    batch_size: Int = Field(default=16, ge=1)
+    batch_size: Int = Field(default=16, ge=1)  # scoring rows; generation: up to 4x, within a 1 GiB KV cache
     answer_regex: str | None = None
     report: bool = True  # after training: base zero-/few-shot vs tuned -> eval.json, predictions.jsonl, report.html
     few_shot: Int = Field(default=3, ge=0)  # training examples shown to the base model in the few-shot system
