@@ -210,7 +210,7 @@ def _heldout(run: Run, model, identity: str | None) -> dict:
         prep.tokenizer,
         run.config,
         prep.eval_convs,
-        run.eval_batches,
+        run.prep.eval_rows,
         train=prep.train_convs,
         cache=AnswerCache(run.folder.answers),
         identity=identity,
@@ -220,7 +220,7 @@ def _heldout(run: Run, model, identity: str | None) -> dict:
 def _evaluate_before(run: Run) -> None:
     """The base model's held-out figures, once per run folder (a resumed run keeps the first)."""
     config = run.config
-    if run.dist.is_main and run.eval_batches and config.eval.enabled and not run.folder.eval_before.is_file():
+    if run.dist.is_main and run.prep.eval_rows and config.eval.enabled and not run.folder.eval_before.is_file():
         log.info("evaluating the base model on %d held-out rows", len(run.prep.eval_rows))
         base = base_identity(config.model.name, model_dtype(run.model))
         write_json(run.folder.eval_before, _heldout(run, run.model, base))
@@ -229,7 +229,7 @@ def _evaluate_before(run: Run) -> None:
 def _evaluate_after(run: Run, model) -> dict:
     config = run.config
     after = None
-    if run.eval_batches and config.eval.enabled:
+    if run.prep.eval_rows and config.eval.enabled:
         with eager(config.train.compile):
             after = _heldout(run, model, weights_identity(run.folder.root, config.method))
     before = read_json(run.folder.eval_before) if run.folder.eval_before.is_file() else None

@@ -154,14 +154,17 @@ class SearchTable:
 
 
 class RowProgress:
-    """Progress of a long pass over rows (generating answers): rows done, generated tokens/s and ETA. A rich
-    bar on a terminal; elsewhere (a log file, CI) a plain log line every `every_s` seconds and at the end."""
+    """Progress of a long pass over rows (generating answers, scoring references): rows done, tokens/s (`unit`
+    says which tokens) and ETA. A rich bar on a terminal; elsewhere (a log file, CI) a plain log line every
+    `every_s` seconds and at the end."""
 
-    def __init__(self, title: str, total: int, *, enabled: bool = True, every_s: float = 30.0):
+    def __init__(
+        self, title: str, total: int, *, enabled: bool = True, every_s: float = 30.0, unit: str = "generated tokens"
+    ):
         import logging
         import time
 
-        self.title, self.total, self.rows, self.tokens = title, total, 0, 0
+        self.title, self.total, self.rows, self.tokens, self.unit = title, total, 0, 0, unit
         self._clock, self._started, self._every, self._said = time.perf_counter, time.perf_counter(), every_s, 0.0
         self._log = logging.getLogger("tunesmith")
         console = Console(stderr=True)
@@ -187,7 +190,7 @@ class RowProgress:
         seconds = max(self._clock() - self._started, 1e-9)
         left = (self.total - self.rows) * seconds / max(self.rows, 1)
         return (
-            f"{self.title}: {self.rows}/{self.total} rows, {self.tokens / seconds:.0f} generated tokens/s, "
+            f"{self.title}: {self.rows}/{self.total} rows, {self.tokens / seconds:.0f} {self.unit}/s, "
             f"{seconds:.0f}s so far, about {left:.0f}s left"
         )
 

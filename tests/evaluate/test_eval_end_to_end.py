@@ -43,16 +43,21 @@ def test_training_writes_the_comparison_and_tuned_beats_prompting(tuned_run):
 
 
 def test_every_answer_is_generated_once_and_eval_reuses_them(tuned_run, monkeypatch):
-    """Before/after and the report's base zero-shot/tuned share their answers: 3 systems x 24 rows are
-    generated, not 5 x 24; `evaluate_run` on the same data then generates nothing and scores the same."""
+    """Before/after and the report's base zero-shot/tuned share their answers and their held-out loss: 3 systems
+    x 24 rows are generated, not 5 x 24, and 3 losses computed, not 5; `evaluate_run` on the same data then
+    generates and computes nothing and scores the same."""
     from tunesmith.evaluate import answers, evaluate_run
 
     run = tuned_run.run_dir
     kept = (run / "answers.jsonl").read_text().splitlines()
-    assert len(kept) == 3 * 24 and all(set(json.loads(line)) == {"key", "answer"} for line in kept)
+    assert all(set(json.loads(line)) == {"key", "answer"} for line in kept)
+    losses = [line for line in kept if json.loads(line)["answer"].startswith('{"eval_loss"')]
+    assert len(kept) - len(losses) == 3 * 24 and len(losses) == 3
     summary = json.loads((run / "summary.json").read_text())
     report = json.loads((run / "eval.json").read_text())
     assert summary["before"]["accuracy"] == report["systems"]["base_zero_shot"]["metrics"]["accuracy"]["value"]
+    assert summary["before"]["eval_loss"] == report["systems"]["base_zero_shot"]["loss"]["eval_loss"]
+    assert summary["after"]["eval_loss"] == report["systems"]["tuned"]["loss"]["eval_loss"]
 
     def no_generation(*args, **kwargs):
         raise AssertionError("an answer was generated again")

@@ -10,7 +10,7 @@ from tunesmith.evaluate.likelihood import candidate_ids, rank_labels, token_stat
 from tunesmith.evaluate.systems import System, pick_shots
 from tunesmith.evaluate.task import infer_task
 from tunesmith.pack import collate_padded
-from tunesmith.render import render
+from tunesmith.render import IGNORE, Rendered, render
 from tunesmith.training.loss import mean_loss
 
 
@@ -55,6 +55,35 @@ def test_token_stats_match_training_loss(chatml_tok):
         mean_loss(model, [collate_padded(rows, chatml_tok.pad_token_id)]), abs=1e-5
     )
     assert stats["tokens"] == sum(r.n_trained for r in rows) and 0 <= stats["token_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_token_stats_with_a_shared_few_shot_prefix_equal_each_row_alone(kind, chatml_tok, base_tok):
+    """Few-shot rows share their long untrained head: computed once and copied, the sums are those of every row
+    scored alone, unpadded (and a trained token inside the shared part is never skipped)."""
+    from tunesmith.model.decode import MIN_SHARED
+    from tunesmith.model.score import _untrained_prefix
+
+    tok = chatml_tok if kind == "llama" else base_tok
+    model = tiny.llama(tok) if kind == "llama" else tiny.gpt2(tok)
+    shots = [Message("user", "Where is my parcel, it is late?"), Message("assistant", "category: shipping")] * 3
+    asks = [("I was charged twice", "category: billing"), ("Reset my password please", "category: account")]
+    asks += [("Hi", "category: other"), ("The app crashes when I open settings on my phone", "category: technical")]
+    convs = [
+        Conversation(Origin("t", i), (Message("user", q), Message("assistant", a))) for i, (q, a) in enumerate(asks)
+    ]
+    system = System("base_few_shot", "3-shot", "", model, tok, "Answer with a category.", shots=shots)
+    rows = [render(system.conversation(c), tok, max_length=512, system_prompt="Answer with a category.") for c in convs]
+    assert _untrained_prefix(rows) >= MIN_SHARED  # the shared path is the one under test
+    stats = token_stats(model, rows, tok.pad_token_id or 0, batch_size=3)
+    alone = [mean_loss(model, [collate_padded([r], tok.pad_token_id or 0)]) for r in rows]
+    weights = [r.n_trained for r in rows]
+    assert stats["tokens"] == sum(weights)
+    assert stats["eval_loss"] == pytest.approx(sum(a * w for a, w in zip(alone, weights)) / sum(weights), abs=1e-5)
+    first_trained = min(next(i for i, x in enumerate(r.labels) if x != IGNORE) for r in rows)
+    assert _untrained_prefix(rows) < first_trained  # nothing trained inside the shared head
+    trained = [Rendered(r.input_ids, [IGNORE] * 3 + r.input_ids[3:], r.origin) for r in rows]
+    assert _untrained_prefix(trained) <= 2  # a trained token stops the shared head before it
 
 
 def test_base_system_runs_with_the_adapter_disabled(chatml_tok):

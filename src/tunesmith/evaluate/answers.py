@@ -1,6 +1,7 @@
 """Generated answers kept in a run folder (`answers.jsonl`): one per (model, prompt, decoding settings), so the
 before/after figures of `tunesmith train`, its comparison report and a later `tunesmith eval` on the same data
-all read the same answer, generated once. Keys are digests; the file is plain JSON lines (data, never code)."""
+all read the same answer, generated once; and, the same way, a model's loss on a set of reference rows. Keys are
+digests; the file is plain JSON lines (data, never code)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from tunesmith.data.types import Message
 from tunesmith.generation import LabelSet, generate_answers
 from tunesmith.model.inference import inference_dtype
-from tunesmith.render import render_prompt
+from tunesmith.render import Rendered, render_prompt
 from tunesmith.runfolder import RunFolder
 
 log = logging.getLogger("tunesmith")
@@ -119,6 +120,25 @@ class AnswerCache:
         if len(missing) < len(keys):
             log.info("reused %d kept answers (%s)", len(keys) - len(missing), self.path)
         return [self.store[k] for k in keys]
+
+    def stats(self, identity: str | None, model, rows: Sequence[Rendered], batch_size: int, compute) -> dict:
+        """`compute()` (a model's token statistics on `rows`, in batches of `batch_size`), or the result kept for
+        the same model, precision, rows and batching (never kept for an unnamed model)."""
+        if identity is None:
+            return compute()
+        parts = [identity, "token_stats", model_dtype(model), batch_size, [[r.input_ids, r.labels] for r in rows]]
+        key = hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+        if key in self.store:
+            try:
+                kept = json.loads(self.store[key])
+                log.info("reused the kept loss on %d rows (%s)", len(rows), self.path)
+                return dict(kept)
+            except (ValueError, TypeError):
+                pass  # not a loss record: computed again below
+        result = compute()
+        self.store[key] = json.dumps(result)
+        self._append({key: self.store[key]})
+        return result
 
     def _append(self, new: dict[str, str]) -> None:
         if self.path is None:

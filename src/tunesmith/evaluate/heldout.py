@@ -10,7 +10,8 @@ from tunesmith.data.types import Conversation
 from tunesmith.evaluate.answers import AnswerCache
 from tunesmith.evaluate.metrics import exact_match
 from tunesmith.evaluate.task import score, task_for
-from tunesmith.training.loss import mean_loss
+from tunesmith.model.score import token_stats
+from tunesmith.render import Rendered
 
 
 def heldout_metrics(
@@ -18,25 +19,29 @@ def heldout_metrics(
     tokenizer,
     config: Config,
     convs: Sequence[Conversation],
-    batches: list[dict],
+    rows: Sequence[Rendered],
     *,
     train: Sequence[Conversation] = (),
     cache: AnswerCache | None = None,
     identity: str | None = None,
 ) -> dict:
     """{"eval_loss": ..., "accuracy": ..., "samples": ...} (and for json, codes and code tasks their primary
-    metric, named by "task_metric") of `model` on the held-out `batches` / `convs`.
+    metric, named by "task_metric") of `model` on the held-out `rows` (rendered) / `convs`.
 
     The task (and a label task's label set) is inferred as the comparison report infers it, from the held-out
     answers and the `train` answers; with `cache` and `identity` the answers are the ones it keeps."""
-    result: dict = {"eval_loss": mean_loss(model, batches)}
+    cache, bs = cache or AnswerCache(None), config.eval.batch_size
+    stats = cache.stats(
+        identity, model, rows, bs, lambda: token_stats(model, rows, tokenizer.pad_token_id, bs, "held-out loss")
+    )
+    result: dict = {"eval_loss": stats["eval_loss"]}
     chats = [c for c in convs if not c.is_text and c.reference() is not None][: config.eval.max_samples]
     if chats:
         references = [c.reference() or "" for c in chats]
         extra = [c.reference() or "" for c in train if not c.is_text]
         extras = [c.extra for c in chats]
         task = task_for(config.eval, references, extra_references=extra, rows_extra=extras)
-        answers = (cache or AnswerCache(None)).answers(
+        answers = cache.answers(
             identity,
             model,
             tokenizer,

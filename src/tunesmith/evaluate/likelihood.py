@@ -4,48 +4,16 @@ and ranking a label set by log-likelihood (an exact, generation-free alternative
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from tunesmith.generation import candidate_ids, left_pad
 from tunesmith.model.decode import last_positions
 from tunesmith.model.load import device_of
-from tunesmith.pack import collate_padded
-from tunesmith.render import IGNORE, Rendered
+from tunesmith.model.score import token_stats
 
-__all__ = ["candidate_ids", "rank_labels", "token_stats"]  # candidate_ids lives in generation, shared with decoding
-
-
-@torch.no_grad()
-def token_stats(model, rows: Sequence[Rendered], pad_id: int, batch_size: int = 16) -> dict:
-    """Mean next-token loss, perplexity and mean token accuracy (argmax = target) over trained tokens."""
-    model.eval()
-    device = device_of(model)
-    total, correct, count = 0.0, 0, 0
-    for start in range(0, len(rows), batch_size):
-        batch = {k: v.to(device) for k, v in collate_padded(list(rows[start : start + batch_size]), pad_id).items()}
-        targets = batch["labels"][:, 1:]
-        keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(1)
-        if keep.numel() == 0:
-            continue
-        logits = model(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False, logits_to_keep=keep
-        ).logits.float()
-        kept = targets[:, keep]
-        total += float(F.cross_entropy(logits.flatten(0, 1), kept.flatten(), ignore_index=IGNORE, reduction="sum"))
-        valid = kept != IGNORE
-        correct += int(((logits.argmax(-1) == kept) & valid).sum())
-        count += int(valid.sum())
-    loss = total / max(count, 1)
-    return {
-        "eval_loss": loss,
-        "perplexity": math.exp(min(loss, 50.0)),
-        "token_accuracy": correct / max(count, 1),
-        "tokens": count,
-    }
+__all__ = ["candidate_ids", "rank_labels", "token_stats"]  # shared with decoding (generation) and training (model)
 
 
 @torch.no_grad()

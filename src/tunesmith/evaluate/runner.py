@@ -170,7 +170,14 @@ def run_system(
             render(system.conversation(c), tok, max_length=EVAL_MAX_LENGTH, system_prompt=system.system_prompt)
             for c in test
         ]
-        loss = token_stats(system.model, rows, tok.pad_token_id, batch_size)
+        title = f"scoring the references: {system.title}"
+        loss = cache.stats(
+            system.identity,
+            system.model,
+            rows,
+            batch_size,
+            lambda: token_stats(system.model, rows, tok.pad_token_id, batch_size, title),
+        )
     return {"answers": answers, "seconds": seconds, "generated": generated, "loss": loss}
 
 

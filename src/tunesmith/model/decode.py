@@ -62,6 +62,20 @@ class PreallocatedLayer(DynamicLayer):
             self.value_buffer = self.value_buffer.expand(rows, -1, -1, -1).clone()
             self._views()
 
+    def repeated(self, rows: int, capacity: int) -> PreallocatedLayer:
+        """A new layer holding this (one-row) layer's positions in each of `rows` rows, with room for `capacity`
+        in all (this one is left as it is, to be repeated again)."""
+        new = PreallocatedLayer(capacity)
+        if self.is_initialized:
+            for name in ("key_buffer", "value_buffer"):
+                old = getattr(self, name)
+                buffer = old.new_empty((rows, old.shape[1], max(capacity, self.length), old.shape[3]))
+                buffer[:, :, : self.length].copy_(old[:, :, : self.length].expand(rows, -1, -1, -1))
+                setattr(new, name, buffer)
+            new.length, new.device, new.is_initialized = self.length, self.device, True
+            new._views()
+        return new
+
     def join(self, other: PreallocatedLayer) -> None:
         """Take `other`'s rows into this batch, both right-aligned at the longer length (the shorter padded on
         the left, where the attention mask hides it)."""

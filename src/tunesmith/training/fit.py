@@ -19,8 +19,7 @@ from tunesmith.progress import TrainProgress
 from tunesmith.runfolder import MetricsWriter
 from tunesmith.training import checkpoint, distributed
 from tunesmith.training.loop import Diverged, LoopHooks, train_loop
-from tunesmith.training.loss import mean_loss
-from tunesmith.training.setup import Run
+from tunesmith.training.setup import Run, eval_stats
 from tunesmith.training.trackers import Trackers
 
 log = logging.getLogger("tunesmith")
@@ -91,7 +90,7 @@ def fit(
 
     def eval_loss() -> float:
         with eager(t.compile):
-            return mean_loss(run.model, run.eval_batches)
+            return eval_stats(run)["eval_loss"]
 
     if t.compile:
         log.info("compiling %d decoder blocks with torch.compile (the first steps are slow)", compile_blocks(run.model))
@@ -108,7 +107,7 @@ def fit(
             total_steps=run.total_steps,
             log=log_step,
             save=run.save,
-            evaluate=eval_loss if run.eval_batches else None,
+            evaluate=eval_loss if run.prep.eval_rows else None,
             should_stop=should_stop,
             loss=run.trainable.loss,
         )

@@ -25,7 +25,8 @@ from tunesmith.model import ModelSource, build_model, load_tokenizer, resolve_mo
 from tunesmith.model.adapters import count_parameters
 from tunesmith.model.fused import fuse, wants_fusion
 from tunesmith.model.load import resolve_packing
-from tunesmith.pack import batch_tokens, collate, collate_padded, epoch_batches
+from tunesmith.model.score import token_stats
+from tunesmith.pack import batch_tokens, collate, epoch_batches
 from tunesmith.render import Rendered, check_max_length, render_all
 from tunesmith.runfolder import RunFolder, atomic_write_text, read_json, remove_stale_temporaries
 from tunesmith.training import checkpoint, distributed
@@ -275,7 +276,6 @@ class Run:
     labels: Any = None  # a label task's Task (set by the caller that detects it)
     trainable: Trainable | None = None
     parameters: tuple[int, int] = (0, 0)  # (trainable, total)
-    eval_batches: list[dict] = field(default_factory=list)
     wrapped: torch.nn.Module | None = None  # the model as the loop calls it (DDP/FSDP under torchrun)
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object = None
@@ -350,15 +350,10 @@ def _resume_recipe(run: Run) -> None:
 
 
 def build(run: Run) -> None:
-    """The trainable model, the held-out batches, and the run's config.yaml (the folder exists from here on)."""
+    """The trainable model and the run's config.yaml (the folder exists from here on)."""
     config = run.config
     run.trainable = trainable_model(config, run.prep.source, run.device, run.total_steps)
     _describe(run)
-    bs = config.eval.batch_size
-    run.eval_batches = [
-        collate_padded(run.prep.eval_rows[i : i + bs], run.prep.tokenizer.pad_token_id)
-        for i in range(0, len(run.prep.eval_rows), bs)
-    ]
     run.folder.root.mkdir(parents=True, exist_ok=True)
     if run.dist.is_main:
         atomic_write_text(run.folder.config, dump_config(config))
@@ -409,3 +404,10 @@ def optimize(run: Run) -> None:
             run.folder.checkpoints, run.model, run.optimizer, run.scheduler, run.dist
         )
         log.info("resuming from %s (step %d)", run.latest, run.state.step)
+
+
+def eval_stats(run: Run) -> dict:
+    """Held-out loss, perplexity and token accuracy of the run's model on its held-out rows, in batches of
+    eval.batch_size (`model.score`: one definition with the before/after figures and the comparison report)."""
+    rows, tok = run.prep.eval_rows, run.prep.tokenizer
+    return token_stats(run.model, rows, tok.pad_token_id, run.config.eval.batch_size)
