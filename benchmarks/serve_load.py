@@ -64,6 +64,46 @@ def start_server(src: Path, run: Path, adapter: Path, threads: int) -> tuple[sub
     raise SystemExit(f"server ({src}) did not start")
 
 
+KNOWN_KEYS = """
+import json, pydantic
+from tunesmith.config import Config
+def keys(model):
+    out = {}
+    for name, field in model.model_fields.items():
+        t = field.annotation
+        out[name] = keys(t) if isinstance(t, type) and issubclass(t, pydantic.BaseModel) else None
+    return out
+print(json.dumps(keys(Config)))
+"""
+
+
+def for_older(src: Path, run: Path, dest: Path) -> Path:
+    """A copy of `run` the code in `src` can read: config keys added since then (at their defaults in the runs
+    made here) dropped."""
+    import shutil
+
+    import yaml
+
+    out = subprocess.run(
+        [sys.executable, "-c", KNOWN_KEYS],
+        env=dict(os.environ, PYTHONPATH=str(src)),
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+    known = json.loads(out)
+
+    def keep(config: dict, schema: dict) -> dict:
+        return {
+            k: keep(v, schema[k]) if isinstance(v, dict) and schema[k] else v for k, v in config.items() if k in schema
+        }
+
+    shutil.copytree(run, dest, ignore=shutil.ignore_patterns("checkpoints"))
+    config = yaml.safe_load((dest / "config.yaml").read_text())
+    (dest / "config.yaml").write_text(yaml.safe_dump(keep(config, known), sort_keys=False))
+    return dest
+
+
 def stop_server(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
@@ -132,17 +172,19 @@ def main() -> None:
     adapter = Path(args.adapter) if args.adapter else make_run(work / "second", 1)
     rows = [json.loads(line) for line in (ROOT / "examples/support/test.jsonl").read_text().splitlines() if line]
     questions = [r["messages"][-2]["content"] for r in rows[: args.questions]]
-    servers = {"now: continuous batching": ROOT / "src"}
+    servers = {"now: continuous batching": (ROOT / "src", run, adapter)}
     if args.baseline_ref != "none":
         tree = work / "before"
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(tree), args.baseline_ref], check=True)
-        servers[f"before ({args.baseline_ref}): one request at a time"] = tree / "src"
+        src = tree / "src"
+        old = (src, for_older(src, run, work / "older" / run.name), for_older(src, adapter, work / "older-second"))
+        servers[f"before ({args.baseline_ref}): one request at a time"] = old
     results = []
     try:
-        for name, src in servers.items():
+        for name, (src, served, second) in servers.items():
             for n in (int(x) for x in args.concurrency.split(",")):
-                proc, url = start_server(src, run, adapter, args.threads)
+                proc, url = start_server(src, served, second, args.threads)
                 try:
                     out = asyncio.run(load(url, [run.name, "second"], questions, n, args.max_tokens))
                 finally:
