@@ -12,7 +12,7 @@ from peft import LoraConfig, get_peft_model
 import tiny
 from tunesmith.generation import LabelSet, generate_ids
 from tunesmith.model.decode import MIN_SHARED, decode, preallocated_cache, shared_prefix
-from tunesmith.model.inference import for_inference
+from tunesmith.model.inference import decoding_in, for_inference, inference_dtype
 
 
 def spread(model, scale: float = 4.0):
@@ -109,6 +109,44 @@ def test_a_bf16_model_decodes_in_float32_as_the_fp32_model_does(chatml_tok, mode
     assert generate_ids(half, chatml_tok, batch, max_new_tokens=8) == generate_ids(
         full, chatml_tok, batch, max_new_tokens=8
     )
+
+
+def test_precision_model_decodes_in_the_weights_own_dtype(chatml_tok, tmp_path):
+    """eval.precision / --precision model: a bf16 model decodes in bf16 (no float32 copy), its answers kept under
+    their own key; outside the block float32 again; an unknown precision is refused."""
+    from tunesmith.data.types import Message
+    from tunesmith.evaluate.answers import AnswerCache
+
+    half = spread(tiny.llama(chatml_tok, seed=3, hidden=64)).to(torch.bfloat16)
+    cache = AnswerCache(tmp_path / "answers.jsonl")
+    convs = [[Message("user", f"ticket {i}")] for i in range(3)]
+    args = dict(system_prompt=None, max_new_tokens=4, batch_size=2)
+    cache.answers("m", half, chatml_tok, convs, **args)
+    with decoding_in("model"):
+        assert for_inference(half) is half and inference_dtype(half) == torch.bfloat16
+        with decoding_in(None):  # None: as the enclosing block says
+            assert inference_dtype(half) == torch.bfloat16
+        cache.answers("m", half, chatml_tok, convs, **args)
+        assert cache.generated == 3  # the float32 answers are not reused for bf16 decoding
+    assert inference_dtype(half) == torch.float32
+    with pytest.raises(ValueError, match="float32, model"), decoding_in("fp8"):
+        pass
+
+
+def test_cli_precision_defaults_to_the_runs_eval_precision(tmp_path):
+    from tunesmith.cli import _precision, build_parser
+
+    parser = build_parser()
+    for verb in ("eval", "generate", "chat", "serve"):
+        extra = ["--prompt", "p"] if verb == "generate" else []
+        assert parser.parse_args([verb, "run", *extra, "--precision", "model"]).precision == "model"
+        assert _precision(parser.parse_args([verb, str(tmp_path / "missing"), *extra])) is None  # no run: no say
+    assert _precision(parser.parse_args(["check", "data.jsonl"])) is None
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data:\n  train: train.jsonl\neval:\n  precision: model\n")
+    assert _precision(parser.parse_args(["generate", str(run), "--prompt", "p"])) == "model"
+    assert _precision(parser.parse_args(["generate", str(run), "--prompt", "p", "--precision", "float32"])) == "float32"
 
 
 def test_shared_prefix_gives_the_same_logits(chatml_tok, model):

@@ -155,6 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         include_base=not args.no_base,
         free_text=True if args.free_text else None,
+        precision=args.precision,
     )
     systems = s["systems"]
     table = Table(title=f"{s['examples']} examples, {s['task']['kind']} task (95% bootstrap CI)", show_edge=False)
@@ -445,6 +446,40 @@ def _add_trust(p) -> None:
     )
 
 
+def _add_precision(p) -> None:
+    p.add_argument(
+        "--precision",
+        choices=["float32", "model"],
+        default=None,
+        help="how answers are decoded on a CPU: float32 (answers that do not depend on the batch, as the fp32 "
+        "export gives) or model (the weights' own dtype, bf16: faster on CPUs with bf16 units, an answer may change "
+        "with its batch) (default: the run's eval.precision)",
+    )
+
+
+def _precision(args: argparse.Namespace) -> str | None:
+    """The decoding precision a verb asked for: --precision, else its run's eval.precision (None: no run)."""
+    if getattr(args, "precision", None) is not None or not hasattr(args, "precision"):
+        return getattr(args, "precision", None)
+    from tunesmith.runfolder import run_config
+
+    try:
+        return run_config(args.run_dir).eval.precision
+    except (TunesmithError, OSError):  # the verb itself says what is wrong with the run folder
+        return None
+
+
+def _decoding(precision: str | None):
+    """`model.inference.decoding_in(precision)`; nothing (and no torch import) for verbs without a precision."""
+    if precision is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from tunesmith.model.inference import decoding_in
+
+    return decoding_in(precision)
+
+
 def _add_check(sub) -> None:
     p = sub.add_parser("check", formatter_class=_Help, help=cmd_check.__doc__, description=cmd_check.__doc__)
     p.add_argument("target", help="YAML config, or a data file (.jsonl, .json, .csv, .parquet) with --model")
@@ -544,6 +579,7 @@ def _add_eval(sub) -> None:
         action="store_true",
         help="label tasks: let every system answer in free text (default: answers held to the label set)",
     )
+    _add_precision(p)
     _add_trust(p)
     p.set_defaults(func=cmd_eval)
 
@@ -560,6 +596,7 @@ def _add_generate(sub) -> None:
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
     )
+    _add_precision(p)
     _add_trust(p)
     p.set_defaults(func=cmd_generate)
 
@@ -573,6 +610,7 @@ def _add_chat(sub) -> None:
     p.add_argument(
         "--free-text", action="store_true", help="answer in free text even when the run has a label set (labels.json)"
     )
+    _add_precision(p)
     _add_trust(p)
     p.set_defaults(func=cmd_chat)
 
@@ -641,6 +679,7 @@ def _add_serve(sub) -> None:
         action="store_true",
         help="chat answers in free text even when a run has a label set (a request can also send free_text: true)",
     )
+    _add_precision(p)
     _add_trust(p)
     p.set_defaults(func=cmd_serve)
 
@@ -656,7 +695,8 @@ def main(argv: list[str] | None = None) -> int:
     from tunesmith.runfolder import trusting_remote_code
 
     try:
-        with trusting_remote_code(getattr(args, "trust_remote_code", False)):  # only verbs acting on a run have it
+        trusting = trusting_remote_code(getattr(args, "trust_remote_code", False))  # only verbs acting on a run
+        with trusting, _decoding(_precision(args)):
             return args.func(args)
     except Stopped as e:  # SIGINT/SIGTERM during training: checkpoint saved, exit 3
         err_console.print(f"[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False, soft_wrap=True)

@@ -272,6 +272,9 @@ class EvalSpec(_Strict):
     patience: Int | None = Field(default=None, ge=1)  # stop after this many periodic evals without improvement
     # label tasks: generated answers are held to the label set (every system alike); true = free-text decoding
     free_text: bool = False
+    # how generation decodes on a CPU: float32 = answers that do not depend on the batch, as the fp32 export gives;
+    # model = the weights' own dtype (bf16: faster on CPUs with bf16 units; an answer may change with its batch)
+    precision: Literal["float32", "model"] = "float32"
     # how answers are scored: auto = inferred from the references (label, json, text; code when rows carry
     # `tests`); codes = a set of codes per answer (set F1, exact set, invalid codes against `valid_codes`)
     task: Literal["auto", "label", "json", "text", "codes", "code"] = "auto"

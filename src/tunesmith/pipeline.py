@@ -17,6 +17,7 @@ from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, 
 from tunesmith.evaluate.heldout import heldout_metrics
 from tunesmith.evaluate.periodic import GenerationProbe
 from tunesmith.hardware import kept_process_state
+from tunesmith.model.inference import decoding_in
 from tunesmith.model.load import eager
 from tunesmith.progress import quiet_libraries
 from tunesmith.runfolder import atomic_write_text, read_json, write_json
@@ -57,7 +58,7 @@ def train(
     config = load_config(config, overrides)
     check_available(config)  # a tracker that is not installed: an error before anything is written
     quiet_libraries()
-    with kept_process_state():
+    with kept_process_state(), decoding_in(config.eval.precision):
         run = setup.start(config, resume)
         done = _finished(run)
         if done is not None:

@@ -133,3 +133,26 @@ def test_cli_eval_errors_are_one_line(tmp_path):
         env=dict(os.environ, OMP_NUM_THREADS="1"),
     )
     assert done.returncode == 2 and "not a tunesmith run folder" in done.stderr
+
+
+def test_eval_precision_flag_reaches_generation(tuned_run, tmp_path, monkeypatch):
+    """`tunesmith eval --precision model` decodes in the weights' own dtype (the run's eval.precision says
+    float32): every answer is generated inside that precision."""
+    import shutil
+
+    from tunesmith.cli import main
+    from tunesmith.evaluate import answers
+    from tunesmith.model import inference
+
+    run = tmp_path / "run"
+    shutil.copytree(tuned_run.run_dir, run, ignore=shutil.ignore_patterns("answers.jsonl", "checkpoints"))
+    seen, real = [], answers.generate_answers
+
+    def spy(*args, **kwargs):
+        seen.append(inference._precision[-1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answers, "generate_answers", spy)
+    argv = ["eval", str(run), "--precision", "model", "--max-samples", "4", "--resamples", "10", "--few-shot", "0"]
+    assert main(argv) == 0
+    assert seen and set(seen) == {"model"}

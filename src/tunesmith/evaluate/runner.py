@@ -20,6 +20,7 @@ from tunesmith.evaluate.stats import mean_ci, resamples
 from tunesmith.evaluate.systems import System, is_adapter_model, pick_shots
 from tunesmith.evaluate.task import Task, score, task_for
 from tunesmith.generation import LabelSet
+from tunesmith.model.inference import decoding_in
 from tunesmith.render import render, render_prompt
 
 log = logging.getLogger("tunesmith")
@@ -258,14 +259,14 @@ def evaluate_run(
     seed: int = 0,
     include_base: bool = True,
     free_text: bool | None = None,
+    precision: str | None = None,
     model=None,
     tokenizer=None,
     config: Config | None = None,
 ) -> dict:
-    """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run).
-
-    On a label task every system's generated answers are held to the label set unless `free_text` (default:
-    the config's `eval.free_text`)."""
+    """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run). On a label
+    task every system's generated answers are held to the label set unless `free_text` (default: `eval.free_text`).
+    `precision`: how answers are decoded on a CPU (default: `eval.precision`; `model.inference.decoding_in`)."""
     from tunesmith.evaluate.report import write_reports
     from tunesmith.model.tuned import load_tuned
     from tunesmith.runfolder import RunFolder, run_config, write_json
@@ -307,18 +308,19 @@ def evaluate_run(
     free = config.eval.free_text if free_text is None else free_text
     label_set = None if free or method != "generate" else task.label_set()
     samples = resamples(len(test), n_resamples, seed)
-    results = score_systems(
-        systems,
-        task,
-        test,
-        references,
-        samples,
-        method=method,
-        max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
-        batch_size=batch_size or config.eval.batch_size,
-        labels=label_set,
-        cache=AnswerCache(RunFolder(run_dir).answers),
-    )
+    with decoding_in(precision or config.eval.precision):
+        results = score_systems(
+            systems,
+            task,
+            test,
+            references,
+            samples,
+            method=method,
+            max_new_tokens=max_new_tokens or config.eval.max_new_tokens,
+            batch_size=batch_size or config.eval.batch_size,
+            labels=label_set,
+            cache=AnswerCache(RunFolder(run_dir).answers),
+        )
     comparisons = {key: diffs(task, res, results["tuned"], samples) for key, res in results.items() if key != "tuned"}
     summary = {
         "run_dir": str(run_dir),

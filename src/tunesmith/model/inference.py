@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import weakref
+from contextlib import contextmanager
 
 import torch
 
@@ -18,12 +19,32 @@ def _lora_layers(model) -> list[torch.nn.Module]:
     return [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "disable_adapters")]
 
 
+PRECISIONS = ("float32", "model")  # eval.precision / --precision: how generation decodes on a CPU
+_precision = ["float32"]
+
+
+@contextmanager
+def decoding_in(precision: str | None):
+    """Inside the block, generation on a CPU decodes in `precision` (None: as outside it): `float32` (the default:
+    answers that do not depend on the batch, as the fp32 export gives) or `model`, the weights' own dtype (bf16:
+    faster where the CPU has bf16 units, but an answer may change with its batch; docs/eval.md)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    _precision.append(precision or _precision[-1])
+    try:
+        yield
+    finally:
+        _precision.pop()
+
+
 def inference_dtype(model) -> torch.dtype:
     """float32 on a CPU: bf16 decoding there changed 5 of 8 greedy answers between a prompt alone and in a batch
-    (padding changes the rounding), fp32 none, at 2.2x the time on an AMX CPU (docs/eval.md). Elsewhere (a GPU)
-    the model's own dtype: a float32 copy would double the memory."""
+    (padding changes the rounding), fp32 none, at 2.2x the time on an AMX CPU (docs/eval.md); the model's own
+    dtype inside `decoding_in("model")`. Elsewhere (a GPU) the model's own dtype: a float32 copy would double the
+    memory."""
     p = next(model.parameters())
-    return torch.float32 if p.device.type == "cpu" and p.is_floating_point() else p.dtype
+    cpu_float = p.device.type == "cpu" and p.is_floating_point()
+    return torch.float32 if cpu_float and _precision[-1] == "float32" else p.dtype
 
 
 @torch.no_grad()
