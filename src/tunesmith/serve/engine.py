@@ -353,10 +353,11 @@ def load_engine(
     model.eval()
     plain = merged_copies(model, [m.adapter for m in models.values()])
     log.info(
-        "decoding %s",
+        "decoding %s, in %s",
         "each adapter on its own merged copy"
         if plain
         else "one batch, each row with its own adapter (no memory for a merged copy per adapter)",
+        str(inference_dtype(model)).removeprefix("torch."),
     )
     return Engine(model, tokenizer, _logged(models), max_queue=max_queue, plain=plain)
 
