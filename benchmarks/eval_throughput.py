@@ -151,15 +151,17 @@ def main() -> None:
     old, t = timed(lambda: before(model, tok, prompts, n, b, stops))
     rows.insert(0, (f"(a) tunesmith before: HF generate, left-padded batches of {b}", old, t))
 
-    def new() -> list[list[int]]:  # in the batches evaluation makes (longest first, up to 4 x b rows)
+    chunks = batches(for_inference(model), prompts, b, n)  # as evaluation makes them (longest first, up to 4 x b)
+
+    def new() -> list[list[int]]:
         got: list[list[int]] = [[] for _ in prompts]
-        for chunk in batches(for_inference(model), prompts, b, n):
+        for chunk in chunks:
             for i, answer in zip(chunk, generate_ids(model, tok, [prompts[i] for i in chunk], max_new_tokens=n)):
                 got[i] = answer
         return got
 
     ours, t = timed(new)
-    sizes = [len(c) for c in batches(for_inference(model), prompts, b, n)]
+    sizes = [len(c) for c in chunks]
     rows.insert(1, (f"(b) tunesmith now: merged, preallocated cache, shared prefix, batches of {sizes}", ours, t))
     one, t = timed(lambda: [generate_ids(model, tok, [p], max_new_tokens=n)[0] for p in prompts])
     rows.insert(2, ("(b1) tunesmith now, one prompt at a time", one, t))

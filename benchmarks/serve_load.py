@@ -77,21 +77,19 @@ print(json.dumps(keys(Config)))
 """
 
 
-def for_older(src: Path, run: Path, dest: Path) -> Path:
-    """A copy of `run` the code in `src` can read: config keys added since then (at their defaults in the runs
-    made here) dropped."""
+def known_keys(src: Path) -> dict:
+    """The config keys the code in `src` knows, section by section (None: a leaf)."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run([sys.executable, "-c", KNOWN_KEYS], env=env, text=True, capture_output=True, check=True)
+    return json.loads(out.stdout)
+
+
+def for_older(known: dict, run: Path, dest: Path) -> Path:
+    """A copy of `run` that older code knowing only the `known` config keys can read: keys added since then (at
+    their defaults in the runs made here) dropped."""
     import shutil
 
     import yaml
-
-    out = subprocess.run(
-        [sys.executable, "-c", KNOWN_KEYS],
-        env=dict(os.environ, PYTHONPATH=str(src)),
-        text=True,
-        capture_output=True,
-        check=True,
-    ).stdout
-    known = json.loads(out)
 
     def keep(config: dict, schema: dict) -> dict:
         return {
@@ -178,7 +176,8 @@ def main() -> None:
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(tree), args.baseline_ref], check=True)
         src = tree / "src"
-        old = (src, for_older(src, run, work / "older" / run.name), for_older(src, adapter, work / "older-second"))
+        known = known_keys(src)
+        old = (src, for_older(known, run, work / "older" / run.name), for_older(known, adapter, work / "older-second"))
         servers[f"before ({args.baseline_ref}): one request at a time"] = old
     results = []
     try:

@@ -459,7 +459,7 @@ def _add_precision(p) -> None:
 
 def _precision(args: argparse.Namespace) -> str | None:
     """The decoding precision a verb asked for: --precision, else its run's eval.precision (None: no run)."""
-    if getattr(args, "precision", None) is not None or not hasattr(args, "precision"):
+    if not hasattr(args, "precision") or args.precision is not None:
         return getattr(args, "precision", None)
     from tunesmith.runfolder import run_config
 

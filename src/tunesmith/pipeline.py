@@ -211,7 +211,7 @@ def _heldout(run: Run, model, identity: str | None) -> dict:
         prep.tokenizer,
         run.config,
         prep.eval_convs,
-        run.prep.eval_rows,
+        prep.eval_rows,
         train=prep.train_convs,
         cache=AnswerCache(run.folder.answers),
         identity=identity,

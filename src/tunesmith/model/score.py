@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from transformers.cache_utils import Cache
 
-from tunesmith.model.decode import MIN_SHARED, PreallocatedLayer, cache_argument, last_positions, preallocated_cache
+from tunesmith.model.decode import (
+    MIN_SHARED,
+    PreallocatedLayer,
+    cache_argument,
+    last_positions,
+    preallocated_cache,
+    shared_prefix,
+)
 from tunesmith.model.load import device_of
 from tunesmith.pack import collate_padded
 from tunesmith.progress import RowProgress
@@ -84,16 +91,8 @@ def _untrained_prefix(rows: Sequence[Rendered]) -> int:
     scored from inside them (at least one token of each row is left after them)."""
     if len(rows) < 2:
         return 0
-    first = rows[0].input_ids
-    n = min(len(r.input_ids) for r in rows) - 1
-    for r in rows:
-        trained = next((i for i, label in enumerate(r.labels) if label != IGNORE), len(r.labels))
-        n = min(n, trained - 1)
-        i = 0
-        while i < n and r.input_ids[i] == first[i]:
-            i += 1
-        n = i
-    return max(n, 0)
+    trained = min(next((i for i, label in enumerate(r.labels) if label != IGNORE), len(r.labels)) for r in rows)
+    return max(0, min(shared_prefix([r.input_ids for r in rows]), trained - 1))
 
 
 def _prefix_cache(model, prefix: list[int], device) -> list[PreallocatedLayer] | None:
