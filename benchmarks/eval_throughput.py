@@ -1,9 +1,11 @@
 """Generation throughput, side by side in one run: the same tuned model, prompts and greedy decoding through
 
     (a) tunesmith before the fast path: transformers' `generate` on left-padded batches of the PEFT model
-    (b) tunesmith now: `generation.generate_ids` (adapter merged into a copy, preallocated KV cache, shared
-        prefix computed once, finished rows leave the batch), in the batches evaluation makes (`batches`: up to
-        4 x --batch-size rows within a 1 GiB KV cache)
+    (b) tunesmith now: `generation.generate_ids` (adapter merged into a float32 copy with its linear layers packed
+        for oneDNN, preallocated KV cache, shared prefix computed once, prompts in prefill passes of similar
+        length, finished rows leave the batch), in the batches evaluation makes (`batches`: up to 16 x
+        --batch-size rows within a 1 GiB KV cache)
+    (b16) the same path in the run's own 16-bit dtype (`--precision model`)
     (c) a plain HF loop: one `generate` call per prompt, as a user would write first
     (d) llama.cpp (llama-cpp-python): the same run merged and exported by `tunesmith export --format gguf`
         (f16), one prompt at a time: the CPU reference
@@ -131,8 +133,7 @@ def main() -> None:
     from tunesmith.data import load_conversations
     from tunesmith.evaluate.systems import pick_shots
     from tunesmith.generation import batches, generate_ids
-    from tunesmith.model.decode import decode
-    from tunesmith.model.inference import for_inference, inference_dtype
+    from tunesmith.model.inference import decoding_in, for_inference, inference_dtype
     from tunesmith.model.tuned import load_tuned
     from tunesmith.render import render_prompt, stop_token_ids
 
@@ -151,8 +152,6 @@ def main() -> None:
     old, t = timed(lambda: before(model, tok, prompts, n, b, stops))
     rows.insert(0, (f"(a) tunesmith before: HF generate, left-padded batches of {b}", old, t))
 
-    chunks = batches(for_inference(model), prompts, b, n)  # as evaluation makes them (longest first, up to 4 x b)
-
     def new() -> list[list[int]]:
         got: list[list[int]] = [[] for _ in prompts]
         for chunk in chunks:
@@ -160,6 +159,7 @@ def main() -> None:
                 got[i] = answer
         return got
 
+    chunks = batches(for_inference(model), prompts, b, n)  # as evaluation makes them (longest first, up to 16 x b)
     ours, t = timed(new)
     sizes = [len(c) for c in chunks]
     rows.insert(1, (f"(b) tunesmith now: merged, preallocated cache, shared prefix, batches of {sizes}", ours, t))
@@ -167,20 +167,13 @@ def main() -> None:
     rows.insert(2, ("(b1) tunesmith now, one prompt at a time", one, t))
     invariant = {"b": sum(a == c for a, c in zip(ours, one))}  # alone against evaluation's batches
     dtype = next(model.parameters()).dtype
-    if inference_dtype(model) != dtype:  # the same loop in the run's own 16-bit dtype, for the cost of float32
-        half = for_inference(model)
-        half = copy.deepcopy(half).to(dtype)
-
-        def in_half(batch: list[list[int]]) -> list[list[int]]:
-            return decode(half, batch, stop_ids=stops, pad_id=tok.pad_token_id, max_new_tokens=n)
-
-        def batched_half() -> list[list[int]]:
-            return in_batches(prompts, b, in_half)
-
-        halves, t = timed(batched_half)
-        name = str(dtype).removeprefix("torch.")
-        rows.insert(3, (f"(b16) the same loop in {name} (merged weights cast back)", halves, t))
-        alone16 = [in_half([p])[0] for p in prompts]
+    if inference_dtype(model) != dtype:  # the same path in the run's own 16-bit dtype, for the cost of float32
+        with decoding_in("model"):
+            chunks = batches(for_inference(model), prompts, b, n)
+            halves, t = timed(new)
+            name, sizes = str(dtype).removeprefix("torch."), [len(c) for c in chunks]
+            rows.insert(3, (f"(b16) the same path in {name} (--precision model), batches of {sizes}", halves, t))
+            alone16 = [generate_ids(model, tok, [p], max_new_tokens=n)[0] for p in prompts]
         invariant["b16"] = sum(a == c for a, c in zip(halves, alone16))
     exact = ref  # the answers the new path must give: transformers' own, in the precision it decodes in
     if inference_dtype(model) != dtype:

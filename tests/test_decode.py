@@ -7,6 +7,8 @@ import random
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from peft import LoraConfig, get_peft_model
 
 import tiny
@@ -93,8 +95,11 @@ def test_merged_copy_follows_the_adapter(chatml_tok):
     with peft.disable_adapter():
         plain = for_inference(peft)
         assert (plain(input_ids=ids).logits - peft(input_ids=ids).logits).abs().max() < 1e-5
-    plain_fp32 = tiny.llama(chatml_tok, seed=4)
-    assert for_inference(plain_fp32) is plain_fp32  # plain and already float32 on the CPU: itself
+    plain_fp32 = tiny.llama(chatml_tok, seed=4).eval()
+    packed = for_inference(plain_fp32)  # plain and float32 already: a copy only to pack its linear layers
+    assert packed is not plain_fp32 and for_inference(plain_fp32) is packed
+    assert (packed(input_ids=ids).logits - plain_fp32(input_ids=ids).logits).abs().max() < 1e-5
+    assert for_inference(packed) is packed  # nothing left to change: itself
 
 
 def test_a_bf16_model_decodes_in_float32_as_the_fp32_model_does(chatml_tok, model):
@@ -123,7 +128,8 @@ def test_precision_model_decodes_in_the_weights_own_dtype(chatml_tok, tmp_path):
     args = dict(system_prompt=None, max_new_tokens=4, batch_size=2)
     cache.answers("m", half, chatml_tok, convs, **args)
     with decoding_in("model"):
-        assert for_inference(half) is half and inference_dtype(half) == torch.bfloat16
+        assert inference_dtype(half) == torch.bfloat16
+        assert next(for_inference(half).parameters()).dtype == torch.bfloat16  # no float32 copy (a packed bf16 one)
         with decoding_in(None):  # None: as the enclosing block says
             assert inference_dtype(half) == torch.bfloat16
         cache.answers("m", half, chatml_tok, convs, **args)
@@ -243,3 +249,64 @@ def test_prompts_joined_together_answer_as_each_alone(chatml_tok, model, adapted
             for row, lg in zip(out, together.step([row[-1] for row in out])):
                 row.append(int(lg.argmax()))
     assert [row[:6] for row in out] == alone  # the first row ran one step ahead of the others
+
+
+@pytest.mark.parametrize("head", [0, MIN_SHARED + 3])
+def test_prefill_in_passes_answers_as_one_pass_and_each_alone(chatml_tok, adapted, monkeypatch, head):
+    """Prompts of mixed lengths prefilled in several passes (each left-padded to its own widest, then right-aligned
+    in one cache) get the greedy tokens and, to float32 rounding, the logits of one pass, and each row's own answer
+    alone; with and without a shared head."""
+    from tunesmith.model import decode as module
+
+    rng = random.Random(8)
+    shared = [rng.randrange(3, len(chatml_tok)) for _ in range(head)]
+    batch = [shared + p for p in prompts(chatml_tok, 12, seed=31)]
+    widths = sorted((len(p) - head for p in batch), reverse=True)
+    seen: dict[str, list[torch.Tensor]] = {"one": [], "many": []}
+
+    def run(name: str) -> list[list[int]]:
+        def keep(logits, rows, generated):
+            seen[name].append(logits[torch.tensor(rows).argsort()].clone())  # in prompt order
+            return logits.argmax(-1).tolist()
+
+        merged = for_inference(adapted)
+        return decode(merged, batch, stop_ids=[], pad_id=chatml_tok.pad_token_id, max_new_tokens=6, pick=keep)
+
+    one = run("one")
+    monkeypatch.setattr(module, "PASS_TOKENS", 64)
+    monkeypatch.setattr(module, "MIN_PASS_TOKENS", 8)
+    assert len(module.passes(widths)) >= 4
+    many = run("many")
+    assert many == one
+    assert many == [generate_ids(adapted, chatml_tok, [p], max_new_tokens=6)[0] for p in batch]
+    assert (seen["one"][0] - seen["many"][0]).abs().max() <= 1e-5  # the prefill's logits, every row
+
+
+@given(st.lists(st.integers(1, 300), min_size=1, max_size=60), st.booleans())
+def test_passes_take_every_row_once_in_order_within_the_budget(widths, longest_first):
+    from tunesmith.model.decode import MIN_PASS_TOKENS, PASS_PADDING, PASS_TOKENS, passes
+
+    if longest_first:
+        widths = sorted(widths, reverse=True)
+    got = passes(widths)
+    assert [i for rows in got for i in rows] == list(range(len(widths)))
+    for rows in got:
+        tokens = len(rows) * max(widths[i] for i in rows)
+        assert len(rows) == 1 or tokens <= PASS_TOKENS
+        before = rows[:-1]
+        if len(rows) > 1 and len(before) * max(widths[i] for i in before) >= MIN_PASS_TOKENS:
+            assert tokens - sum(widths[i] for i in rows) <= PASS_PADDING * tokens
+
+
+def test_progress_hears_every_row_and_token(chatml_tok, model):
+    batch = prompts(chatml_tok, 9, seed=13)
+    heard = [0, 0]
+
+    def progress(rows: int, tokens: int) -> None:
+        heard[0] += rows
+        heard[1] += tokens
+
+    stops = stops_mid_batch(model, chatml_tok, batch)
+    out = decode(model, batch, stop_ids=stops, pad_id=chatml_tok.pad_token_id, max_new_tokens=7, progress=progress)
+    assert heard == [len(batch), sum(len(row) for row in out)]
+    assert any(len(row) < 7 for row in out)  # some rows stopped early

@@ -15,6 +15,11 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 # prompts sharing at least this many leading tokens have them computed once (below it the copy costs more)
 MIN_SHARED = 16
+# prefill passes: at most this many tokens each (rows x width, padding included: the activations' memory) ...
+PASS_TOKENS = 4096
+# ... and, past this many (below it a pass is too small to run the matrix products at full speed) ...
+MIN_PASS_TOKENS = 512
+PASS_PADDING = 0.125  # ... no more than this share of padding
 Pick = Callable[[torch.Tensor, Sequence[int], Sequence[Sequence[int]]], list[int]]
 
 
@@ -55,13 +60,6 @@ class PreallocatedLayer(DynamicLayer):
             self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
             self._views()
 
-    def batch_repeat(self, rows: int) -> None:
-        """Copy the (one-row) cache to `rows` rows: a shared prefix, computed once."""
-        if self.is_initialized:
-            self.key_buffer = self.key_buffer.expand(rows, -1, -1, -1).clone()
-            self.value_buffer = self.value_buffer.expand(rows, -1, -1, -1).clone()
-            self._views()
-
     def repeated(self, rows: int, capacity: int) -> PreallocatedLayer:
         """A new layer holding this (one-row) layer's positions in each of `rows` rows, with room for `capacity`
         in all (this one is left as it is, to be repeated again)."""
@@ -76,25 +74,41 @@ class PreallocatedLayer(DynamicLayer):
             new._views()
         return new
 
+    @staticmethod
+    def stacked(parts: Sequence[PreallocatedLayer], capacity: int) -> PreallocatedLayer:
+        """A new layer holding every part's rows in turn, each right-aligned at the longest part's length (the
+        shorter ones padded with zeros on the left, where the attention mask hides them), with room for
+        `capacity` positions."""
+        parts = [p for p in parts if p.is_initialized]
+        new = PreallocatedLayer(capacity)
+        if not parts:
+            return new
+        length = max(p.length for p in parts)
+        for name in ("key_buffer", "value_buffer"):
+            first = getattr(parts[0], name)
+            rows = sum(getattr(p, name).shape[0] for p in parts)
+            buffer = first.new_zeros((rows, first.shape[1], max(capacity, length), first.shape[3]))
+            row = 0
+            for p in parts:
+                old = getattr(p, name)
+                buffer[row : row + old.shape[0], :, length - p.length : length].copy_(old[:, :, : p.length])
+                row += old.shape[0]
+            setattr(new, name, buffer)
+        new.length, new.device, new.is_initialized = length, parts[0].device, True
+        new._views()
+        return new
+
     def join(self, other: PreallocatedLayer) -> None:
         """Take `other`'s rows into this batch, both right-aligned at the longer length (the shorter padded on
         the left, where the attention mask hides it)."""
         if not other.is_initialized:
             return
-        if not self.is_initialized:
-            self.key_buffer, self.value_buffer, self.length = other.key_buffer, other.value_buffer, other.length
-            self.device, self.is_initialized = other.device, True
-            self._views()
-            return
-        length = max(self.length, other.length)
-        capacity = max(self.key_buffer.shape[2], other.key_buffer.shape[2], length + 1)
-        for name in ("key_buffer", "value_buffer"):
-            a, b = getattr(self, name), getattr(other, name)
-            new = a.new_zeros((a.shape[0] + b.shape[0], a.shape[1], capacity, a.shape[3]))
-            new[: a.shape[0], :, length - self.length : length].copy_(a[:, :, : self.length])
-            new[a.shape[0] :, :, length - other.length : length].copy_(b[:, :, : other.length])
-            setattr(self, name, new)
-        self.length = length
+        both = other
+        if self.is_initialized:
+            capacity = max(self.key_buffer.shape[2], other.key_buffer.shape[2], max(self.length, other.length) + 1)
+            both = PreallocatedLayer.stacked([self, other], capacity)
+        self.key_buffer, self.value_buffer, self.length = both.key_buffer, both.value_buffer, both.length
+        self.device, self.is_initialized = both.device, True
         self._views()
 
     def drop_leading(self, columns: int) -> None:
@@ -154,34 +168,75 @@ def greedy(logits: torch.Tensor, rows: Sequence[int], generated: Sequence[Sequen
     return logits.argmax(-1).tolist()
 
 
+def passes(widths: Sequence[int]) -> list[range]:
+    """Consecutive rows computed in one prefill pass, left-padded to the pass's widest: a pass ends before the row
+    that would take it past `PASS_TOKENS`, or, once it holds `MIN_PASS_TOKENS`, before a row that would make more
+    than `PASS_PADDING` of it padding. Rows sorted by width, longest first, waste little."""
+    out, start = [], 0
+    while start < len(widths):
+        end, width, real = start + 1, widths[start], widths[start]
+        while end < len(widths):
+            wider = max(width, widths[end])
+            tokens = (end - start + 1) * wider
+            if tokens > PASS_TOKENS or (
+                (end - start) * width >= MIN_PASS_TOKENS and tokens - real - widths[end] > PASS_PADDING * tokens
+            ):
+                break
+            end, width, real = end + 1, wider, real + widths[end]
+        out.append(range(start, end))
+        start = end
+    return out
+
+
+Forward = Callable[[Cache, torch.Tensor, torch.Tensor | None, torch.Tensor, range], torch.Tensor]
+
+
 def prefill(
-    forward: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor], torch.Tensor],
-    cache: Cache,
+    forward: Forward,
+    new_cache: Callable[[int], Cache],
     prompts: Sequence[Sequence[int]],
     shared: int,
     pad_id: int,
+    room: int,
     device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Compute `prompts` into `cache`: their first `shared` tokens once, copied to every row, the rest in one
-    left-padded pass. The next-token logits, the attention mask and every row's positions (each counted from its
-    own first token). `forward(ids, mask, positions)` runs the model on the cache."""
-    n, width = len(prompts), max(len(p) for p in prompts) - shared
+) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
+    """Compute `prompts`: their first `shared` tokens once, copied to every row, the rest in passes of rows of
+    similar length (`passes`), each left-padded to its own widest. `forward(cache, ids, mask, positions, rows)` runs
+    the model on `cache` for the rows `rows` of `prompts`; `new_cache(capacity)` makes an empty cache.
+
+    Returns the next-token logits, the batch's cache layers (every row right-aligned at the longest, with room for
+    `room` more positions), the attention mask, and every row's next position (each row counts from its own first
+    token)."""
+    head: list[PreallocatedLayer] = []
     if shared:
-        head = torch.tensor([list(prompts[0][:shared])], device=device)
-        forward(head, None, torch.arange(shared, device=device)[None])
-        for layer in cache.layers:
-            assert isinstance(layer, PreallocatedLayer)
-            layer.batch_repeat(n)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for i, p in enumerate(prompts):
-        rest = list(p[shared:])
-        ids[i, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
-        mask[i, shared + width - len(rest) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return forward(ids, mask, positions[:, shared:]), mask, positions
+        cache = new_cache(shared)
+        forward(
+            cache, torch.tensor([list(prompts[0][:shared])], device=device), None, torch.arange(shared)[None], range(1)
+        )
+        head = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+    logits, parts, masks, positions = [], [], [], []
+    for rows in passes([len(prompts[i]) - shared for i in range(len(prompts))]):
+        width = max(len(prompts[i]) for i in rows) - shared
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for j, i in enumerate(rows):
+            rest = list(prompts[i][shared:])
+            ids[j, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
+            mask[j, shared + width - len(rest) :] = 1
+        cache = (
+            Cache(layers=[layer.repeated(len(rows), shared + width) for layer in head]) if head else new_cache(width)
+        )
+        ids, mask = ids.to(device), mask.to(device)
+        position = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits.append(forward(cache, ids, mask, position[:, shared:], rows))
+        parts.append(cache.layers)
+        masks.append(mask)
+        positions.append(position[:, -1:] + 1)
+    longest = max(m.shape[1] for m in masks)
+    layers = [PreallocatedLayer.stacked(layer, longest + room) for layer in zip(*parts)]
+    mask = torch.cat([torch.cat([m.new_zeros((m.shape[0], longest - m.shape[1])), m], 1) for m in masks])
+    return torch.cat(logits), layers, mask, torch.cat(positions)
 
 
 @torch.no_grad()
@@ -194,42 +249,52 @@ def decode(
     max_new_tokens: int,
     pick: Pick = greedy,
     share_prefix: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[list[int]]:
     """New tokens for each prompt (token ids), up to a stop token (not included) or `max_new_tokens`.
 
     `pick(logits, rows, generated)` chooses the next token of every row still decoding: `logits` is float32
     (rows still decoding x vocabulary), `rows` their indices in `prompts`, `generated` every row's tokens so far.
     Each row's positions count from its own first token, as transformers' `generate` counts them.
+    `progress(rows, tokens)`, where given, hears after every step how many rows finished and tokens came.
     """
     model.eval()
     n = len(prompts)
     out: list[list[int]] = [[] for _ in range(n)]
     if n == 0 or max_new_tokens <= 0:
+        if progress is not None and n:
+            progress(n, 0)
         return out
     device = model.get_input_embeddings().weight.device
     shared = shared_prefix(prompts) if share_prefix else 0
     shared = shared if shared >= MIN_SHARED else 0
-    width = max(len(p) for p in prompts) - shared
-    cache = preallocated_cache(model, shared + width + max_new_tokens)
     arg = cache_argument(model)
 
-    def forward(ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
-        kw = {arg: cache, "attention_mask": mask, "position_ids": positions}
+    def forward(cache: Cache, ids: torch.Tensor, mask: torch.Tensor | None, positions, rows: range) -> torch.Tensor:
+        kw = {arg: cache, "attention_mask": mask, "position_ids": positions.to(device)}
         keep = last_positions(ids.shape[1], 1, device)
         return model(input_ids=ids, use_cache=True, logits_to_keep=keep, **kw).logits[:, -1].float()
 
-    logits, mask, positions = prefill(forward, cache, prompts, shared, pad_id, device)
-    positions = positions[:, -1:] + 1
-    stops, alive = set(stop_ids), list(range(n))
+    def new_cache(capacity: int) -> Cache:
+        return preallocated_cache(model, capacity)
+
+    order = sorted(range(n), key=lambda i: -len(prompts[i]))  # passes of similar length waste little padding
+    ordered = [prompts[i] for i in order]
+    logits, layers, mask, positions = prefill(forward, new_cache, ordered, shared, pad_id, max_new_tokens, device)
+    cache = Cache(layers=layers)
+    stops, alive = set(stop_ids), order
     for _ in range(max_new_tokens):
         picked = pick(logits, alive, out)
-        keep = []
+        keep, added = [], 0
         for j, (row, token) in enumerate(zip(alive, picked)):
             if token in stops:
                 continue
             out[row].append(token)
+            added += 1
             if len(out[row]) < max_new_tokens:
                 keep.append(j)
+        if progress is not None:
+            progress(len(alive) - len(keep), added)
         if not keep:
             break
         if len(keep) < len(alive):  # finished rows leave the batch
@@ -239,7 +304,7 @@ def decode(
             alive = [alive[j] for j in keep]
         ids = torch.tensor([[out[row][-1]] for row in alive], device=device)
         mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
-        logits = forward(ids, mask, positions)
+        logits = forward(cache, ids, mask, positions, range(0))
         positions = positions + 1
     return out
 
@@ -277,21 +342,21 @@ class Batch:
         return self.join_many([prompt], [adapter], room)[0]
 
     def join_many(self, prompts: Sequence[Sequence[int]], adapters: Sequence[str | None], room: int) -> torch.Tensor:
-        """Compute `prompts` together and take them into the batch: the tokens they all share (a system prompt)
-        once when they share an adapter, the rest in one left-padded pass, as `decode` does. Their next-token
+        """Compute `prompts` together and take them into the batch, in their order: the tokens they all share (a
+        system prompt) once when they share an adapter, the rest in left-padded passes (`prefill`). Their next-token
         logits (rows x vocabulary, float32). `room`: the new tokens each may generate."""
         device = self.model.get_input_embeddings().weight.device
         names = [a if a is not None else "__base__" for a in adapters]
         shared = shared_prefix(prompts) if len(set(names)) == 1 else 0
         shared = shared if shared >= MIN_SHARED else 0
-        width = max(len(p) for p in prompts) - shared
-        cache = preallocated_cache(self.model, shared + width + room)
 
-        def forward(ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor) -> torch.Tensor:
-            return self._forward(cache, ids, mask, positions, names[: ids.shape[0]])  # the head pass: one row
+        def forward(cache: Cache, ids: torch.Tensor, mask: torch.Tensor | None, positions, rows: range) -> torch.Tensor:
+            return self._forward(cache, ids, mask, positions.to(device), [names[i] for i in rows])
 
-        logits, mask, positions = prefill(forward, cache, prompts, shared, self.pad_id, device)
-        new = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+        def new_cache(capacity: int) -> Cache:
+            return preallocated_cache(self.model, capacity)
+
+        logits, new, mask, positions = prefill(forward, new_cache, prompts, shared, self.pad_id, room, device)
         if not self.layers:
             self.layers = new
         else:
@@ -303,7 +368,7 @@ class Batch:
             return torch.cat([m.new_zeros((m.shape[0], full - m.shape[1])), m], 1)
 
         self.mask = torch.cat([pad(self.mask.to(device)), pad(mask)])
-        self.positions = torch.cat([self.positions.to(device), positions[:, -1:] + 1])
+        self.positions = torch.cat([self.positions.to(device), positions])
         self.adapters += names
         return logits
 

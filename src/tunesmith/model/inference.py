@@ -1,6 +1,7 @@
-"""The model to decode with. On a CPU it computes in float32 and a LoRA/DoRA adapter is merged into it: a copy of
-the weights, what the verified merged export computes, with answers that do not depend on the batch. The copy is
-kept while the weights are unchanged and made again after they change (training on, a checkpoint loaded)."""
+"""The model to decode with. On a CPU it computes in float32, a LoRA/DoRA adapter is merged into it and its linear
+layers are packed for oneDNN: a copy of the weights, what the verified merged export computes, with answers that
+do not depend on the batch. The copy is kept while the weights are unchanged and made again after they change
+(training on, a checkpoint loaded)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 import torch
 
 from tunesmith.model.adapters import is_quantized
+from tunesmith.model.packed import can_pack, pack_linears
 
 _KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -97,22 +99,27 @@ def merged_copies(model, adapters) -> dict:
         plain.eval()
         for p in plain.parameters():
             p.requires_grad_(False)
+        pack_linears(plain)
         copies[name] = plain
     return copies
 
 
+def _packable(model) -> bool:
+    return any(type(m) is torch.nn.Linear and can_pack(m.weight) for m in model.modules())
+
+
 def for_inference(model):
-    """The model generation runs: `model` itself where it is already plain and in its inference dtype; else a
-    copy in `inference_dtype`, with a PEFT model's active adapter merged in (inside `disable_adapter()`, the base
-    weights alone). A 4-bit base, a sharded model, and a model whose copy would not fit in half the free memory
-    are used as they are."""
+    """The model generation runs: a copy in `inference_dtype`, with a PEFT model's active adapter merged in (inside
+    `disable_adapter()`, the base weights alone) and its linear layers packed for oneDNN on a CPU (`packed.py`).
+    `model` itself where there is nothing to change (already plain, in its inference dtype, nothing to pack), and
+    for a 4-bit base, a sharded model, or a model whose copy would not fit in half the free memory."""
     if is_quantized(model) or any(type(p).__name__ == "DTensor" for p in model.parameters()):
         return model
     peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
     layers = _lora_layers(model) if peft else []
     dtype = inference_dtype(model)
     cast = any(p.is_floating_point() and p.dtype != dtype for p in model.parameters())
-    if not layers and not cast:
+    if not layers and not cast and not _packable(model):
         return model
     key = (dtype, *state_key(model, layers))
     kept = _KEPT.get(model)
@@ -126,5 +133,6 @@ def for_inference(model):
     plain.eval()
     for p in plain.parameters():
         p.requires_grad_(False)
+    pack_linears(plain)
     _KEPT[model] = (key, plain)
     return plain
