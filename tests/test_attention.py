@@ -191,3 +191,56 @@ def test_gpu_route_sends_packed_rows_to_sdpa_without_a_mask(chatml_tok, monkeypa
     masks.clear()
     model(input_ids=ids[:, :10], use_cache=False)
     assert [b for _, b in masks] == [1, 1]  # one unpacked row: SDPA's own causal path
+
+
+@pytest.mark.parametrize("h,hkv", [(4, 4), (6, 2), (9, 3)])
+@pytest.mark.parametrize("masking", ["none", "bool", "additive"])
+def test_one_query_attention_matches_sdpa(h, hkv, masking):
+    from tunesmith.model.attention import one_query_attention
+
+    g = torch.Generator().manual_seed(3)
+    b, n, d = 5, 23, 8
+    q = torch.randn(b, h, 1, d, dtype=torch.float64, generator=g)
+    buffer = torch.randn(2, b, hkv, n + 9, d, dtype=torch.float64, generator=g)  # a cache with room to spare
+    k, v = buffer[0, :, :, :n], buffer[1, :, :, :n]
+    keep = torch.ones(b, 1, 1, n, dtype=torch.bool)
+    keep[1, ..., :7] = False  # left padding
+    keep[3, ..., :15] = False
+    mask = {"none": None, "bool": keep, "additive": torch.zeros(b, 1, 1, n, dtype=q.dtype).masked_fill(~keep, -1e30)}
+    out = one_query_attention(q, k, v, mask[masking], 0.4)
+    sdpa_mask = None if masking == "none" else keep
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=sdpa_mask, scale=0.4, enable_gqa=True).transpose(1, 2)
+    assert out.shape == (b, 1, h, d)
+    assert (out - ref).abs().max() < 1e-12
+    alone = one_query_attention(q[3:4], k[3:4], v[3:4], None if masking == "none" else mask[masking][3:4], 0.4)
+    assert torch.equal(alone, out[3:4])  # a row's attention does not depend on its batch
+
+
+def test_decoding_steps_with_our_attention_match_sdpa(chatml_tok, monkeypatch):
+    """A padded batch decoded with tunesmith's attention (one-query steps through grouped matmuls) gets SDPA's
+    logits at every step and its greedy tokens."""
+    from tunesmith.model.decode import decode
+
+    used = []
+    real = attention.one_query_attention
+    monkeypatch.setattr(attention, "one_query_attention", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    g = torch.Generator().manual_seed(4)
+    prompts = [torch.randint(5, len(chatml_tok), (n,), generator=g).tolist() for n in (3, 11, 7, 20)]
+    seen: dict[str, list] = {}
+    out = {}
+    for name in ("sdpa", attention.register()):
+        model = tiny.llama(chatml_tok, seed=5, hidden=64).eval()
+        with torch.no_grad():
+            model.get_input_embeddings().weight.mul_(4.0)
+        model.set_attn_implementation(name)
+        seen[name] = []
+
+        def keep(logits, rows, generated, name=name):
+            seen[name].append(logits.clone())
+            return logits.argmax(-1).tolist()
+
+        out[name] = decode(model, prompts, stop_ids=[], pad_id=chatml_tok.pad_token_id, max_new_tokens=6, pick=keep)
+    assert used  # the steps went through the one-query path
+    assert out["sdpa"] == out[attention.NAME]
+    for a, b in zip(seen["sdpa"], seen[attention.NAME]):
+        assert (a - b).abs().max() < 1e-5
