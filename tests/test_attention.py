@@ -244,3 +244,32 @@ def test_decoding_steps_with_our_attention_match_sdpa(chatml_tok, monkeypatch):
     assert out["sdpa"] == out[attention.NAME]
     for a, b in zip(seen["sdpa"], seen[attention.NAME]):
         assert (a - b).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("s", [1, 6])
+@pytest.mark.parametrize("masking", ["none", "bool", "additive"])
+def test_shared_head_attention_matches_sdpa_over_a_copy_per_row(s, masking):
+    """A head kept once and read by every row equals SDPA over the head copied before each row's own keys."""
+    from tunesmith.model.attention import shared_head_attention
+
+    g = torch.Generator().manual_seed(6)
+    b, h, hkv, m, n, d = 4, 6, 2, 9, 13, 8
+    q = torch.randn(b, h, s, d, dtype=torch.float64, generator=g)
+    hk, hv = (torch.randn(1, hkv, m, d, dtype=torch.float64, generator=g) for _ in range(2))
+    k, v = (torch.randn(b, hkv, n, d, dtype=torch.float64, generator=g) for _ in range(2))
+    keep = torch.ones(s, n, dtype=torch.bool).tril_(n - s).expand(b, 1, s, n).clone()  # causal over own keys
+    if masking != "none":
+        keep[1, ..., :4] = False  # left padding of a shorter row
+    mask = {"none": None, "bool": keep, "additive": torch.zeros(keep.shape, dtype=q.dtype).masked_fill(~keep, -1e30)}
+    out = shared_head_attention(q, k, v, mask[masking], 0.3, hk, hv)
+    full = torch.cat([torch.ones(b, 1, s, m, dtype=torch.bool), keep], -1)
+    ref = F.scaled_dot_product_attention(
+        q,
+        torch.cat([hk.expand(b, -1, -1, -1), k], 2),
+        torch.cat([hv.expand(b, -1, -1, -1), v], 2),
+        attn_mask=full,
+        scale=0.3,
+        enable_gqa=True,
+    ).transpose(1, 2)
+    assert out.shape == (b, s, h, d)
+    assert (out - ref).abs().max() < 1e-12

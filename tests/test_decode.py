@@ -310,3 +310,57 @@ def test_progress_hears_every_row_and_token(chatml_tok, model):
     out = decode(model, batch, stop_ids=stops, pad_id=chatml_tok.pad_token_id, max_new_tokens=7, progress=progress)
     assert heard == [len(batch), sum(len(row) for row in out)]
     assert any(len(row) < 7 for row in out)  # some rows stopped early
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("pass_tokens", [4096, 48])
+def test_a_shared_head_kept_once_answers_as_a_copy_per_row(chatml_tok, monkeypatch, arch, pass_tokens):
+    """With tunesmith's attention, the shared head's keys are kept once and every row reads them (prefill and
+    steps): the logits of a copy per row (SDPA) at every step, the same greedy tokens, and each row's own answer
+    alone; in one prefill pass or several."""
+    from tunesmith.model import attention
+    from tunesmith.model import decode as module
+
+    monkeypatch.setattr(module, "PASS_TOKENS", pass_tokens)
+    monkeypatch.setattr(module, "MIN_PASS_TOKENS", 8)
+    used = []
+    real = attention.shared_head_attention
+    monkeypatch.setattr(attention, "shared_head_attention", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    rng = random.Random(12)
+    head = [rng.randrange(3, len(chatml_tok)) for _ in range(MIN_SHARED + 7)]
+    batch = [head + p for p in prompts(chatml_tok, 9, seed=41)]
+    build = tiny.llama if arch == "llama" else tiny.gpt2
+    seen: dict[str, list[torch.Tensor]] = {}
+    out = {}
+    for name in ("sdpa", attention.register()):
+        model = spread(build(chatml_tok, seed=7)).eval()
+        model.set_attn_implementation(name)
+        seen[name] = []
+
+        def keep(logits, rows, generated, name=name):
+            seen[name].append(logits[torch.tensor(rows).argsort()].clone())
+            return logits.argmax(-1).tolist()
+
+        args = dict(stop_ids=[], pad_id=chatml_tok.pad_token_id, max_new_tokens=6)
+        out[name] = decode(model, batch, pick=keep, **args)
+    assert used  # the kept-once head was read
+    assert out[attention.NAME] == out["sdpa"]
+    for a, b in zip(seen["sdpa"], seen[attention.NAME]):
+        assert (a - b).abs().max() <= 1e-5
+    assert out[attention.NAME] == [decode(model, [p], **args)[0] for p in batch]
+
+
+def test_a_model_whose_attention_ignores_the_shared_head_is_caught(chatml_tok):
+    from tunesmith.model.decode import prefill
+
+    model = tiny.llama(chatml_tok).eval()  # SDPA: drops the unknown keyword
+
+    def forward(cache, ids, mask, positions, rows, head):
+        kw = {"shared_head": head} if head is not None else {}
+        return model(
+            input_ids=ids, cache=cache, attention_mask=mask, position_ids=positions, use_cache=True, **kw
+        ).logits[:, -1]
+
+    batch = [[5] * MIN_SHARED + [6, 7], [5] * MIN_SHARED + [8]]
+    with pytest.raises(RuntimeError, match="0 of 2 layers attended to the shared head"), torch.no_grad():
+        prefill(forward, lambda c: preallocated_cache(model, c), batch, MIN_SHARED, 0, 4, "cpu", split=True)

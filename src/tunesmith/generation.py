@@ -18,7 +18,8 @@ import torch
 
 from tunesmith.data.types import Message
 from tunesmith.errors import RunError
-from tunesmith.model.decode import cache_argument, decode, preallocated_cache
+from tunesmith.model.attention import takes_shared_head
+from tunesmith.model.decode import MIN_SHARED, cache_argument, decode, preallocated_cache, shared_prefix
 from tunesmith.model.inference import for_inference
 from tunesmith.model.load import device_of
 from tunesmith.progress import RowProgress
@@ -263,13 +264,16 @@ def cache_bytes_per_token(model) -> int:
 
 def batches(model, prompts: Sequence[Sequence[int]], batch_size: int, max_new_tokens: int) -> list[list[int]]:
     """The prompts' indices in generation batches: longest first, each batch up to `GENERATE_ROWS` x
-    `batch_size` rows and a KV cache (every row at its longest prompt plus `max_new_tokens`) under `CACHE_BUDGET`."""
+    `batch_size` rows and a KV cache (every row at its longest prompt plus `max_new_tokens`) under `CACHE_BUDGET`.
+    Where the model's attention keeps the tokens every prompt shares once (`takes_shared_head`), they count once."""
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    per_token = cache_bytes_per_token(model)
+    per_token = max(1, cache_bytes_per_token(model))
+    head = shared_prefix(prompts) if takes_shared_head(model) else 0
+    head = head if head >= MIN_SHARED else 0
     out, start = [], 0
     while start < len(order):
-        longest = len(prompts[order[start]]) + max_new_tokens
-        rows = max(1, min(GENERATE_ROWS * batch_size, CACHE_BUDGET // max(1, per_token * longest)))
+        longest = len(prompts[order[start]]) - head + max_new_tokens
+        rows = max(1, min(GENERATE_ROWS * batch_size, (CACHE_BUDGET - per_token * head) // (per_token * longest)))
         out.append(order[start : start + rows])
         start += rows
     return out

@@ -68,6 +68,57 @@ def one_query_attention(
     return (scores.softmax(-1) @ value).reshape(b, 1, h, d)
 
 
+class SharedHead:
+    """The keys and values of the leading tokens every row of a batch shares (a system prompt, few-shot turns), kept
+    once for all rows: per layer, (1, KV heads, tokens, head dim) each. Given to the model's forward as
+    `shared_head=`, tunesmith's attention puts them before every row's own keys (`shared_head_attention`); `calls`
+    counts the layers that did, so a model whose attention ignored it is caught."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor]):
+        self.keys, self.values, self.calls = keys, values, 0
+
+    def __len__(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+
+def takes_shared_head(model) -> bool:
+    """Whether `model` attends through tunesmith's attention on a CPU, which takes a `SharedHead`."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    device = model.get_input_embeddings().weight.device
+    return getattr(config, "_attn_implementation", None) == NAME and runs_blocked(device)
+
+
+def shared_head_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    scaling: float,
+    head_keys: torch.Tensor,
+    head_values: torch.Tensor,
+) -> torch.Tensor:
+    """Attention over a shared head, seen by every query, then each row's own keys (causal, `mask`: SDPA's, for the
+    own keys only); (B, H, S, D) -> (B, S, H, D). The head's keys and values are read once for all rows: one matmul
+    per KV head with every row's queries stacked, where a copy per row would read them once per row."""
+    b, h, s, d = query.shape
+    hkv, n, m = key.shape[1], key.shape[2], head_keys.shape[2]
+    gs = h // hkv * s  # the queries that share a KV head, per row
+    q = (query * scaling).reshape(b, hkv, gs, d)
+    own = (q @ key.transpose(-1, -2)).view(b, hkv, gs // s, s, n)
+    if mask is None and s > 1:  # SDPA's causal case: no padding, each query sees the own keys up to its own
+        mask = torch.ones(s, n, dtype=torch.bool, device=query.device).tril_(n - s)
+    if mask is not None:
+        mask = mask[..., -s:, :n]
+        mask = mask.unsqueeze(-3) if mask.dim() == 4 else mask  # (B or 1, 1, 1, S, N) against (B, KV, G, S, N)
+        own = own.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else own + mask
+    shared = (q.transpose(0, 1).reshape(hkv, b * gs, d) @ head_keys[0].transpose(-1, -2)).view(hkv, b, gs, m)
+    probs = torch.cat([shared.transpose(0, 1), own.view(b, hkv, gs, n)], -1).softmax(-1)
+    out = probs[..., m:] @ value
+    heads = probs[..., :m].transpose(0, 1).reshape(hkv, b * gs, m) @ head_values[0]
+    out += heads.view(hkv, b, gs, d).transpose(0, 1)
+    return out.view(b, h, s, d).transpose(1, 2)
+
+
 def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] | None:
     """(start, end) of each sample in a single packed row whose position ids count 0, 1, ... per sample."""
     if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
@@ -190,6 +241,14 @@ class BlockedAttention:
     def __call__(
         self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
     ):
+        head = kwargs.pop("shared_head", None)
+        if head is not None:
+            if torch.is_grad_enabled() or dropout:
+                raise ValueError("a shared head is for inference: no gradients, no dropout")
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            keys, values = head.keys[module.layer_idx], head.values[module.layer_idx]
+            head.calls += 1
+            return shared_head_attention(query, key, value, attention_mask, scale, keys, values), None
         if _one_query(query, key, dropout, kwargs):
             scale = scaling if scaling is not None else query.shape[-1] ** -0.5
             return one_query_attention(query, key, value, attention_mask, scale), None

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from tunesmith.model.attention import SharedHead, takes_shared_head
+
 # prompts sharing at least this many leading tokens have them computed once (below it the copy costs more)
 MIN_SHARED = 16
 # prefill passes: at most this many tokens each (rows x width, padding included: the activations' memory) ...
@@ -188,7 +190,7 @@ def passes(widths: Sequence[int]) -> list[range]:
     return out
 
 
-Forward = Callable[[Cache, torch.Tensor, torch.Tensor | None, torch.Tensor, range], torch.Tensor]
+Forward = Callable[[Cache, torch.Tensor, torch.Tensor | None, torch.Tensor, range, SharedHead | None], torch.Tensor]
 
 
 def prefill(
@@ -199,44 +201,52 @@ def prefill(
     pad_id: int,
     room: int,
     device,
-) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor]:
-    """Compute `prompts`: their first `shared` tokens once, copied to every row, the rest in passes of rows of
-    similar length (`passes`), each left-padded to its own widest. `forward(cache, ids, mask, positions, rows)` runs
-    the model on `cache` for the rows `rows` of `prompts`; `new_cache(capacity)` makes an empty cache.
+    split: bool = False,
+) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor, SharedHead | None]:
+    """Compute `prompts`: their first `shared` tokens once, the rest in passes of rows of similar length (`passes`),
+    each left-padded to its own widest. `forward(cache, ids, mask, positions, rows, head)` runs the model on `cache`
+    for the rows `rows` of `prompts`; `new_cache(capacity)` makes an empty cache.
 
-    Returns the next-token logits, the batch's cache layers (every row right-aligned at the longest, with room for
-    `room` more positions), the attention mask, and every row's next position (each row counts from its own first
-    token)."""
-    head: list[PreallocatedLayer] = []
+    The shared tokens' keys and values are copied to every row, or, with `split`, kept once as a `SharedHead` that
+    every row's attention reads (the layers and mask then hold each row's own tokens). Returns the next-token
+    logits, the batch's cache layers (every row right-aligned at the longest, with room for `room` more positions),
+    the attention mask, every row's next position (each counted from the row's first token), and the head."""
+    layers: list[PreallocatedLayer] = []
+    head = None
     if shared:
         cache = new_cache(shared)
-        forward(
-            cache, torch.tensor([list(prompts[0][:shared])], device=device), None, torch.arange(shared)[None], range(1)
-        )
-        head = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+        first = torch.tensor([list(prompts[0][:shared])], device=device)
+        forward(cache, first, None, torch.arange(shared)[None], range(1), None)
+        layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+        head = SharedHead([la.key_buffer for la in layers], [la.value_buffer for la in layers]) if split else None
+    kept = 0 if head is not None else shared  # the shared tokens each row's own cache holds
     logits, parts, masks, positions = [], [], [], []
     for rows in passes([len(prompts[i]) - shared for i in range(len(prompts))]):
         width = max(len(prompts[i]) for i in rows) - shared
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), shared + width), dtype=torch.long)
-        mask[:, :shared] = 1
+        mask = torch.zeros((len(rows), kept + width), dtype=torch.long)
+        mask[:, :kept] = 1
         for j, i in enumerate(rows):
             rest = list(prompts[i][shared:])
             ids[j, width - len(rest) :] = torch.tensor(rest, dtype=torch.long)
-            mask[j, shared + width - len(rest) :] = 1
-        cache = (
-            Cache(layers=[layer.repeated(len(rows), shared + width) for layer in head]) if head else new_cache(width)
-        )
+            mask[j, kept + width - len(rest) :] = 1
+        cache = new_cache(width)
+        if kept:
+            cache = Cache(layers=[layer.repeated(len(rows), shared + width) for layer in layers])
         ids, mask = ids.to(device), mask.to(device)
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits.append(forward(cache, ids, mask, position[:, shared:], rows))
+        position = (mask.cumsum(-1) - 1).clamp(min=0) + (shared - kept)
+        logits.append(forward(cache, ids, mask, position[:, kept:], rows, head))
+        if head is not None and head.calls != len(cache.layers):
+            raise RuntimeError(f"{head.calls} of {len(cache.layers)} layers attended to the shared head")
+        if head is not None:
+            head.calls = 0
         parts.append(cache.layers)
         masks.append(mask)
         positions.append(position[:, -1:] + 1)
     longest = max(m.shape[1] for m in masks)
-    layers = [PreallocatedLayer.stacked(layer, longest + room) for layer in zip(*parts)]
+    stacked = [PreallocatedLayer.stacked(layer, longest + room) for layer in zip(*parts)]
     mask = torch.cat([torch.cat([m.new_zeros((m.shape[0], longest - m.shape[1])), m], 1) for m in masks])
-    return torch.cat(logits), layers, mask, torch.cat(positions)
+    return torch.cat(logits), stacked, mask, torch.cat(positions), head
 
 
 @torch.no_grad()
@@ -270,8 +280,10 @@ def decode(
     shared = shared if shared >= MIN_SHARED else 0
     arg = cache_argument(model)
 
-    def forward(cache: Cache, ids: torch.Tensor, mask: torch.Tensor | None, positions, rows: range) -> torch.Tensor:
+    def forward(cache: Cache, ids, mask, positions, rows: range, head: SharedHead | None) -> torch.Tensor:
         kw = {arg: cache, "attention_mask": mask, "position_ids": positions.to(device)}
+        if head is not None:
+            kw["shared_head"] = head
         keep = last_positions(ids.shape[1], 1, device)
         return model(input_ids=ids, use_cache=True, logits_to_keep=keep, **kw).logits[:, -1].float()
 
@@ -280,7 +292,10 @@ def decode(
 
     order = sorted(range(n), key=lambda i: -len(prompts[i]))  # passes of similar length waste little padding
     ordered = [prompts[i] for i in order]
-    logits, layers, mask, positions = prefill(forward, new_cache, ordered, shared, pad_id, max_new_tokens, device)
+    split = bool(shared) and takes_shared_head(model)
+    logits, layers, mask, positions, head = prefill(
+        forward, new_cache, ordered, shared, pad_id, max_new_tokens, device, split
+    )
     cache = Cache(layers=layers)
     stops, alive = set(stop_ids), order
     for _ in range(max_new_tokens):
@@ -304,7 +319,7 @@ def decode(
             alive = [alive[j] for j in keep]
         ids = torch.tensor([[out[row][-1]] for row in alive], device=device)
         mask = torch.cat([mask, mask.new_ones((len(alive), 1))], dim=1)
-        logits = forward(cache, ids, mask, positions, range(0))
+        logits = forward(cache, ids, mask, positions, range(0), head)
         positions = positions + 1
     return out
 
@@ -350,13 +365,13 @@ class Batch:
         shared = shared_prefix(prompts) if len(set(names)) == 1 else 0
         shared = shared if shared >= MIN_SHARED else 0
 
-        def forward(cache: Cache, ids: torch.Tensor, mask: torch.Tensor | None, positions, rows: range) -> torch.Tensor:
+        def forward(cache: Cache, ids, mask, positions, rows: range, head: SharedHead | None) -> torch.Tensor:
             return self._forward(cache, ids, mask, positions.to(device), [names[i] for i in rows])
 
         def new_cache(capacity: int) -> Cache:
             return preallocated_cache(self.model, capacity)
 
-        logits, new, mask, positions = prefill(forward, new_cache, prompts, shared, self.pad_id, room, device)
+        logits, new, mask, positions, _ = prefill(forward, new_cache, prompts, shared, self.pad_id, room, device)
         if not self.layers:
             self.layers = new
         else:
