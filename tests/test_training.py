@@ -205,3 +205,25 @@ def test_lr_scheduler(tmp_path, tiny_llama_dir, name, expected):
     cfg = config(tmp_path, tiny_llama_dir, name, lr_scheduler=name)
     lrs = [r["lr"] for r in read_metrics(tunesmith.train(cfg, show_progress=False).run_dir / "metrics.jsonl")]
     assert lrs == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("eval_every,passes", [(2, 1), (3, 2)])
+def test_the_after_training_loss_is_the_last_periodic_one_when_nothing_changed(
+    tmp_path, tiny_llama_dir, monkeypatch, eval_every, passes
+):
+    """When train.eval_every divides the run's length, the last periodic held-out loss is the after-training one:
+    computed once (the base model's is the other pass); otherwise the weights moved on and it is computed again."""
+    from tunesmith.evaluate import heldout
+
+    calls = []
+    real = heldout.token_stats
+    monkeypatch.setattr(heldout, "token_stats", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    cfg = config(tmp_path, tiny_llama_dir, "run", eval_every=eval_every)
+    cfg["data"]["eval_fraction"] = 0.25
+    cfg["eval"] = {"enabled": True, "report": False, "max_samples": 2, "max_new_tokens": 2}
+    result = tunesmith.train(cfg, show_progress=False)
+    periodic = [r["eval_loss"] for r in read_metrics(result.run_dir / "metrics.jsonl") if "eval_loss" in r]
+    assert len(calls) == passes
+    assert len(periodic) == 4 // eval_every
+    if passes == 1:
+        assert result.summary["after"]["eval_loss"] == periodic[-1]

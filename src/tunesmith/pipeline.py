@@ -203,8 +203,9 @@ def _finished(run: Run) -> dict | None:
     return None
 
 
-def _heldout(run: Run, model, identity: str | None) -> dict:
-    """Held-out loss and accuracy of `model`, with the answers kept in the run folder (`evaluate.answers`)."""
+def _heldout(run: Run, model, identity: str | None, known: dict | None = None) -> dict:
+    """Held-out loss and accuracy of `model`, with the answers kept in the run folder (`evaluate.answers`);
+    `known`: its held-out stats, already computed."""
     prep = run.prep
     return heldout_metrics(
         model,
@@ -215,6 +216,7 @@ def _heldout(run: Run, model, identity: str | None) -> dict:
         train=prep.train_convs,
         cache=AnswerCache(run.folder.answers),
         identity=identity,
+        known=known,
     )
 
 
@@ -231,8 +233,11 @@ def _evaluate_after(run: Run, model) -> dict:
     config = run.config
     after = None
     if run.prep.eval_rows and config.eval.enabled:
+        known = setup.stats_of_unchanged(run, model)
+        if known is not None:
+            log.info("held-out loss: the last periodic evaluation's (the weights are unchanged since)")
         with eager(config.train.compile):
-            after = _heldout(run, model, weights_identity(run.folder.root, config.method))
+            after = _heldout(run, model, weights_identity(run.folder.root, config.method), known)
     before = read_json(run.folder.eval_before) if run.folder.eval_before.is_file() else None
     return {"before": before, "after": after}
 

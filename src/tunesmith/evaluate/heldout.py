@@ -24,16 +24,20 @@ def heldout_metrics(
     train: Sequence[Conversation] = (),
     cache: AnswerCache | None = None,
     identity: str | None = None,
+    known: dict | None = None,
 ) -> dict:
     """{"eval_loss": ..., "accuracy": ..., "samples": ...} (and for json, codes and code tasks their primary
     metric, named by "task_metric") of `model` on the held-out `rows` (rendered) / `convs`.
 
     The task (and a label task's label set) is inferred as the comparison report infers it, from the held-out
-    answers and the `train` answers; with `cache` and `identity` the answers are the ones it keeps."""
+    answers and the `train` answers; with `cache` and `identity` the answers are the ones it keeps. `known`: the
+    model's token stats on `rows`, already computed (the last periodic evaluation, the weights unchanged since)."""
     cache, bs = cache or AnswerCache(None), config.eval.batch_size
-    stats = cache.stats(
-        identity, model, rows, bs, lambda: token_stats(model, rows, tokenizer.pad_token_id, bs, "held-out loss")
-    )
+
+    def compute() -> dict:
+        return known or token_stats(model, rows, tokenizer.pad_token_id, bs, "held-out loss")
+
+    stats = cache.stats(identity, model, rows, bs, compute)
     result: dict = {"eval_loss": stats["eval_loss"]}
     chats = [c for c in convs if not c.is_text and c.reference() is not None][: config.eval.max_samples]
     if chats:

@@ -65,6 +65,12 @@ def state_key(model, layers: list[torch.nn.Module]) -> tuple:
     return (tuple(active or ()), disabled, values, tuple(id(p) for p in weights))
 
 
+def weights_key(model) -> tuple:
+    """What a model's computation depends on (`state_key`): equal keys, the same weights and adapter state."""
+    peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+    return state_key(model, _lora_layers(model) if peft else [])
+
+
 def _affordable(model, dtype: torch.dtype, copies: int = 1) -> bool:
     """Whether `copies` copies of the weights in `dtype` fit comfortably (under half the memory free where they
     live)."""

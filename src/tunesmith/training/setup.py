@@ -24,6 +24,7 @@ from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
 from tunesmith.model import ModelSource, build_model, load_tokenizer, resolve_model
 from tunesmith.model.adapters import count_parameters
 from tunesmith.model.fused import fuse, wants_fusion
+from tunesmith.model.inference import weights_key
 from tunesmith.model.load import resolve_packing
 from tunesmith.model.score import token_stats
 from tunesmith.pack import batch_tokens, collate, epoch_batches
@@ -280,6 +281,7 @@ class Run:
     optimizer: torch.optim.Optimizer | None = None
     scheduler: object = None
     state: LoopState = field(default_factory=LoopState)
+    last_eval: tuple[tuple, dict] | None = None  # (the weights' key, their held-out stats): the latest periodic eval
     _plans: dict[int, list[dict]] = field(default_factory=dict)
 
     @property
@@ -410,4 +412,14 @@ def eval_stats(run: Run) -> dict:
     """Held-out loss, perplexity and token accuracy of the run's model on its held-out rows, in batches of
     eval.batch_size (`model.score`: one definition with the before/after figures and the comparison report)."""
     rows, tok = run.prep.eval_rows, run.prep.tokenizer
-    return token_stats(run.model, rows, tok.pad_token_id, run.config.eval.batch_size)
+    stats = token_stats(run.model, rows, tok.pad_token_id, run.config.eval.batch_size)
+    run.last_eval = (weights_key(run.model), stats)
+    return stats
+
+
+def stats_of_unchanged(run: Run, model) -> dict | None:
+    """The latest periodic held-out stats where `model`'s weights are still the ones they were computed on (the
+    after-training figure then needs no second pass), else None."""
+    if run.last_eval is None or run.last_eval[0] != weights_key(model):
+        return None
+    return run.last_eval[1]
