@@ -566,7 +566,7 @@ def _add_eval(sub) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="rows per scoring batch; generation takes up to 4x as many within a 1 GiB KV cache (default: "
+        help="rows per scoring batch; generation takes up to 16x as many within a 1 GiB KV cache (default: "
         "eval.batch_size)",
     )
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
