@@ -370,11 +370,11 @@ WORKERS = {"a": arm_defaults, "b": arm_auto, "c": arm_oracle, "d": arm_trl}
 
 
 def worker(args) -> None:
-    import resource
-
     import torch
 
     sys.path.insert(0, str(ROOT / "src"))
+    from tunesmith.hardware import peak_rss_mb
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     torch.set_num_threads(args.threads)
     folder = Path(args.folder)
@@ -382,7 +382,7 @@ def worker(args) -> None:
     started = time.perf_counter()
     out = WORKERS[args.worker](data, args, folder)
     out["wall_seconds"] = time.perf_counter() - started
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     Path(args.out).write_text(json.dumps(out, indent=2))
 
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -312,7 +311,10 @@ def worker(args) -> None:
         "tunesmith_short_rows": run_tunesmith,
     }[args.worker]
     out = run(args)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sys.path.insert(0, str(ROOT / "src"))
+    from tunesmith.hardware import peak_rss_mb  # after the run: the baseline workers never import tunesmith
+
+    out["peak_rss_mb"] = peak_rss_mb()
     if args.device.startswith("cuda"):
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20  # eval loss (fp32, no grad) included
     steady = out["step_s"][1:]  # the first step (allocation, compilation) is not throughput

@@ -72,6 +72,24 @@ def can_compile() -> bool:
     return torch.cuda.is_available() or bool(shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++"))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's VmHWM, which starts afresh at exec. (`ru_maxrss` keeps
+    the high-water mark of the process that started this one: launched from a 3 GB parent, a small run reported
+    3 GB.) Elsewhere `ru_maxrss`, in the unit each system reports it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -5,11 +5,11 @@ run's figures for `summary.json`.
 from __future__ import annotations
 
 import json
-import resource
 from pathlib import Path
 
 import torch
 
+from tunesmith.hardware import peak_rss_mb
 from tunesmith.model import build_model
 from tunesmith.runfolder import RunFolder, atomic_folder
 from tunesmith.training import checkpoint, distributed
@@ -68,6 +68,6 @@ def summary(run: Run, fitted: Fitted) -> dict:
         "train_seconds": round(fitted.seconds, 2),
         "tokens": state.tokens,
         "tokens_per_s": round((state.tokens - fitted.start_tokens) / fitted.seconds, 1) if trained else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": peak_rss_mb(),
         **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)} if device.type == "cuda" else {}),
     }
