@@ -65,7 +65,7 @@ def one_query_attention(
     if mask is not None:
         mask = mask[:, :, -1:, :n]
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    probs = scores.softmax(-1, dtype=torch.float32).to(value.dtype)  # as transformers' eager: softmax in fp32
+    probs = scores.softmax(-1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(value.dtype)  # fp32 at least
     return (probs @ value).reshape(b, 1, h, d)
 
 
@@ -113,8 +113,8 @@ def shared_head_attention(
         mask = mask.unsqueeze(-3) if mask.dim() == 4 else mask  # (B or 1, 1, 1, S, N) against (B, KV, G, S, N)
         own = own.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else own + mask
     shared = (q.transpose(0, 1).reshape(hkv, b * gs, d) @ head_keys[0].transpose(-1, -2)).view(hkv, b, gs, m)
-    probs = torch.cat([shared.transpose(0, 1), own.view(b, hkv, gs, n)], -1).softmax(-1, dtype=torch.float32)
-    probs = probs.to(value.dtype)
+    probs = torch.cat([shared.transpose(0, 1), own.view(b, hkv, gs, n)], -1)
+    probs = probs.softmax(-1, dtype=torch.promote_types(probs.dtype, torch.float32)).to(value.dtype)
     out = probs[..., m:] @ value
     heads = probs[..., :m].transpose(0, 1).reshape(hkv, b * gs, m) @ head_values[0]
     out += heads.view(hkv, b, gs, d).transpose(0, 1)
