@@ -55,9 +55,9 @@ def one_query_attention(
 ) -> torch.Tensor:
     """softmax(q k^T * scaling, masked) v for one query per row (a decoding step); (B, H, 1, D) -> (B, 1, H, D).
 
-    The query heads sharing a key/value head (GQA) meet it in one matmul, without repeating keys: 0.58 ms a layer
-    against SDPA's 1.19 (SmolLM2, 64 rows, 135 positions, float32, 2 EPYC cores). `mask`: SDPA's (boolean: True
-    attends; or additive), broadcast over heads."""
+    The query heads sharing a key/value head (GQA) meet it in one matmul, without repeating keys (SmolLM2, 64 rows,
+    float32, 2 EPYC cores: a whole decoding step's attention 34 ms against SDPA's 39). `mask`: SDPA's (boolean:
+    True attends; or additive), broadcast over heads."""
     b, h, _, d = query.shape
     hkv, n = key.shape[1], key.shape[2]
     q = (query * scaling).reshape(b, hkv, h // hkv, d)
