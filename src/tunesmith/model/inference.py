@@ -65,10 +65,15 @@ def state_key(model, layers: list[torch.nn.Module]) -> tuple:
     return (tuple(active or ()), disabled, values, tuple(id(p) for p in weights))
 
 
+def _adapter_layers(model) -> list[torch.nn.Module]:
+    """A PEFT model's LoRA/DoRA layers (none for a plain model)."""
+    peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+    return _lora_layers(model) if peft else []
+
+
 def weights_key(model) -> tuple:
     """What a model's computation depends on (`state_key`): equal keys, the same weights and adapter state."""
-    peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
-    return state_key(model, _lora_layers(model) if peft else [])
+    return state_key(model, _adapter_layers(model))
 
 
 def _affordable(model, dtype: torch.dtype, copies: int = 1) -> bool:
@@ -121,8 +126,7 @@ def for_inference(model):
     for a 4-bit base, a sharded model, or a model whose copy would not fit in half the free memory."""
     if is_quantized(model) or any(type(p).__name__ == "DTensor" for p in model.parameters()):
         return model
-    peft = hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
-    layers = _lora_layers(model) if peft else []
+    layers = _adapter_layers(model)
     dtype = inference_dtype(model)
     cast = any(p.is_floating_point() and p.dtype != dtype for p in model.parameters())
     if not layers and not cast and not _packable(model):
