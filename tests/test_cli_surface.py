@@ -49,3 +49,38 @@ def test_training_progress_in_a_file_is_plain_log_lines(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("train: step 2/4, loss 0.7500, 100 tokens/s,") and "left" in lines[0]
     assert lines[-1].startswith("train: step 4/4, loss 0.3750")
+
+
+BEFORE_TORCH = {  # what a user gets wrong most, refused before torch and the model libraries load (~5 s)
+    "missing config": (["train", "nope.yaml"], "no such config file"),
+    "unknown key": (["train", "config.yaml"], "did you mean 'lr'?"),
+    "bad record": (["train", "bad.jsonl"], "bad.jsonl:2"),
+    "missing data file": (["train", "gone.yaml"], "no such file"),
+    "bad top-p": (["generate", "somewhere", "--prompt", "hi", "--top-p", "0"], "--top-p"),
+    "push of no run": (["push", "somewhere", "--repo", "org/name", "--dry-run"], "somewhere"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE_TORCH))
+def test_bad_input_is_refused_before_torch_loads(tmp_path, case):
+    """The error comes within a second: the command never imported torch (a fresh interpreter says so)."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.jsonl").write_text(
+        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]})
+        + "\n{not json\n"
+    )
+    (tmp_path / "config.yaml").write_text("data:\n  train: bad.jsonl\ntrain:\n  lrr: 1.0e-3\n")
+    (tmp_path / "gone.yaml").write_text("data:\n  train: gone.jsonl\n")
+    argv, needle = BEFORE_TORCH[case]
+    probe = (
+        "import sys; from tunesmith.cli import main; rc = main(sys.argv[1:]); "
+        "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and needle in done.stderr, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "no torch", done.stdout

@@ -95,9 +95,13 @@ def _write_report(path: Path, text: str) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fine-tune the model a config describes; print the run folder and held-out metrics before vs after."""
     from tunesmith.config import load_target
+    from tunesmith.data import train_and_eval
+
+    config = load_target(args.config, args.overrides, args.model)
+    data = train_and_eval(config.data, config.train.seed)  # a bad config or file: an error before torch loads
     from tunesmith.pipeline import train
 
-    result = train(load_target(args.config, args.overrides, args.model), resume=True if args.resume else None)
+    result = train(config, resume=True if args.resume else None, data=data)
     s = result.summary
     if not s:  # a non-main rank under torchrun: rank 0 reports
         return 0
@@ -200,15 +204,16 @@ def _label_set(run_dir: str, free_text: bool):
 def cmd_generate(args: argparse.Namespace) -> int:
     """Answer one prompt with a tuned run (chat template applied exactly as in training). A run trained on a
     label task answers with one of its labels (labels.json) unless --free-text."""
+    from tunesmith.errors import ConfigError
+
+    if not 0.0 < args.top_p <= 1.0 or args.temperature < 0:  # before torch loads: an error within a second
+        raise ConfigError("--temperature must be >= 0 and --top-p in (0, 1]")
     import torch
 
     from tunesmith.data.types import Message
-    from tunesmith.errors import ConfigError
     from tunesmith.generation import generate_answers
     from tunesmith.model.tuned import load_tuned
 
-    if not 0.0 < args.top_p <= 1.0 or args.temperature < 0:
-        raise ConfigError("--temperature must be >= 0 and --top-p in (0, 1]")
     model, tokenizer, config = load_tuned(args.run_dir)
     labels = _label_set(args.run_dir, args.free_text)
     system = args.system if args.system is not None else config.data.system_prompt

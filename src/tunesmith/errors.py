@@ -51,6 +51,10 @@ class ModelError(TunesmithError):
     """A model cannot be found or loaded."""
 
 
+class ExportError(TunesmithError):
+    """An export cannot be made or failed its check; nothing was written."""
+
+
 class RunError(TunesmithError):
     """A run folder is missing, incomplete, or incompatible with the request."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.config import Config, load_config
+from tunesmith.data import Conversations
 from tunesmith.errors import DataError
 from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, weights_identity
 from tunesmith.evaluate.heldout import heldout_metrics
@@ -52,14 +53,17 @@ def train(
     *,
     resume: bool | None = None,
     show_progress: bool = True,
+    data: Conversations | None = None,
 ) -> RunResult:
     """Fine-tune a model as `config` says; return the run's result. Resumes a run folder that has one.
+    `data`: the training and held-out conversations `train_and_eval` already read for this config (the CLI reads
+    them before torch loads, so a bad file is an error within a second); None reads them here.
     Torch's thread count and the RNGs are as they were when it returns."""
     config = load_config(config, overrides)
     check_available(config)  # a tracker that is not installed: an error before anything is written
     quiet_libraries()
     with kept_process_state(), decoding_in(config.eval.precision):
-        run = setup.start(config, resume)
+        run = setup.start(config, resume, data)
         done = _finished(run)
         if done is not None:
             return RunResult(run.folder.root, done if run.dist.is_main else {})

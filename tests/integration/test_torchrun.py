@@ -35,35 +35,48 @@ def run(tmp_path, cfg, nproc):
     return [r["loss"] for r in read_metrics(tmp_path / cfg["output_dir"] / "metrics.jsonl")], done
 
 
-def test_two_ranks_match_one(tmp_path, tiny_llama_dir):
-    one = config(tmp_path, tiny_llama_dir, "one", batch_size=8)
-    two = config(tmp_path, tiny_llama_dir, "two", batch_size=4)
-    one["output_dir"], two["output_dir"] = "one", "two"
-    losses1, _ = run(tmp_path, one, 1)
-    losses2, done = run(tmp_path, two, 2)
-    assert len(losses1) == 4
-    assert losses2 == pytest.approx(losses1, abs=1e-5)
-    assert (tmp_path / "two" / "adapter" / "adapter_model.safetensors").is_file()
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, tiny_llama_dir):
+    """The one-process run a 2-rank run must match, made once per kind for the whole module: `lora` and `full`
+    (batch 8, 4 steps), `auto` (lr chosen among 3 rates, 8 steps). Returns (losses, its folder)."""
+    made: dict = {}
+
+    def get(kind: str):
+        if kind not in made:
+            tmp = tmp_path_factory.mktemp(f"one-{kind}")
+            if kind == "auto":
+                cfg = config(tmp, tiny_llama_dir, "one", batch_size=8, lr="auto", lr_candidates=RATES, max_steps=8)
+            else:
+                cfg = config(tmp, tiny_llama_dir, "one", batch_size=8)
+                cfg["method"] = kind
+                if kind == "full":
+                    cfg["train"]["lr"] = 1e-3
+            cfg["output_dir"] = "one"
+            made[kind] = (run(tmp, cfg, 1)[0], tmp / "one")
+        return made[kind]
+
+    return get
 
 
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_fsdp_two_ranks_match_one(tmp_path, tiny_llama_dir, method):
-    """FSDP2 (`train.distributed: fsdp`): every block sharded over 2 gloo ranks gives the same losses and the
-    same trained weights (the adapter, or the whole model) as one process."""
+RATES = [1e-5, 1e-2, 30.0]
+
+
+@pytest.mark.parametrize("strategy,method", [("ddp", "lora"), ("fsdp", "lora"), ("fsdp", "full")])
+def test_two_ranks_match_one(tmp_path, tiny_llama_dir, one_process, strategy, method):
+    """2 ranks x batch 4 give the same losses and the same trained weights (the adapter, or the whole model) as
+    1 x batch 8: DDP, and FSDP2 (`train.distributed: fsdp`: every block sharded over 2 gloo ranks)."""
     from safetensors.torch import load_file
 
-    one = config(tmp_path, tiny_llama_dir, "one", batch_size=8)
-    sharded = config(tmp_path, tiny_llama_dir, "fsdp", batch_size=4, distributed="fsdp")
-    for cfg, name in ((one, "one"), (sharded, "fsdp")):
-        cfg["output_dir"], cfg["method"] = name, method
-        if method == "full":
-            cfg["train"]["lr"] = 1e-3
-    losses1, _ = run(tmp_path, one, 1)
-    losses2, _ = run(tmp_path, sharded, 2)
+    losses1, one = one_process(method)
+    two = config(tmp_path, tiny_llama_dir, "two", batch_size=4, distributed=strategy)
+    two["output_dir"], two["method"] = "two", method
+    if method == "full":
+        two["train"]["lr"] = 1e-3
+    losses2, _ = run(tmp_path, two, 2)
     assert len(losses1) == 4 and losses2 == pytest.approx(losses1, abs=1e-5)
     assert losses1[-1] < losses1[0]
     weights = "adapter/adapter_model.safetensors" if method == "lora" else "model/model.safetensors"
-    a, b = load_file(tmp_path / "one" / weights), load_file(tmp_path / "fsdp" / weights)
+    a, b = load_file(one / weights), load_file(tmp_path / "two" / weights)
     # 2 ranks reduce gradients in another order than 1; Adam's step divides by sqrt(v) and so amplifies that
     # rounding where v is tiny (measured: up to 1.6e-5 on weights of magnitude 0.19 with the fused kernel)
     assert a.keys() == b.keys() and all(float((a[k] - b[k]).abs().max()) < 5e-5 for k in a)
@@ -88,18 +101,16 @@ def test_two_ranks_resume_exactly(tmp_path, tiny_llama_dir, strategy):
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_auto_search_under_torchrun_matches_one_process(tmp_path, tiny_llama_dir, strategy):
+def test_auto_search_under_torchrun_matches_one_process(tmp_path, tiny_llama_dir, one_process, strategy):
     """`train.lr: auto` over 2 ranks: the same trials, scores and choice as one process (decisions are rank 0's,
     broadcast; every rank stops at the same step)."""
     import json
 
-    rates = [1e-5, 1e-2, 30.0]
-    one = config(tmp_path, tiny_llama_dir, "one", batch_size=8, lr="auto", lr_candidates=rates, max_steps=8)
-    two = config(tmp_path, tiny_llama_dir, "two", batch_size=4, lr="auto", lr_candidates=rates, max_steps=8)
-    one["output_dir"], two["output_dir"], two["train"]["distributed"] = "one", "two", strategy
-    losses1, _ = run(tmp_path, one, 1)
+    losses1, one = one_process("auto")
+    two = config(tmp_path, tiny_llama_dir, "two", batch_size=4, lr="auto", lr_candidates=RATES, max_steps=8)
+    two["output_dir"], two["train"]["distributed"] = "two", strategy
     losses2, _ = run(tmp_path, two, 2)
-    a, b = (json.loads((tmp_path / name / "search.json").read_text()) for name in ("one", "two"))
+    a, b = (json.loads((folder / "search.json").read_text()) for folder in (one, tmp_path / "two"))
     assert a["chosen"] == b["chosen"] and [t["status"] for t in a["trials"]] == [t["status"] for t in b["trials"]]
     for x, y in zip(a["trials"], b["trials"]):
         assert [e["value"] for e in x["evals"]] == pytest.approx([e["value"] for e in y["evals"]], abs=1e-5)

@@ -137,9 +137,10 @@ def split_selection(
     ]
 
 
-def train_and_eval(
-    spec: DataSpec, seed: int, load: Loader = None, *, strict: bool = True
-) -> tuple[list[Conversation], list[Conversation] | None]:
+Conversations = tuple[list[Conversation], list[Conversation] | None]  # training, held-out (None: none)
+
+
+def train_and_eval(spec: DataSpec, seed: int, load: Loader = None, *, strict: bool = True) -> Conversations:
     """The training and held-out conversations as `data` says: `data.eval` (a file), else a seeded
     `data.eval_fraction` split of train, else no held-out data (None). `load(path, columns)` reads a file
     (default `load_conversations`); with `strict` False, fewer than 2 records are not split (no error)."""

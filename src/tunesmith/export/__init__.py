@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from tunesmith.export.checks import ExportError, greedy, load_run_fp32, make_probes, probe_logits
+from tunesmith.errors import ExportError
 from tunesmith.runfolder import RUN_PARTS, atomic_folder
 
 log = logging.getLogger("tunesmith")
@@ -36,6 +36,7 @@ def export(
     `hf` and `gguf` always merge a LoRA/DoRA adapter into the base weights (`merge` only states it); `peft`
     keeps the adapter separate. `quant`: hf f32|bf16|f16 (saved dtype), gguf f32|f16|q8_0.
     """
+    from tunesmith.export.checks import greedy, load_run_fp32, make_probes
     from tunesmith.export.gguf_llama import QUANTS
     from tunesmith.export.hf import HF_DTYPES
 
@@ -110,6 +111,7 @@ def _write_checked(out: Path, report: dict, write, check) -> dict:
 
 
 def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
+    from tunesmith.export.checks import probe_logits
     from tunesmith.export.peft_folder import verify_peft, write_peft
     from tunesmith.model import build_model, resolve_model
 
@@ -137,6 +139,7 @@ def _export_peft(run, probes, out: Path, report: dict, verify: bool) -> dict:
 def _export_hf(
     model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens, max_shard_size: str
 ) -> dict:
+    from tunesmith.export.checks import probe_logits
     from tunesmith.export.hf import HF_DTYPES, verify_hf, write_hf
 
     reference = probe_logits(model, probes)

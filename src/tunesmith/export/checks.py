@@ -31,10 +31,6 @@ FIXED_PROBES = (
 )
 
 
-class ExportError(TunesmithError):
-    """An export cannot be made or failed its check; nothing was written."""
-
-
 @dataclass(frozen=True)
 class Probes:
     """Token ids to check an export on: whole rendered conversations (logits) and prompts (generation)."""

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunesmith.export.checks import ExportError, Probes, matching_prefix
+from tunesmith.errors import ExportError
+from tunesmith.export.checks import Probes, matching_prefix
 
 log = logging.getLogger("tunesmith")
 

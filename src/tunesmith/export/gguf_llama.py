@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tunesmith.export.checks import ExportError
+from tunesmith.errors import ExportError
 from tunesmith.export.hf import trained_template
 from tunesmith.render import END_OF_TURN_TOKENS, _adds_bos, stop_token_ids
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from tunesmith.export.checks import ExportError, Probes, greedy, logit_tolerance, max_gap, probe_logits
+from tunesmith.errors import ExportError
+from tunesmith.export.checks import Probes, greedy, logit_tolerance, max_gap, probe_logits
 from tunesmith.model.load import DTYPES
 from tunesmith.render import stop_token_ids, template_of
 

@@ -6,7 +6,8 @@ import logging
 
 import torch
 
-from tunesmith.export.checks import ExportError, Probes, RunModel, logit_tolerance, max_gap, probe_logits
+from tunesmith.errors import ExportError
+from tunesmith.export.checks import Probes, RunModel, logit_tolerance, max_gap, probe_logits
 
 log = logging.getLogger("tunesmith")
 

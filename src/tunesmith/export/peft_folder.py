@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from tunesmith.export.checks import ExportError, Probes, logit_tolerance, max_gap, probe_logits
+from tunesmith.errors import ExportError
+from tunesmith.export.checks import Probes, logit_tolerance, max_gap, probe_logits
 from tunesmith.export.hf import save_tokenizer
 
 log = logging.getLogger("tunesmith")

@@ -17,7 +17,7 @@ from transformers import get_scheduler
 
 from tunesmith.config import Config, TrainSpec, dump_config, load_config
 from tunesmith.contract import refuse_contract_errors
-from tunesmith.data import load_conversations, split_selection, train_and_eval
+from tunesmith.data import Conversations, load_conversations, split_selection, train_and_eval
 from tunesmith.data.types import Conversation
 from tunesmith.errors import ConfigError, DataError, RunError
 from tunesmith.hardware import choose_threads, resolve_device, resolve_dtype
@@ -72,10 +72,11 @@ class Prepared:
     train_convs: list[Conversation] = field(default_factory=list)
 
 
-def prepare(config: Config) -> Prepared:
-    """Read and render the data and load the tokenizer; raise a clear error on any bad input."""
+def prepare(config: Config, data: Conversations | None = None) -> Prepared:
+    """Read (unless `data` holds what `train_and_eval` read) and render the data and load the tokenizer; raise a
+    clear error on any bad input."""
     d = config.data
-    train_convs, held_out = train_and_eval(d, config.train.seed)
+    train_convs, held_out = data if data is not None else train_and_eval(d, config.train.seed)
     eval_convs = held_out or []
     if held_out is None and config.eval.enabled:
         log.info(
@@ -316,12 +317,12 @@ class Run:
             )
 
 
-def start(config: Config, resume: bool | None) -> Run:
+def start(config: Config, resume: bool | None, data: Conversations | None = None) -> Run:
     """Device, ranks, threads, the checked data, the run folder and the step plan (no model yet)."""
     device = resolve_device(config.model.device)
     dist = distributed.init(device)
     threads = choose_threads(config.train.threads, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-    prep = prepare(config)
+    prep = prepare(config, data)
     run_dir, latest = open_run_dir(config, resume)
     t = config.train
     lengths = [len(r.input_ids) for r in prep.train_rows]
