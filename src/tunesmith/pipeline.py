@@ -59,6 +59,8 @@ def train(
     `data`: the training and held-out conversations `train_and_eval` already read for this config (the CLI reads
     them before torch loads, so a bad file is an error within a second); None reads them here.
     Torch's thread count and the RNGs are as they were when it returns."""
+    if data is not None and overrides:
+        raise ValueError("data= holds what was read for a config: apply the overrides before reading it")
     config = load_config(config, overrides)
     check_available(config)  # a tracker that is not installed: an error before anything is written
     quiet_libraries()
