@@ -156,3 +156,31 @@ def test_eval_precision_flag_reaches_generation(tuned_run, tmp_path, monkeypatch
     argv = ["eval", str(run), "--precision", "model", "--max-samples", "4", "--resamples", "10", "--few-shot", "0"]
     assert main(argv) == 0
     assert seen and set(seen) == {"model"}
+
+
+def test_a_run_data_file_missing_from_here_is_named_before_the_model_loads(tuned_run, tmp_path, monkeypatch):
+    """A run keeps its data paths as written; evaluated from another folder, a relative one is missing: the error
+    names the file and the run's key, and comes before the model is loaded."""
+    import shutil
+
+    import yaml
+
+    from tunesmith.errors import DataError
+    from tunesmith.evaluate import runner
+
+    run = tmp_path / "run"
+    shutil.copytree(tuned_run.run_dir, run)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    test_file = config["data"]["eval"]
+    config["data"]["train"] = "data/train.jsonl"  # relative: read from the current folder
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr("tunesmith.model.tuned.load_tuned", never)
+    with pytest.raises(DataError) as caught:
+        runner.evaluate_run(run, data=test_file, include_base=False)
+    message = str(caught.value)
+    assert message.startswith("data/train.jsonl: no such file") and "the run's data.train" in message, message

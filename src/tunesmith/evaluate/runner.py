@@ -30,6 +30,14 @@ EVAL_MAX_LENGTH = 8192  # loss rows are never truncated short of this (few-shot 
 def test_and_train_data(config: Config, data: str | Path | None) -> tuple[list[Conversation], list[Conversation]]:
     """The chat test conversations (`data`, else the run's eval data) and the training pool for few-shot."""
     d = config.data
+    for key, path in (("data.train", d.train), ("data.eval", d.eval if data is None else None)):
+        if path is not None and not Path(path).exists():  # a run's relative paths: from where it was trained
+            use = "few-shot examples and the label set" if key == "data.train" else "the test rows (or pass --data)"
+            raise DataError(
+                f"no such file: the run's {key}, read for {use}, is relative to the folder the run was trained "
+                "from: run `tunesmith eval` there",
+                origin=path,
+            )
     if data is not None:
         train, test = load_conversations(d.train, d.columns), load_conversations(data, d.columns)
     else:
@@ -272,10 +280,10 @@ def evaluate_run(
     from tunesmith.runfolder import RunFolder, run_config, write_json
 
     run_dir = Path(run_dir)
+    config = config or run_config(run_dir)
+    test, train_pool = test_and_train_data(config, data)  # bad data: an error before the model loads
     if model is None:
         model, tokenizer, config = load_tuned(run_dir)
-    config = config or run_config(run_dir)
-    test, train_pool = test_and_train_data(config, data)
     test = test[:max_samples] if max_samples else test
     references = [c.reference() or "" for c in test]
     task = task_for(
