@@ -58,6 +58,11 @@ BEFORE_TORCH = {  # what a user gets wrong most, refused before torch and the mo
     "missing data file": (["train", "gone.yaml"], "no such file"),
     "bad top-p": (["generate", "somewhere", "--prompt", "hi", "--top-p", "0"], "--top-p"),
     "push of no run": (["push", "somewhere", "--repo", "org/name", "--dry-run"], "somewhere"),
+    "eval of no run": (["eval", "somewhere"], "not a tunesmith run folder"),
+    "generate of no run": (["generate", "somewhere", "--prompt", "hi"], "not a tunesmith run folder"),
+    "chat of no run": (["chat", "somewhere"], "not a tunesmith run folder"),
+    "export of no run": (["export", "somewhere", "--format", "hf", "--out", "out"], "not a tunesmith run folder"),
+    "serve of no run": (["serve", "somewhere"], "not a tunesmith run folder"),
 }
 
 

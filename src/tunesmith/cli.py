@@ -135,6 +135,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     eval.json, predictions.jsonl, report.html and report.md."""
     import json
 
+    from tunesmith.runfolder import require_run
+
+    require_run(args.run_dir)  # before torch loads: an error within a second
     from tunesmith.evaluate import evaluate_run
     from tunesmith.hardware import choose_threads
 
@@ -205,9 +208,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Answer one prompt with a tuned run (chat template applied exactly as in training). A run trained on a
     label task answers with one of its labels (labels.json) unless --free-text."""
     from tunesmith.errors import ConfigError
+    from tunesmith.runfolder import require_run
 
     if not 0.0 < args.top_p <= 1.0 or args.temperature < 0:  # before torch loads: an error within a second
         raise ConfigError("--temperature must be >= 0 and --top-p in (0, 1]")
+    require_run(args.run_dir)
     import torch
 
     from tunesmith.data.types import Message
@@ -248,6 +253,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive chat with a tuned run; answers stream as they are generated. /help lists commands (/reset,
     /system, /quit); Ctrl-D quits; line editing and history where the terminal has readline. A run trained on a
     label task answers with one of its labels (labels.json) unless --free-text."""
+    from tunesmith.runfolder import require_run
+
+    require_run(args.run_dir)  # before torch loads: an error within a second
     from tunesmith.data.types import Message
     from tunesmith.generation import stream_answer
     from tunesmith.model.tuned import load_tuned
@@ -328,6 +336,9 @@ class _Chat:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run as a merged HF folder, a PEFT adapter folder, or a GGUF file; each is checked before it is kept."""
     from tunesmith.export import export
+    from tunesmith.runfolder import require_run
+
+    require_run(args.run_dir)  # before torch loads: an error within a second
 
     report = export(
         args.run_dir,
@@ -387,6 +398,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a run over an OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models)."""
     from tunesmith.errors import ConfigError
+    from tunesmith.runfolder import require_run
+
+    require_run(args.run_dir)  # before torch loads: an error within a second
     from tunesmith.serve import parse_adapters, serve
 
     try:

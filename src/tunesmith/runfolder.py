@@ -271,14 +271,20 @@ def trusting_remote_code(trust: bool = True) -> Iterator[None]:
         _trust_remote_code.reset(token)
 
 
+def require_run(run_dir: str | Path) -> RunFolder:
+    """`run_dir` as a run folder; a `RunError` where it has no config.yaml (it is not a run)."""
+    folder = RunFolder(run_dir)
+    if not folder.config.is_file():
+        raise RunError("not a tunesmith run folder (no config.yaml)", origin=str(run_dir))
+    return folder
+
+
 def run_config(run_dir: str | Path, *, trust_remote_code: bool | None = None) -> Config:
     """The config a run was trained with; a folder without one is not a run.
 
     A run folder may come from someone else: its saved `model.trust_remote_code` is not honoured. The returned
     config has the caller's `trust_remote_code` instead (default: `trusting_remote_code`'s, else False)."""
-    path = RunFolder(run_dir).config
-    if not path.is_file():
-        raise RunError("not a tunesmith run folder (no config.yaml)", origin=str(run_dir))
+    path = require_run(run_dir).config
     config = load_config(path)
     trust = _trust_remote_code.get() if trust_remote_code is None else trust_remote_code
     if config.model.trust_remote_code and not trust:
