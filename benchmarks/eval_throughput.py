@@ -133,8 +133,9 @@ def main() -> None:
     from tunesmith.data import load_conversations
     from tunesmith.evaluate.systems import pick_shots
     from tunesmith.generation import batches, generate_ids
-    from tunesmith.model.inference import decoding_in, for_inference, inference_dtype
+    from tunesmith.model.inference import for_inference, inference_dtype
     from tunesmith.model.tuned import load_tuned
+    from tunesmith.precision import decoding_in
     from tunesmith.render import render_prompt, stop_token_ids
 
     work = Path(tempfile.mkdtemp(prefix="eval-throughput-"))

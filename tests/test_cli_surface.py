@@ -57,6 +57,7 @@ BEFORE_TORCH = {  # what a user gets wrong most, refused before torch and the mo
     "bad record": (["train", "bad.jsonl"], "bad.jsonl:2"),
     "missing data file": (["train", "gone.yaml"], "no such file"),
     "bad top-p": (["generate", "somewhere", "--prompt", "hi", "--top-p", "0"], "--top-p"),
+    "bad top-p on a run": (["generate", "run", "--prompt", "hi", "--top-p", "0"], "--top-p"),
     "push of no run": (["push", "somewhere", "--repo", "org/name", "--dry-run"], "somewhere"),
     "eval of no run": (["eval", "somewhere"], "not a tunesmith run folder"),
     "generate of no run": (["generate", "somewhere", "--prompt", "hi"], "not a tunesmith run folder"),
@@ -79,6 +80,8 @@ def test_bad_input_is_refused_before_torch_loads(tmp_path, case):
     )
     (tmp_path / "config.yaml").write_text("data:\n  train: bad.jsonl\ntrain:\n  lrr: 1.0e-3\n")
     (tmp_path / "gone.yaml").write_text("data:\n  train: gone.jsonl\n")
+    (tmp_path / "run").mkdir()  # its config is read for eval.precision before the verb runs
+    (tmp_path / "run" / "config.yaml").write_text("data:\n  train: bad.jsonl\n")
     argv, needle = BEFORE_TORCH[case]
     probe = (
         "import sys; from tunesmith.cli import main; rc = main(sys.argv[1:]); "

@@ -14,7 +14,8 @@ from peft import LoraConfig, get_peft_model
 import tiny
 from tunesmith.generation import LabelSet, generate_ids
 from tunesmith.model.decode import MIN_SHARED, decode, preallocated_cache, shared_prefix
-from tunesmith.model.inference import decoding_in, for_inference, inference_dtype
+from tunesmith.model.inference import for_inference, inference_dtype
+from tunesmith.precision import decoding_in
 
 
 def spread(model, scale: float = 4.0):

@@ -489,12 +489,12 @@ def _precision(args: argparse.Namespace) -> str | None:
 
 
 def _decoding(precision: str | None):
-    """`model.inference.decoding_in(precision)`; nothing (and no torch import) for verbs without a precision."""
+    """`precision.decoding_in(precision)` (no torch import); nothing for verbs without a precision."""
     if precision is None:
         import contextlib
 
         return contextlib.nullcontext()
-    from tunesmith.model.inference import decoding_in
+    from tunesmith.precision import decoding_in
 
     return decoding_in(precision)
 

@@ -18,8 +18,8 @@ from tunesmith.evaluate.answers import AnswerCache, base_identity, model_dtype, 
 from tunesmith.evaluate.heldout import heldout_metrics
 from tunesmith.evaluate.periodic import GenerationProbe
 from tunesmith.hardware import kept_process_state
-from tunesmith.model.inference import decoding_in
 from tunesmith.model.load import eager
+from tunesmith.precision import decoding_in
 from tunesmith.progress import quiet_libraries
 from tunesmith.runfolder import atomic_write_text, read_json, write_json
 from tunesmith.training import finish, search, setup

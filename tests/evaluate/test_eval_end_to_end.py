@@ -142,14 +142,14 @@ def test_eval_precision_flag_reaches_generation(tuned_run, tmp_path, monkeypatch
 
     from tunesmith.cli import main
     from tunesmith.evaluate import answers
-    from tunesmith.model import inference
+    from tunesmith.precision import decoding_precision
 
     run = tmp_path / "run"
     shutil.copytree(tuned_run.run_dir, run, ignore=shutil.ignore_patterns("answers.jsonl", "checkpoints"))
     seen, real = [], answers.generate_answers
 
     def spy(*args, **kwargs):
-        seen.append(inference._precision[-1])
+        seen.append(decoding_precision())
         return real(*args, **kwargs)
 
     monkeypatch.setattr(answers, "generate_answers", spy)

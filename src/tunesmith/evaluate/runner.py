@@ -20,7 +20,7 @@ from tunesmith.evaluate.stats import mean_ci, resamples
 from tunesmith.evaluate.systems import System, is_adapter_model, pick_shots
 from tunesmith.evaluate.task import Task, score, task_for
 from tunesmith.generation import LabelSet
-from tunesmith.model.inference import decoding_in
+from tunesmith.precision import decoding_in
 from tunesmith.render import render, render_prompt
 
 log = logging.getLogger("tunesmith")
@@ -274,7 +274,7 @@ def evaluate_run(
 ) -> dict:
     """Evaluate a run against its baselines; write the four outputs into `out_dir` (default: the run). On a label
     task every system's generated answers are held to the label set unless `free_text` (default: `eval.free_text`).
-    `precision`: how answers are decoded on a CPU (default: `eval.precision`; `model.inference.decoding_in`)."""
+    `precision`: how answers are decoded on a CPU (default: `eval.precision`; `precision.decoding_in`)."""
     from tunesmith.evaluate.report import write_reports
     from tunesmith.model.tuned import load_tuned
     from tunesmith.runfolder import RunFolder, run_config, write_json

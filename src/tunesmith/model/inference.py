@@ -7,36 +7,18 @@ from __future__ import annotations
 
 import copy
 import weakref
-from contextlib import contextmanager
 
 import torch
 
 from tunesmith.model.adapters import is_quantized
 from tunesmith.model.packed import can_pack, pack_linears
+from tunesmith.precision import decoding_precision
 
 _KEPT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _lora_layers(model) -> list[torch.nn.Module]:
     return [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "disable_adapters")]
-
-
-PRECISIONS = ("float32", "model")  # eval.precision / --precision: how generation decodes on a CPU
-_precision = ["float32"]
-
-
-@contextmanager
-def decoding_in(precision: str | None):
-    """Inside the block, generation on a CPU decodes in `precision` (None: as outside it): `float32` (the default:
-    answers that do not depend on the batch, as the fp32 export gives) or `model`, the weights' own dtype (bf16:
-    faster where the CPU has bf16 units, but an answer may change with its batch; docs/eval.md)."""
-    if precision is not None and precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-    _precision.append(precision or _precision[-1])
-    try:
-        yield
-    finally:
-        _precision.pop()
 
 
 def inference_dtype(model) -> torch.dtype:
@@ -46,7 +28,7 @@ def inference_dtype(model) -> torch.dtype:
     memory."""
     p = next(model.parameters())
     cpu_float = p.device.type == "cpu" and p.is_floating_point()
-    return torch.float32 if cpu_float and _precision[-1] == "float32" else p.dtype
+    return torch.float32 if cpu_float and decoding_precision() == "float32" else p.dtype
 
 
 @torch.no_grad()
