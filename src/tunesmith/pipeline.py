@@ -22,7 +22,7 @@ from tunesmith.model.load import eager
 from tunesmith.precision import decoding_in
 from tunesmith.progress import quiet_libraries
 from tunesmith.runfolder import atomic_write_text, read_json, write_json
-from tunesmith.training import finish, search, setup
+from tunesmith.training import distributed, finish, search, setup
 from tunesmith.training.card import write_card
 from tunesmith.training.fit import fit
 from tunesmith.training.setup import Run
@@ -64,7 +64,7 @@ def train(
     config = load_config(config, overrides)
     check_available(config)  # a tracker that is not installed: an error before anything is written
     quiet_libraries()
-    with kept_process_state(), decoding_in(config.eval.precision):
+    with kept_process_state(), decoding_in(config.eval.precision), distributed.ended_after():
         run = setup.start(config, resume, data)
         done = _finished(run)
         if done is not None:

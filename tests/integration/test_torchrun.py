@@ -4,6 +4,7 @@ DDP and with FSDP2, and resume exactly."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ def run(tmp_path, cfg, nproc):
         else [sys.executable]
     )
     done = subprocess.run(
-        [*launcher, "-m", "tunesmith.cli", "train", str(path)],
+        [*launcher, str(Path(__file__).with_name("rank_main.py")), "train", str(path)],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -32,6 +33,8 @@ def run(tmp_path, cfg, nproc):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    ended = done.stderr.count("process group still up after the command: False")
+    assert ended == nproc and "still up after the command: True" not in done.stderr, done.stderr[-3000:]
     return [r["loss"] for r in read_metrics(tmp_path / cfg["output_dir"] / "metrics.jsonl")], done
 
 

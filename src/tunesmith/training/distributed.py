@@ -9,6 +9,8 @@ whole global batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -47,6 +49,20 @@ def init(device: torch.device | str = "cpu") -> DistInfo:
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return info
+
+
+@contextmanager
+def ended_after() -> Iterator[None]:
+    """End, once the block finishes, a process group that `init` started inside it.
+
+    Gloo's worker threads must be joined while the interpreter is still whole: a rank that simply exits (rank 1
+    is done long before rank 0 has saved and evaluated) can abort in interpreter teardown ("terminate called
+    without an active exception", SIGABRT), which fails the whole torchrun job. Only on a normal finish: after
+    an error another rank may still be inside a collective, and ending the group then can hang it."""
+    started_before = dist.is_available() and dist.is_initialized()
+    yield  # an exception leaves here, past the cleanup below
+    if not started_before and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shard(items: list, info: DistInfo) -> list:
