@@ -64,6 +64,11 @@ BEFORE_TORCH = {  # what a user gets wrong most, refused before torch and the mo
     "chat of no run": (["chat", "somewhere"], "not a tunesmith run folder"),
     "export of no run": (["export", "somewhere", "--format", "hf", "--out", "out"], "not a tunesmith run folder"),
     "serve of no run": (["serve", "somewhere"], "not a tunesmith run folder"),
+    "bad quant": (
+        ["export", "run", "--format", "gguf", "--quant", "q4_0", "--out", "out"],
+        "choose from f32, f16, q8_0",
+    ),
+    "peft merged": (["export", "run", "--format", "peft", "--merge", "--out", "out"], "holds the adapter unmerged"),
 }
 
 

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tunesmith.errors import Stopped, TunesmithError
+from tunesmith.export.formats import FORMATS
 from tunesmith.progress import file_wide, quiet_libraries
 
 console = file_wide(Console())
@@ -336,9 +337,11 @@ class _Chat:
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run as a merged HF folder, a PEFT adapter folder, or a GGUF file; each is checked before it is kept."""
     from tunesmith.export import export
+    from tunesmith.export.formats import checked_quant
     from tunesmith.runfolder import require_run
 
-    require_run(args.run_dir)  # before torch loads: an error within a second
+    checked_quant(args.format, args.quant, args.merge)  # before torch loads: an error within a second
+    require_run(args.run_dir)
 
     report = export(
         args.run_dir,
@@ -640,7 +643,7 @@ def _add_export(sub) -> None:
     p.add_argument(
         "--format",
         required=True,
-        choices=["hf", "peft", "gguf"],
+        choices=FORMATS,
         help="hf: merged safetensors model; peft: the adapter; gguf: llama.cpp / Ollama file (+ Modelfile)",
     )
     p.add_argument("--out", required=True, help="output folder (written atomically; nothing on failure)")

@@ -13,12 +13,12 @@ import logging
 from pathlib import Path
 
 from tunesmith.errors import ExportError
+from tunesmith.export.formats import FORMATS, checked_quant
 from tunesmith.runfolder import RUN_PARTS, atomic_folder
 
 log = logging.getLogger("tunesmith")
 
-FORMATS = ("hf", "peft", "gguf")
-DEFAULT_QUANT = {"hf": "f32", "gguf": "f16", "peft": None}
+__all__ = ["FORMATS", "ExportError", "export"]
 
 
 def export(
@@ -37,21 +37,9 @@ def export(
     keeps the adapter separate. `quant`: hf f32|bf16|f16 (saved dtype), gguf f32|f16|q8_0.
     """
     from tunesmith.export.checks import greedy, load_run_fp32, make_probes
-    from tunesmith.export.gguf_llama import QUANTS
-    from tunesmith.export.hf import HF_DTYPES
 
     run_dir, out = Path(run_dir), Path(out)
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)})")
-    quant = quant or DEFAULT_QUANT[fmt]
-    allowed = {"hf": tuple(HF_DTYPES), "gguf": QUANTS, "peft": (None,)}[fmt]
-    if quant not in allowed:
-        raise ExportError(
-            f"--quant {quant} does not apply to --format {fmt}"
-            + (f" (choose from {', '.join(str(a) for a in allowed)})" if fmt != "peft" else "")
-        )
-    if fmt == "peft" and merge:
-        raise ExportError("a PEFT folder holds the adapter unmerged: use --format hf (or gguf) to merge")
+    quant = checked_quant(fmt, quant, merge)
     _check_out(out, run_dir)
 
     run = load_run_fp32(run_dir)
@@ -140,7 +128,8 @@ def _export_hf(
     model, run, probes, out: Path, report: dict, verify: bool, quant: str, reference_tokens, max_shard_size: str
 ) -> dict:
     from tunesmith.export.checks import probe_logits
-    from tunesmith.export.hf import HF_DTYPES, verify_hf, write_hf
+    from tunesmith.export.formats import HF_DTYPES
+    from tunesmith.export.hf import verify_hf, write_hf
 
     reference = probe_logits(model, probes)
     dtype = HF_DTYPES[quant]

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from tunesmith.errors import ExportError
+from tunesmith.export.formats import GGUF_QUANTS
 from tunesmith.export.hf import trained_template
 from tunesmith.render import END_OF_TURN_TOKENS, _adds_bos, stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
-QUANTS = ("f32", "f16", "q8_0")
 TENSOR_MAP = {  # transformers Llama parameter name (after "model.") -> GGUF tensor name
     "embed_tokens.weight": "token_embd.weight",
     "norm.weight": "output_norm.weight",
@@ -176,8 +176,8 @@ def write_gguf(model, tokenizer, path: Path, *, quant: str, name: str, system_pr
     template defaults to the run's system prompt, as the HF export's does."""
     import gguf
 
-    if quant not in QUANTS:
-        raise ExportError(f"unknown GGUF quantization '{quant}' (choose from {', '.join(QUANTS)})")
+    if quant not in GGUF_QUANTS:
+        raise ExportError(f"unknown GGUF quantization '{quant}' (choose from {', '.join(GGUF_QUANTS)})")
     hp = llama_hparams(model.config)
     voc = vocabulary(tokenizer, hp["vocab_size"])
     file_type = {

@@ -15,8 +15,6 @@ from tunesmith.render import stop_token_ids, template_of
 
 log = logging.getLogger("tunesmith")
 
-HF_DTYPES = {"f32": "float32", "bf16": "bfloat16", "f16": "float16"}
-
 
 def write_hf(
     model,
