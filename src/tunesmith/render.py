@@ -218,6 +218,16 @@ def render_prompt(
     return _dedupe_bos(tokenizer, ids, list(ids))[0]
 
 
+def prompt_head(tokenizer, system_prompt: str | None) -> list[int]:
+    """The tokens every prompt rendered with `system_prompt` starts with, whatever the user says: the system turn
+    and what the template puts before the user's words (two one-turn prompts' common start)."""
+    one, other = (render_prompt([Message("user", text)], tokenizer, system_prompt=system_prompt) for text in "ab")
+    n = 0
+    while n < min(len(one), len(other)) and one[n] == other[n]:
+        n += 1
+    return one[:n]
+
+
 def stop_token_ids(tokenizer) -> list[int]:
     """Tokens that end a generated answer: eos and the template's end-of-turn token(s)."""
     ids = [i for i in (_token_id(tokenizer, t) for t in _end_tokens(tokenizer)) if i is not None]

@@ -127,3 +127,35 @@ def test_each_adapter_decodes_on_its_merged_copy_and_answers_as_generate_does(en
         tuned, tokenizer, _ = load_tuned(tiny_runs[model])
         expected = generate_ids(tuned, tokenizer, [job.prompt], max_new_tokens=24)[0]
         assert sink.text == tokenizer.decode(expected, skip_special_tokens=True)
+
+
+def test_a_system_turn_is_computed_once_per_adapter_and_answers_stay_as_generate_gives(engine, tiny_runs, monkeypatch):
+    """Requests that start with their model's system turn reuse its keys and values, computed once per adapter and
+    kept while the server idles: each request then computes only its own tokens, with the answer `generate` gives."""
+    from dataclasses import replace
+
+    from tunesmith.generation import generate_ids
+    from tunesmith.model import decode
+    from tunesmith.model.tuned import load_tuned
+
+    system = "You are the support desk of a small shop. Answer briefly and politely, in one sentence."
+    for name in ("paris", "hello"):
+        engine.models[name] = replace(engine.models[name], system_prompt=system)
+    computed = []
+    real = decode.head_layers
+    monkeypatch.setattr(decode, "head_layers", lambda *a: computed.append(tuple(a[2])) or real(*a))
+    engine.start()
+    asked = [("paris", "What is the capital of France?"), ("hello", "Say hello"), ("paris", "Help"), ("hello", "Hi")]
+    got = []
+    for model, question in asked:  # one at a time: each batch is empty again before the next request
+        job, sink = make_job(engine, model, question, 16)
+        engine.submit(job)
+        assert sink.done.wait(60)
+        got.append((model, job.prompt, sink.text))
+    head = engine._heads["paris"]
+    assert len(head) >= decode.MIN_SHARED and computed == [tuple(head), tuple(head)]  # once for each adapter
+    for model in ("paris", "hello"):
+        tuned, tokenizer, _ = load_tuned(tiny_runs[model])
+        for _, prompt, text in (g for g in got if g[0] == model):
+            expected = generate_ids(tuned, tokenizer, [prompt], max_new_tokens=16)[0]
+            assert text == tokenizer.decode(expected, skip_special_tokens=True)

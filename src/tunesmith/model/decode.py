@@ -8,6 +8,7 @@ Choosing each next token (greedy, sampling, a label set's constraint) is the cal
 from __future__ import annotations
 
 import inspect
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import torch
@@ -22,6 +23,7 @@ PASS_TOKENS = 4096
 # ... and, past this many (below it a pass is too small to run the matrix products at full speed) ...
 MIN_PASS_TOKENS = 512
 PASS_PADDING = 0.125  # ... no more than this share of padding
+KEPT_HEADS = 8  # prompt heads (system turns) a serving batch keeps computed, the most recently used
 Pick = Callable[[torch.Tensor, Sequence[int], Sequence[Sequence[int]]], list[int]]
 
 
@@ -193,6 +195,13 @@ def passes(widths: Sequence[int]) -> list[range]:
 Forward = Callable[[Cache, torch.Tensor, torch.Tensor | None, torch.Tensor, range, SharedHead | None], torch.Tensor]
 
 
+def head_layers(forward: Forward, new_cache: Callable[[int], Cache], tokens: Sequence[int], device) -> list:
+    """One row's cache layers holding `tokens` (a prefix many prompts share), from a pass over exactly them."""
+    cache = new_cache(len(tokens))
+    forward(cache, torch.tensor([list(tokens)], device=device), None, torch.arange(len(tokens))[None], range(1), None)
+    return [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+
+
 def prefill(
     forward: Forward,
     new_cache: Callable[[int], Cache],
@@ -202,22 +211,21 @@ def prefill(
     room: int,
     device,
     split: bool = False,
+    known: list[PreallocatedLayer] | None = None,
 ) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor, SharedHead | None]:
     """Compute `prompts`: their first `shared` tokens once, the rest in passes of rows of similar length (`passes`),
     each left-padded to its own widest. `forward(cache, ids, mask, positions, rows, head)` runs the model on `cache`
     for the rows `rows` of `prompts`; `new_cache(capacity)` makes an empty cache.
 
     The shared tokens' keys and values are copied to every row, or, with `split`, kept once as a `SharedHead` that
-    every row's attention reads (the layers and mask then hold each row's own tokens). Returns the next-token
+    every row's attention reads (the layers and mask then hold each row's own tokens). `known`: those tokens'
+    layers already computed (`head_layers`), one row of exactly `shared` positions. Returns the next-token
     logits, the batch's cache layers (every row right-aligned at the longest, with room for `room` more positions),
     the attention mask, every row's next position (each counted from the row's first token), and the head."""
     layers: list[PreallocatedLayer] = []
     head = None
     if shared:
-        cache = new_cache(shared)
-        first = torch.tensor([list(prompts[0][:shared])], device=device)
-        forward(cache, first, None, torch.arange(shared)[None], range(1), None)
-        layers = [layer for layer in cache.layers if isinstance(layer, PreallocatedLayer)]
+        layers = known if known is not None else head_layers(forward, new_cache, prompts[0][:shared], device)
         head = SharedHead([la.key_buffer for la in layers], [la.value_buffer for la in layers]) if split else None
     kept = 0 if head is not None else shared  # the shared tokens each row's own cache holds
     logits, parts, masks, positions = [], [], [], []
@@ -332,6 +340,7 @@ class Batch:
     def __init__(self, model, pad_id: int = 0):
         self.model, self.arg, self.pad_id = model, cache_argument(model), pad_id  # pad ids are masked: any id does
         self.peft = hasattr(model, "peft_config")
+        self.heads: OrderedDict[tuple, list[PreallocatedLayer]] = OrderedDict()  # (adapter, tokens) -> layers
         self.clear()
 
     def clear(self) -> None:
@@ -356,14 +365,23 @@ class Batch:
         `room`: the new tokens it may generate (the cache is sized for them)."""
         return self.join_many([prompt], [adapter], room)[0]
 
-    def join_many(self, prompts: Sequence[Sequence[int]], adapters: Sequence[str | None], room: int) -> torch.Tensor:
+    def join_many(
+        self, prompts: Sequence[Sequence[int]], adapters: Sequence[str | None], room: int, head: int = 0
+    ) -> torch.Tensor:
         """Compute `prompts` together and take them into the batch, in their order: the tokens they all share (a
         system prompt) once when they share an adapter, the rest in left-padded passes (`prefill`). Their next-token
-        logits (rows x vocabulary, float32). `room`: the new tokens each may generate."""
+        logits (rows x vocabulary, float32). `room`: the new tokens each may generate.
+
+        `head`: leading tokens these prompts share with prompts still to come (the system turn every request of a
+        served model starts with). Computed alone, once, and kept (the last `KEPT_HEADS` per batch), they are not
+        computed again for later prompts that start with them: a request pays only for its own tokens."""
         device = self.model.get_input_embeddings().weight.device
         names = [a if a is not None else "__base__" for a in adapters]
-        shared = shared_prefix(prompts) if len(set(names)) == 1 else 0
-        shared = shared if shared >= MIN_SHARED else 0
+        same = len(set(names)) == 1
+        shared = shared_prefix(prompts) if same else 0
+        key = (names[0], tuple(prompts[0][:head]))
+        kept = same and head >= MIN_SHARED and all(len(p) > head and tuple(p[:head]) == key[1] for p in prompts)
+        shared = head if kept else shared if shared >= MIN_SHARED else 0
 
         def forward(cache: Cache, ids, mask, positions, rows: range, head: SharedHead | None) -> torch.Tensor:
             return self._forward(cache, ids, mask, positions.to(device), [names[i] for i in rows])
@@ -371,7 +389,15 @@ class Batch:
         def new_cache(capacity: int) -> Cache:
             return preallocated_cache(self.model, capacity)
 
-        logits, new, mask, positions, _ = prefill(forward, new_cache, prompts, shared, self.pad_id, room, device)
+        known = None
+        if kept:
+            known = self.heads.pop(key, None) or head_layers(forward, new_cache, key[1], device)
+            self.heads[key] = known  # the most recent last
+            while len(self.heads) > KEPT_HEADS:
+                self.heads.popitem(last=False)
+        logits, new, mask, positions, _ = prefill(
+            forward, new_cache, prompts, shared, self.pad_id, room, device, known=known
+        )
         if not self.layers:
             self.layers = new
         else:

@@ -23,7 +23,7 @@ from tunesmith.generation import LabelSet, LabelTrie, TextStream, picker
 from tunesmith.model.adapters import is_quantized
 from tunesmith.model.decode import Batch
 from tunesmith.model.inference import inference_dtype, merged_copies
-from tunesmith.render import stop_token_ids
+from tunesmith.render import prompt_head, stop_token_ids
 
 log = logging.getLogger("tunesmith")
 
@@ -96,6 +96,8 @@ class Engine:
         self.context = int(getattr(model.config, "max_position_embeddings", 2048))
         self.stop_ids = stop_token_ids(tokenizer)
         self._tries: dict[LabelSet, LabelTrie] = {}
+        self._heads: dict[str, list[int]] = {}  # served model -> the tokens its prompts start with
+        self._batches: dict[str | None, Batch] = {}  # kept while idle: each keeps its computed prompt heads
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
         self.served_requests = 0
@@ -141,14 +143,40 @@ class Engine:
                     arrived.setdefault(key, []).append(job)
                     active += 1
             for key, jobs in arrived.items():  # each model's new prompts computed together
-                group = groups.get(key) or _Group(Batch(self.plain.get(key, self.model), self.tokenizer.pad_token_id))
-                for start in range(0, len(jobs), JOIN_ROWS):
-                    self._join(group, jobs[start : start + JOIN_ROWS])
+                group = groups.get(key) or _Group(self._batch(key))
+                for part in self._by_head(jobs):
+                    for start in range(0, len(part), JOIN_ROWS):
+                        self._join(group, part[start : start + JOIN_ROWS])
                 if group.running:
                     groups[key] = group
+                else:
+                    group.batch.clear()
             for key in list(groups):
                 if not self._advance(groups[key]):
-                    del groups[key]
+                    groups.pop(key).batch.clear()
+
+    def _batch(self, key: str | None) -> Batch:
+        """The batch a model's rows decode in (made once: it keeps the prompt heads it computed)."""
+        if key not in self._batches:
+            self._batches[key] = Batch(self.plain.get(key, self.model), self.tokenizer.pad_token_id)
+        return self._batches[key]
+
+    def _head(self, job: Job) -> int:
+        """How many leading tokens of the job's prompt its model's prompts all start with (its system turn)."""
+        name = job.served.name
+        if name not in self._heads:
+            self._heads[name] = prompt_head(self.tokenizer, job.served.system_prompt)
+        head, n = self._heads[name], 0
+        while n < min(len(head), len(job.prompt) - 1) and head[n] == job.prompt[n]:
+            n += 1
+        return n
+
+    def _by_head(self, jobs: list[Job]) -> list[list[Job]]:
+        """`jobs` in parts that share an adapter and a prompt head, in order of arrival."""
+        parts: dict[tuple, list[Job]] = {}
+        for job in jobs:
+            parts.setdefault((job.served.adapter, tuple(job.prompt[: self._head(job)])), []).append(job)
+        return list(parts.values())
 
     def _advance(self, group: _Group) -> bool:
         """One token for every row of `group`; whether any row is still decoding."""
@@ -192,7 +220,10 @@ class Engine:
         try:
             with torch.inference_mode():
                 logits = group.batch.join_many(
-                    [job.prompt for job in jobs], [job.served.adapter for job in jobs], max(j.max_tokens for j in jobs)
+                    [job.prompt for job in jobs],
+                    [job.served.adapter for job in jobs],
+                    max(j.max_tokens for j in jobs),
+                    head=self._head(jobs[0]),
                 )
         except Exception as e:
             log.exception("generation failed")
