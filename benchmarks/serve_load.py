@@ -178,7 +178,8 @@ def main() -> None:
         src = tree / "src"
         known = known_keys(src)
         old = (src, for_older(known, run, work / "older" / run.name), for_older(known, adapter, work / "older-second"))
-        servers[f"before ({args.baseline_ref}): one request at a time"] = old
+        taking_turns = ": one request at a time" if args.baseline_ref == BEFORE else ""
+        servers[f"before ({args.baseline_ref}){taking_turns}"] = old
     results = []
     try:
         for name, (src, served, second) in servers.items():
