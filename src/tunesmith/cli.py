@@ -23,7 +23,15 @@ err_console = file_wide(Console(stderr=True))
 
 
 def _setup_logging(verbose: bool) -> None:
-    """Rich log lines on a terminal; plain, unwrapped `time level message` lines in a file (CI, nohup)."""
+    """Rich log lines on a terminal; plain, unwrapped `time level message` lines in a file (CI, nohup). Under
+    `torchrun` only rank 0 tells its progress; the other ranks say only what goes wrong (warnings and errors)."""
+    rank = os.environ.get("RANK", "0").strip()
+    if rank not in ("", "0"):
+        line = f"%(asctime)s [rank {rank}] %(levelname)s %(message)s"
+        logging.basicConfig(level=logging.WARNING, format=line, datefmt="%H:%M:%S")
+        logging.getLogger("tunesmith").setLevel(logging.WARNING)
+        quiet_libraries(verbose)
+        return
     if err_console.is_terminal:
         handler: logging.Handler = RichHandler(console=err_console, show_path=False)
         handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))

@@ -33,6 +33,7 @@ def run(tmp_path, cfg, nproc):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("parameters trainable") == 1, done.stderr[-3000:]  # progress from rank 0 alone
     ended = done.stderr.count("process group still up after the command: False")
     assert ended == nproc and "still up after the command: True" not in done.stderr, done.stderr[-3000:]
     return [r["loss"] for r in read_metrics(tmp_path / cfg["output_dir"] / "metrics.jsonl")], done
