@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 
@@ -97,3 +98,17 @@ def test_bad_input_is_refused_before_torch_loads(tmp_path, case):
     )
     assert done.returncode == 2 and needle in done.stderr, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "no torch", done.stdout
+
+
+def test_a_torchrun_rank_other_than_0_names_itself_in_its_error(tmp_path):
+    """Under torchrun each rank reports its own error: rank 0's line as always, the others' named by rank."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from tunesmith.cli import main; sys.exit(main(sys.argv[1:]))"
+    for rank, start in (("0", "error: "), ("1", "[rank 1] error: ")):
+        env = {**os.environ, "RANK": rank}
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "train", "nope.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 2 and done.stderr.startswith(start), done.stderr

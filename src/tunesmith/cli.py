@@ -22,12 +22,17 @@ console = file_wide(Console())
 err_console = file_wide(Console(stderr=True))
 
 
+def _rank() -> str:
+    """`[rank N] ` in a `torchrun` process other than rank 0 (each rank reports its own error), else nothing."""
+    rank = os.environ.get("RANK", "0").strip()
+    return "" if rank in ("", "0") else f"\\[rank {escape(rank)}] "
+
+
 def _setup_logging(verbose: bool) -> None:
     """Rich log lines on a terminal; plain, unwrapped `time level message` lines in a file (CI, nohup). Under
     `torchrun` only rank 0 tells its progress; the other ranks say only what goes wrong (warnings and errors)."""
-    rank = os.environ.get("RANK", "0").strip()
-    if rank not in ("", "0"):
-        line = f"%(asctime)s [rank {rank}] %(levelname)s %(message)s"
+    if _rank():
+        line = f"%(asctime)s [rank {os.environ['RANK'].strip()}] %(levelname)s %(message)s"
         logging.basicConfig(level=logging.WARNING, format=line, datefmt="%H:%M:%S")
         logging.getLogger("tunesmith").setLevel(logging.WARNING)
         quiet_libraries(verbose)
@@ -729,10 +734,12 @@ def main(argv: list[str] | None = None) -> int:
         with trusting, _decoding(_precision(args)):
             return args.func(args)
     except Stopped as e:  # SIGINT/SIGTERM during training: checkpoint saved, exit 3
-        err_console.print(f"[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"{_rank()}[bold yellow]stopped:[/bold yellow] {escape(str(e))}", highlight=False, soft_wrap=True
+        )
         return e.exit_code
     except TunesmithError as e:
-        err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
+        err_console.print(f"{_rank()}[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:  # Ctrl-C outside training, or a second one during it: nothing more is saved
         err_console.print("interrupted")
