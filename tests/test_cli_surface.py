@@ -69,6 +69,7 @@ BEFORE_TORCH = {  # what a user gets wrong most, refused before torch and the mo
         ["export", "run", "--format", "gguf", "--quant", "q4_0", "--out", "out"],
         "choose from f32, f16, q8_0",
     ),
+    "bad max-batch": (["serve", "run", "--max-batch", "0"], "--max-batch"),
     "peft merged": (["export", "run", "--format", "peft", "--merge", "--out", "out"], "holds the adapter unmerged"),
 }
 

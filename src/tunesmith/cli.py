@@ -17,6 +17,7 @@ from rich.table import Table
 from tunesmith.errors import Stopped, TunesmithError
 from tunesmith.export.formats import FORMATS
 from tunesmith.progress import file_wide, quiet_libraries
+from tunesmith.serve import MAX_BATCH
 
 console = file_wide(Console())
 err_console = file_wide(Console(stderr=True))
@@ -417,6 +418,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tunesmith.runfolder import require_run
 
     require_run(args.run_dir)  # before torch loads: an error within a second
+    if args.max_batch < 1:
+        raise ConfigError(f"must be at least 1 (got {args.max_batch})", field="--max-batch")
     from tunesmith.serve import parse_adapters, serve
 
     try:
@@ -433,6 +436,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         request_timeout=args.request_timeout,
         free_text=args.free_text,
+        max_batch=args.max_batch,
     )
     return 0
 
@@ -700,6 +704,13 @@ def _add_serve(sub) -> None:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     p.add_argument("--api-key-file", default=None, help="read the API key from a file (keeps it out of `ps`)")
     p.add_argument("--max-tokens", type=int, default=1024, help="most tokens one request may ask for")
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=MAX_BATCH,
+        help="requests decoding at once, the others wait in the queue: more gives more requests/s under load, "
+        "each token later (default %(default)s)",
+    )
     p.add_argument(
         "--max-queue", type=int, default=256, help="requests waiting beyond this get 503 with Retry-After (default 256)"
     )

@@ -8,7 +8,6 @@ import pytest
 
 from tunesmith.data.types import Message
 from tunesmith.render import render_prompt
-from tunesmith.serve import engine as engine_module
 from tunesmith.serve.engine import Job, load_engine
 
 
@@ -90,7 +89,7 @@ def test_two_adapters_in_one_batch_never_mix(engine, tiny_runs):
 
 
 def test_a_cancelled_request_frees_its_row_for_a_waiting_one(engine, monkeypatch):
-    monkeypatch.setattr(engine_module, "MAX_ACTIVE", 2)
+    engine.max_active = 2  # as `serve --max-batch 2`
     engine.stop_ids = []
     first, first_sink = make_job(engine, "paris", "Help", 100_000)
     second, second_sink = make_job(engine, "hello", "Help", 100_000)
@@ -159,3 +158,16 @@ def test_a_system_turn_is_computed_once_per_adapter_and_answers_stay_as_generate
         for _, prompt, text in (g for g in got if g[0] == model):
             expected = generate_ids(tuned, tokenizer, [prompt], max_new_tokens=16)[0]
             assert text == tokenizer.decode(expected, skip_special_tokens=True)
+
+
+def test_a_job_that_cannot_be_set_up_fails_alone_and_the_worker_goes_on(engine):
+    """A sampling seed torch refuses (past 64 bits; the HTTP API answers 400 before it gets here) fails that job with
+    an error event; the worker thread lives on and answers the next request."""
+    engine.start()
+    bad, bad_sink = make_job(engine, "paris", "Help", 4)
+    bad.temperature, bad.seed = 1.0, 2**70
+    engine.submit(bad)
+    assert bad_sink.done.wait(60) and bad_sink.end[0] == "error" and "generation failed" in bad_sink.end[1]
+    good, good_sink = make_job(engine, "paris", "What is the capital of France?", 8)
+    engine.submit(good)
+    assert good_sink.done.wait(60) and good_sink.end[0] == "done"

@@ -237,6 +237,9 @@ def test_errors_are_clear_4xx(server, client):
     assert status == 400 and "messages.0.role" in body["error"]["message"]
     status, body = raw(server, "/v1/completions", json.dumps({"model": "paris", "prompt": "hi", "n": 3}).encode())
     assert status == 400 and body["error"]["param"] == "n"
+    big_seed = {"model": "paris", "prompt": "hi", "temperature": 1.0, "seed": 2**70}  # past 64 bits: torch refuses it
+    status, body = raw(server, "/v1/completions", json.dumps(big_seed).encode())
+    assert status == 400 and body["error"]["param"] == "seed"
     assert ask(client, "paris").choices[0].message.content == ANSWERS["paris"]  # still serving after all that
 
 

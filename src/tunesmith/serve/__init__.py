@@ -14,6 +14,8 @@ from tunesmith.errors import ConfigError
 
 log = logging.getLogger("tunesmith")
 
+MAX_BATCH = 32  # requests decoding at once by default (`--max-batch`); the others wait in the queue
+
 
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
@@ -50,6 +52,7 @@ def serve(
     max_queue: int = 256,
     request_timeout: float = 300.0,
     free_text: bool = False,
+    max_batch: int = MAX_BATCH,
 ) -> None:
     """Load the run (and adapters) once and answer requests until SIGINT/SIGTERM, finishing those in flight.
 
@@ -65,7 +68,7 @@ def serve(
             "then send 'Authorization: Bearer KEY'), or keep the default 127.0.0.1",
             field="--host",
         )
-    engine = load_engine(run_dir, adapters, max_queue=max_queue, free_text=free_text)
+    engine = load_engine(run_dir, adapters, max_queue=max_queue, free_text=free_text, max_active=max_batch)
     limits = Limits(max_body_bytes=max_body_bytes, max_tokens=max_tokens, request_timeout=request_timeout)
     app = create_app(engine, api_key=api_key, limits=limits)
     log.info(

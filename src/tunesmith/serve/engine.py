@@ -24,10 +24,10 @@ from tunesmith.model.adapters import is_quantized
 from tunesmith.model.decode import Batch
 from tunesmith.model.inference import inference_dtype, merged_copies
 from tunesmith.render import prompt_head, stop_token_ids
+from tunesmith.serve import MAX_BATCH
 
 log = logging.getLogger("tunesmith")
 
-MAX_ACTIVE = 32  # requests decoding at once, in one batch (each row holds its KV cache); the rest wait in the queue
 JOIN_ROWS = 16  # new prompts computed in one pass at most (a longer pass holds more activations at once)
 
 
@@ -89,7 +89,14 @@ class Engine:
     base weights) to a merged copy its rows decode on; an adapter without one decodes on `model`."""
 
     def __init__(
-        self, model, tokenizer, models: dict[str, ServedModel], *, max_queue: int = 256, plain: dict | None = None
+        self,
+        model,
+        tokenizer,
+        models: dict[str, ServedModel],
+        *,
+        max_queue: int = 256,
+        plain: dict | None = None,
+        max_active: int = MAX_BATCH,
     ):
         self.model, self.tokenizer, self.models = model, tokenizer, models
         self.plain = plain or {}
@@ -99,6 +106,7 @@ class Engine:
         self._heads: dict[str, list[int]] = {}  # served model -> the tokens its prompts start with
         self._batches: dict[str | None, Batch] = {}  # kept while idle: each keeps its computed prompt heads
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_active = max_active  # requests decoding at once (each row holds its KV cache); the others wait
         self._thread: threading.Thread | None = None
         self.served_requests = 0
 
@@ -131,7 +139,7 @@ class Engine:
         while groups or not closing:
             active = sum(len(g.running) for g in groups.values())
             arrived: dict[str | None, list[Job]] = {}
-            while not closing and active < MAX_ACTIVE:
+            while not closing and active < self.max_active:
                 try:  # block only when nothing is decoding
                     job = self._queue.get(block=active == 0 and not arrived)
                 except queue.Empty:
@@ -217,6 +225,15 @@ class Engine:
     def _join(self, group: _Group, jobs: list[Job]) -> None:
         """The jobs' prompts computed together and taken into the group's batch (a failure fails those jobs
         alone: one bad request must not take the server down)."""
+        ready = []
+        for job in jobs:  # how each chooses its tokens, set up first: a job that cannot be fails before it joins
+            try:
+                ready.append(_Running(job, TextStream(self.tokenizer), self._trie(job.labels)))
+            except Exception as e:
+                self._fail([job], e)
+        if not ready:
+            return
+        jobs = [r.job for r in ready]
         try:
             with torch.inference_mode():
                 logits = group.batch.join_many(
@@ -226,23 +243,23 @@ class Engine:
                     head=self._head(jobs[0]),
                 )
         except Exception as e:
-            log.exception("generation failed")
-            for job in jobs:
-                job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
-            self.served_requests += len(jobs)
+            self._fail(jobs, e)
             return
-        for job, row in zip(jobs, logits):
-            group.add(_Running(job, TextStream(self.tokenizer), self._trie(job.labels)), row)
+        for running, row in zip(ready, logits):
+            group.add(running, row)
+
+    def _fail(self, jobs: list[Job], e: Exception) -> None:
+        log.exception("generation failed")
+        for job in jobs:
+            job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
+        self.served_requests += len(jobs)
 
     def _step(self, batch: Batch, running: list[_Running], tokens: list[int]) -> torch.Tensor | None:
         try:
             with torch.inference_mode():
                 return batch.step(tokens)
         except Exception as e:  # every row of the failed step gets the error; the server goes on
-            log.exception("generation failed")
-            for r in running:
-                r.job.emit(("error", f"generation failed: {type(e).__name__}: {e}"))
-            self.served_requests += len(running)
+            self._fail([r.job for r in running], e)
             return None
 
     def _trie(self, labels: LabelSet | None) -> LabelTrie | None:
@@ -333,7 +350,12 @@ def _adapter_source(path: str) -> tuple[Path, str | None, str | None, LabelSet |
 
 
 def load_engine(
-    run_dir: str | Path, adapters: dict[str, str] | None = None, *, max_queue: int = 256, free_text: bool = False
+    run_dir: str | Path,
+    adapters: dict[str, str] | None = None,
+    *,
+    max_queue: int = 256,
+    free_text: bool = False,
+    max_active: int = MAX_BATCH,
 ) -> Engine:
     """Load a run's model once and every extra adapter into it; name each as clients will ask for it.
 
@@ -355,7 +377,7 @@ def load_engine(
                 field="--adapter",
             )
         served = ServedModel(run_name, None, config.data.system_prompt, labels)
-        return Engine(model, tokenizer, _logged({run_name: served}), max_queue=max_queue)
+        return Engine(model, tokenizer, _logged({run_name: served}), max_queue=max_queue, max_active=max_active)
     active = model.active_adapter if isinstance(model.active_adapter, str) else model.active_adapter[0]
     models = {run_name: ServedModel(run_name, active, config.data.system_prompt, labels)}
     for i, (name, path) in enumerate(adapters.items()):
@@ -390,7 +412,7 @@ def load_engine(
         else "one batch, each row with its own adapter (no memory for a merged copy per adapter)",
         str(inference_dtype(model)).removeprefix("torch."),
     )
-    return Engine(model, tokenizer, _logged(models), max_queue=max_queue, plain=plain)
+    return Engine(model, tokenizer, _logged(models), max_queue=max_queue, plain=plain, max_active=max_active)
 
 
 def _logged(models: dict[str, ServedModel]) -> dict[str, ServedModel]:

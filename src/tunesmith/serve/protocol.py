@@ -18,7 +18,7 @@ class _Request(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1, le=1, description="one choice per request")
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1, description="a 64-bit integer")
     stream: bool = False
     stream_options: dict | None = None
 
