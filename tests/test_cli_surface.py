@@ -113,3 +113,28 @@ def test_a_torchrun_rank_other_than_0_names_itself_in_its_error(tmp_path):
             [sys.executable, "-c", probe, "train", "nope.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert done.returncode == 2 and done.stderr.startswith(start), done.stderr
+
+
+def test_a_rank_of_a_multi_rank_job_leaves_without_interpreter_teardown(tmp_path):
+    """A torchrun rank (WORLD_SIZE > 1) leaves at once with its exit code and flushed output, skipping the teardown in
+    which gloo's threads, kept alive by DDP's reducer, aborted or hung a rank now and then; a lone process leaves
+    as usual. `python -m tunesmith.cli`, the form torchrun runs, leaves that way too."""
+    import subprocess
+    import sys
+
+    probe = "import atexit; from tunesmith.cli import leave; "
+    probe += "atexit.register(print, 'teardown'); print('done'); leave(3)"
+    for world, printed in (("2", ["done"]), ("1", ["done", "teardown"])):
+        env = {**os.environ, "WORLD_SIZE": world}
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 3 and done.stdout.split() == printed, done
+    env = {**os.environ, "WORLD_SIZE": "2", "RANK": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tunesmith.cli", "train", "nope.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("[rank 1] error: "), done.stderr

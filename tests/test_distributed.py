@@ -38,3 +38,16 @@ def test_a_group_started_before_the_block_is_kept(tmp_path):
         assert dist.is_initialized()
     finally:
         dist.destroy_process_group()
+
+
+def test_end_ends_the_group_and_is_nothing_in_a_single_process(tmp_path):
+    distributed.end(distributed.DistInfo())  # no group, one process: nothing to do
+    start_group(tmp_path)
+    try:
+        distributed.end(distributed.DistInfo(world_size=1))  # a lone process never ended a group it did not use
+        assert dist.is_initialized()
+        distributed.end(distributed.DistInfo(rank=0, world_size=2))  # (a one-rank group stands in for the job)
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

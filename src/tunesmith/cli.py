@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -757,5 +758,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def leave(code: int) -> NoReturn:
+    """End the process with `code`. A `torchrun` process of a job with more than one rank leaves at once, without
+    interpreter teardown: DDP's reducer keeps gloo's process group, and its threads, alive past
+    `destroy_process_group`, and those threads racing the teardown aborted a rank now and then ("terminate called
+    without an active exception", SIGABRT) or left it hanging, which failed or stalled the whole job. Everything the
+    command writes is complete by then (atomic files, trackers closed); the streams are flushed here."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def run() -> NoReturn:
+    """The `tunesmith` command (and `python -m tunesmith.cli`, the form `torchrun` runs)."""
+    leave(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

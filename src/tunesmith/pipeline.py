@@ -100,6 +100,7 @@ def _train_and_report(
         trackers=trackers,
     )
     model = finish.unshard(run)
+    distributed.end(run.dist)  # training's last collective is behind every rank: end the group together
     if model is None:  # not rank 0: rank 0 saves and evaluates
         return {}
     if probe is not None:

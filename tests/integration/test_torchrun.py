@@ -2,6 +2,7 @@
 DDP and with FSDP2, and resume exactly."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,19 +25,48 @@ def run(tmp_path, cfg, nproc):
         if nproc > 1
         else [sys.executable]
     )
-    done = subprocess.run(
-        [*launcher, str(Path(__file__).with_name("rank_main.py")), "train", str(path)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = launch([*launcher, str(Path(__file__).with_name("rank_main.py")), "train", str(path)], env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("parameters trainable") == 1, done.stderr[-3000:]  # progress from rank 0 alone
     ended = done.stderr.count("process group still up after the command: False")
     assert ended == nproc and "still up after the command: True" not in done.stderr, done.stderr[-3000:]
     return [r["loss"] for r in read_metrics(tmp_path / cfg["output_dir"] / "metrics.jsonl")], done
+
+
+def launch(command: list[str], env: dict, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run `command` in a session of its own. Past `timeout` (a 2-rank run here takes 10-20 s), fail with every
+    process's Python and native stacks (py-spy), which say who waits on what, then kill the whole session: torchrun
+    and its ranks, so no rank outlives the test."""
+    proc = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pids = in_session(proc.pid)
+        spy = Path(sys.executable).with_name("py-spy")
+        stacks = [
+            subprocess.run([str(spy), "dump", "--native", "--pid", pid], capture_output=True, text=True, timeout=60)
+            for pid in pids
+        ]
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        dumps = "\n".join(f"== pid {pid}\n{s.stdout}{s.stderr}" for pid, s in zip(pids, stacks))
+        pytest.fail(f"{command} still running after {timeout} s\nstderr:\n{err[-3000:]}\nstacks:\n{dumps}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def in_session(sid: int) -> list[str]:
+    """The processes of session `sid` (Linux's /proc: field 6 of a process's stat, after its parenthesised name)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[3]) == sid:
+            pids.append(stat.parent.name)
+    return pids
 
 
 @pytest.fixture(scope="module")

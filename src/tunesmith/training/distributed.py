@@ -51,17 +51,28 @@ def init(device: torch.device | str = "cpu") -> DistInfo:
     return info
 
 
+def end(info: DistInfo) -> None:
+    """End the process group on every rank together, once no rank has a collective left: a barrier, then
+    `destroy_process_group`. Call it where the ranks are in step (right after training's last collective), not where
+    one rank still has long work of its own ahead (the barrier would wait on it, up to the group's timeout)."""
+    if info.enabled and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 @contextmanager
 def ended_after() -> Iterator[None]:
-    """End, once the block finishes, a process group that `init` started inside it.
+    """Make sure a process group that `init` started inside the block is ended when it finishes normally (`end`,
+    unless the block already ended it).
 
-    Gloo's worker threads must be joined while the interpreter is still whole: a rank that simply exits (rank 1
-    is done long before rank 0 has saved and evaluated) can abort in interpreter teardown ("terminate called
-    without an active exception", SIGABRT), which fails the whole torchrun job. Only on a normal finish: after
-    an error another rank may still be inside a collective, and ending the group then can hang it."""
+    Gloo's worker threads must be joined while the interpreter is still whole: a rank that simply exits can abort in
+    interpreter teardown ("terminate called without an active exception", SIGABRT), which fails the whole torchrun
+    job. Only on a normal finish: after an error another rank may still be inside a collective, and ending the group
+    then can hang it."""
     started_before = dist.is_available() and dist.is_initialized()
     yield  # an exception leaves here, past the cleanup below
     if not started_before and dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
