@@ -289,7 +289,8 @@ def _compare(run: Run, model, after: dict | None) -> dict:
         return {}
     from tunesmith.evaluate import evaluate_run
 
-    log.info("comparing base zero-shot, base %d-shot and tuned on the held-out data", config.eval.few_shot)
+    shots = config.eval.few_shot
+    log.info("comparing base zero-shot, %stuned on the held-out data", f"base {shots}-shot and " if shots else "")
     with eager(config.train.compile):
         report = evaluate_run(
             run.folder.root,
