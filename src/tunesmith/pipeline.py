@@ -99,8 +99,9 @@ def _train_and_report(
         stop_early=lambda: bool(probe and probe.should_stop) or bool(keeper and keeper.should_stop()),
         trackers=trackers,
     )
-    model = finish.unshard(run)
-    distributed.end(run.dist)  # training's last collective is behind every rank: end the group together
+    gathered = finish.gather(run)  # training's last collective
+    distributed.end(run.dist)  # every rank ends the group together, before rank 0's work of its own
+    model = finish.unshard(run, gathered)
     if model is None:  # not rank 0: rank 0 saves and evaluates
         return {}
     if probe is not None:

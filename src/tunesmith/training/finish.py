@@ -17,18 +17,26 @@ from tunesmith.training.fit import Fitted
 from tunesmith.training.setup import Run
 
 
-def unshard(run: Run) -> torch.nn.Module | None:
-    """The trained model as one plain module on rank 0 (None on the others). Under FSDP the trainable weights
-    are gathered (a collective) and loaded into the base model loaded again."""
-    model = run.model
-    if distributed.is_sharded(model):
-        weights = distributed.gather_trainable(model)
-        run.wrapped = run.optimizer = None
-        if not run.dist.is_main:
-            return None
-        model = build_model(run.config, device=run.device, source=run.prep.source)
-        checkpoint.load_weights(model, weights, "the sharded model")
-    return model if run.dist.is_main else None
+def gather(run: Run) -> dict | None:
+    """Under FSDP, the trainable weights gathered whole (a collective every rank joins; on rank 0 the tensors,
+    elsewhere nothing of use). None when the model is not sharded."""
+    if not distributed.is_sharded(run.model):
+        return None
+    weights = distributed.gather_trainable(run.model)
+    run.wrapped = run.optimizer = None
+    return weights
+
+
+def unshard(run: Run, gathered: dict | None) -> torch.nn.Module | None:
+    """The trained model as one plain module on rank 0 (None on the others): the model itself, or, from `gather`'s
+    weights under FSDP, the base model loaded again with them. No collective: the group may be ended by now."""
+    if not run.dist.is_main:
+        return None
+    if gathered is None:
+        return run.model
+    model = build_model(run.config, device=run.device, source=run.prep.source)
+    checkpoint.load_weights(model, gathered, "the sharded model")
+    return model
 
 
 def save_final(model, tokenizer, folder: RunFolder, method: str, base_id: str | None = None) -> Path:
