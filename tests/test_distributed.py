@@ -1,5 +1,5 @@
-"""The process group's lifetime: a group started inside `distributed.ended_after` is ended when the block
-finishes, so no rank leaves gloo's threads to interpreter teardown (the torchrun tests check it end to end)."""
+"""The process group's lifetime: `distributed.end` ends it on every rank together, and a group started inside
+`distributed.ended_after` is ended when the block finishes normally (the torchrun tests check it end to end)."""
 
 import pytest
 import torch.distributed as dist

@@ -62,13 +62,10 @@ def end(info: DistInfo) -> None:
 
 @contextmanager
 def ended_after() -> Iterator[None]:
-    """Make sure a process group that `init` started inside the block is ended when it finishes normally (`end`,
-    unless the block already ended it).
-
-    Gloo's worker threads must be joined while the interpreter is still whole: a rank that simply exits can abort in
-    interpreter teardown ("terminate called without an active exception", SIGABRT), which fails the whole torchrun
-    job. Only on a normal finish: after an error another rank may still be inside a collective, and ending the group
-    then can hang it."""
+    """End, when the block finishes normally, a process group that `init` started inside it and that is still up
+    (training ends it itself with `end`; a run found already finished returns before that), with `end`'s barrier.
+    Not after an error: another rank may still be inside a collective, and ending the group then can hang it.
+    (Ending the group does not stop gloo's threads once DDP has used it: `cli.leave` skips the teardown for that.)"""
     started_before = dist.is_available() and dist.is_initialized()
     yield  # an exception leaves here, past the cleanup below
     if not started_before and dist.is_available() and dist.is_initialized():
