@@ -117,8 +117,8 @@ def test_a_torchrun_rank_other_than_0_names_itself_in_its_error(tmp_path):
 
 def test_a_rank_of_a_multi_rank_job_leaves_without_interpreter_teardown(tmp_path):
     """A torchrun rank (WORLD_SIZE > 1) leaves at once with its exit code and flushed output, skipping the teardown in
-    which gloo's threads, kept alive by DDP's reducer, aborted or hung a rank now and then; a lone process leaves
-    as usual. `python -m tunesmith.cli`, the form torchrun runs, leaves that way too."""
+    which gloo's threads, kept alive by DDP past the group's end, aborted or hung a rank now and then; a lone process
+    leaves as usual. `python -m tunesmith.cli`, the form torchrun runs, leaves that way too."""
     import subprocess
     import sys
 

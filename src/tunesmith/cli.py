@@ -760,10 +760,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def leave(code: int) -> NoReturn:
     """End the process with `code`. A `torchrun` process of a job with more than one rank leaves at once, without
-    interpreter teardown: DDP's reducer keeps gloo's process group, and its threads, alive past
-    `destroy_process_group`, and those threads racing the teardown aborted a rank now and then ("terminate called
-    without an active exception", SIGABRT) or left it hanging, which failed or stalled the whole job. Everything the
-    command writes is complete by then (atomic files, trackers closed); the streams are flushed here."""
+    interpreter teardown: once DDP has used gloo's process group, something it builds keeps the group, and its
+    threads, alive past `destroy_process_group`, and those threads racing the teardown aborted a rank now and then
+    ("terminate called without an active exception", SIGABRT) or left it hanging, which failed or stalled the whole
+    job. Everything the command writes is complete by then (atomic files, trackers closed); the streams are flushed
+    here."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         logging.shutdown()
         sys.stdout.flush()

@@ -88,7 +88,7 @@ def test_two_adapters_in_one_batch_never_mix(engine, tiny_runs):
     assert "Paris" in next(iter(by_model["paris"])) and "Hello" in next(iter(by_model["hello"]))
 
 
-def test_a_cancelled_request_frees_its_row_for_a_waiting_one(engine, monkeypatch):
+def test_a_cancelled_request_frees_its_row_for_a_waiting_one(engine):
     engine.max_active = 2  # as `serve --max-batch 2`
     engine.stop_ids = []
     first, first_sink = make_job(engine, "paris", "Help", 100_000)

@@ -55,9 +55,8 @@ def end(info: DistInfo) -> None:
     """End the process group on every rank together, once no rank has a collective left: a barrier, then
     `destroy_process_group`. Call it where the ranks are in step (right after training's last collective), not where
     one rank still has long work of its own ahead (the barrier would wait on it, up to the group's timeout)."""
-    if info.enabled and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if info.enabled and _group_up():
+        _end_group()
 
 
 @contextmanager
@@ -66,11 +65,19 @@ def ended_after() -> Iterator[None]:
     (training ends it itself with `end`; a run found already finished returns before that), with `end`'s barrier.
     Not after an error: another rank may still be inside a collective, and ending the group then can hang it.
     (Ending the group does not stop gloo's threads once DDP has used it: `cli.leave` skips the teardown for that.)"""
-    started_before = dist.is_available() and dist.is_initialized()
+    started_before = _group_up()
     yield  # an exception leaves here, past the cleanup below
-    if not started_before and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not started_before and _group_up():
+        _end_group()
+
+
+def _group_up() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _end_group() -> None:
+    dist.barrier()  # every rank here before any ends its side
+    dist.destroy_process_group()
 
 
 def shard(items: list, info: DistInfo) -> list:
