@@ -315,20 +315,23 @@ def test_progress_hears_every_row_and_token(chatml_tok, model):
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("pass_tokens", [4096, 48])
-def test_a_shared_head_kept_once_answers_as_a_copy_per_row(chatml_tok, monkeypatch, arch, pass_tokens):
+@pytest.mark.parametrize("shared", [MIN_SHARED + 7, 0])
+def test_a_shared_head_kept_once_answers_as_a_copy_per_row(chatml_tok, monkeypatch, arch, pass_tokens, shared):
     """With tunesmith's attention, the shared head's keys are kept once and every row reads them (prefill and
-    steps): the logits of a copy per row (SDPA) at every step, the same greedy tokens, and each row's own answer
-    alone; in one prefill pass or several."""
+    steps), and the prefill is packed (the rows' tokens end to end, no padding): the logits of a copy per row in
+    left-padded passes (SDPA) at every step, the same greedy tokens, and each row's own answer alone; in one prefill
+    pass or several, with a shared head and without."""
     from tunesmith.model import attention
     from tunesmith.model import decode as module
 
     monkeypatch.setattr(module, "PASS_TOKENS", pass_tokens)
     monkeypatch.setattr(module, "MIN_PASS_TOKENS", 8)
-    used = []
-    real = attention.shared_head_attention
+    used, packed = [], []
+    real, pack = attention.shared_head_attention, attention.PackedRows.pack
     monkeypatch.setattr(attention, "shared_head_attention", lambda *a, **kw: used.append(1) or real(*a, **kw))
+    monkeypatch.setattr(attention.PackedRows, "pack", lambda self, out: packed.append(self.rows_n) or pack(self, out))
     rng = random.Random(12)
-    head = [rng.randrange(3, len(chatml_tok)) for _ in range(MIN_SHARED + 7)]
+    head = [rng.randrange(3, len(chatml_tok)) for _ in range(shared)]
     batch = [head + p for p in prompts(chatml_tok, 9, seed=41)]
     build = tiny.llama if arch == "llama" else tiny.gpt2
     seen: dict[str, list[torch.Tensor]] = {}
@@ -344,7 +347,12 @@ def test_a_shared_head_kept_once_answers_as_a_copy_per_row(chatml_tok, monkeypat
 
         args = dict(stop_ids=[], pad_id=chatml_tok.pad_token_id, max_new_tokens=6)
         out[name] = decode(model, batch, pick=keep, **args)
-    assert used  # the kept-once head was read
+    assert used  # tunesmith's attention ran (the kept-once head read, where there is one)
+    layers = spread(build(chatml_tok, seed=7)).config.num_hidden_layers
+    assert sum(packed) == len(batch) * layers  # every row prefilled packed, in every layer
+    own = sorted((len(p) - len(head) for p in batch), reverse=True)
+    assert len(packed) == layers * len(module.passes(own))  # in the passes of rows of similar length
+    assert len(packed) > layers or pass_tokens > 48  # several passes where the budget is small
     assert out[attention.NAME] == out["sdpa"]
     for a, b in zip(seen["sdpa"], seen[attention.NAME]):
         assert (a - b).abs().max() <= 1e-5

@@ -95,14 +95,16 @@ def shared_head_attention(
     value: torch.Tensor,
     mask: torch.Tensor | None,
     scaling: float,
-    head_keys: torch.Tensor,
-    head_values: torch.Tensor,
+    head_keys: torch.Tensor | None,
+    head_values: torch.Tensor | None,
 ) -> torch.Tensor:
     """Attention over a shared head, seen by every query, then each row's own keys (causal, `mask`: SDPA's, for the
     own keys only); (B, H, S, D) -> (B, S, H, D). The head's keys and values are read once for all rows: one matmul
-    per KV head with every row's queries stacked, where a copy per row would read them once per row."""
+    per KV head with every row's queries stacked, where a copy per row would read them once per row. Without a head
+    (`head_keys` None), the own keys alone."""
     b, h, s, d = query.shape
-    hkv, n, m = key.shape[1], key.shape[2], head_keys.shape[2]
+    hkv, n = key.shape[1], key.shape[2]
+    m = head_keys.shape[2] if head_keys is not None else 0
     gs = h // hkv * s  # the queries that share a KV head, per row
     q = (query * scaling).reshape(b, hkv, gs, d)
     own = (q @ key.transpose(-1, -2)).view(b, hkv, gs // s, s, n)
@@ -112,6 +114,9 @@ def shared_head_attention(
         mask = mask[..., -s:, :n]
         mask = mask.unsqueeze(-3) if mask.dim() == 4 else mask  # (B or 1, 1, 1, S, N) against (B, KV, G, S, N)
         own = own.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else own + mask
+    if head_keys is None or head_values is None:  # no shared head: each row's own keys alone
+        probs = own.view(b, hkv, gs, n).softmax(-1, dtype=torch.promote_types(own.dtype, torch.float32))
+        return (probs.to(value.dtype) @ value).view(b, h, s, d).transpose(1, 2)
     shared = (q.transpose(0, 1).reshape(hkv, b * gs, d) @ head_keys[0].transpose(-1, -2)).view(hkv, b, gs, m)
     probs = torch.cat([shared.transpose(0, 1), own.view(b, hkv, gs, n)], -1)
     probs = probs.softmax(-1, dtype=torch.promote_types(probs.dtype, torch.float32)).to(value.dtype)
@@ -119,6 +124,38 @@ def shared_head_attention(
     heads = probs[..., :m].transpose(0, 1).reshape(hkv, b * gs, m) @ head_values[0]
     out += heads.view(hkv, b, gs, d).transpose(0, 1)
     return out.view(b, h, s, d).transpose(1, 2)
+
+
+class PackedRows:
+    """A prefill pass's prompts laid end to end in one sequence (`lengths` tokens each, in order): the linear layers
+    see their tokens and no padding, and attention sees them as a left-padded batch, each row right-aligned at the
+    longest (`unpack`, `pack`). Given to the model's forward as `packed_rows=`, with position ids that count each
+    row's own positions. `ends`: the packed position of every row's last token (`logits_to_keep`)."""
+
+    def __init__(self, lengths: list[int], device=None):
+        self.lengths = n = torch.tensor(lengths, device=device)
+        self.rows_n, self.width, total = len(lengths), int(n.max()), int(n.sum())
+        self.row = torch.repeat_interleave(torch.arange(len(lengths), device=device), n)
+        starts = n.cumsum(0) - n
+        self.column = torch.arange(total, device=device) - starts[self.row] + (self.width - n)[self.row]
+        self.ends = n.cumsum(0) - 1
+        columns = torch.arange(self.width, device=device)
+        self.valid = columns[None, :] >= (self.width - n)[:, None]  # (rows, width): False on the left padding
+        causal = torch.ones(self.width, self.width, dtype=torch.bool, device=device).tril_()
+        # each query sees its row's earlier tokens; a padding query sees itself alone (its output is dropped)
+        self.mask = ((causal[None] & self.valid[:, None, :]) | torch.eye(self.width, dtype=torch.bool, device=device))[
+            :, None
+        ]
+
+    def unpack(self, t: torch.Tensor) -> torch.Tensor:
+        """(1, heads, tokens, dim) packed -> (rows, heads, width, dim), zeros on the left padding."""
+        out = t.new_zeros(self.rows_n, t.shape[1], self.width, t.shape[3])
+        out[self.row, :, self.column] = t[0].transpose(0, 1)
+        return out
+
+    def pack(self, out: torch.Tensor) -> torch.Tensor:
+        """(rows, width, heads, dim) -> (1, tokens, heads, dim): the real tokens, in packed order."""
+        return out[self.row, self.column].unsqueeze(0)
 
 
 def packed_segments(position_ids: torch.Tensor | None) -> list[tuple[int, int]] | None:
@@ -244,6 +281,17 @@ class BlockedAttention:
         self, module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None, **kwargs
     ):
         head = kwargs.pop("shared_head", None)
+        rows = kwargs.pop("packed_rows", None)
+        if rows is not None:  # a packed prefill: attended as a left-padded batch of its rows
+            if torch.is_grad_enabled() or dropout:
+                raise ValueError("a packed prefill is for inference: no gradients, no dropout")
+            scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+            keys = values = None
+            if head is not None:
+                keys, values = head.keys[module.layer_idx], head.values[module.layer_idx]
+                head.calls += 1
+            q, k, v = rows.unpack(query), rows.unpack(key), rows.unpack(value)
+            return rows.pack(shared_head_attention(q, k, v, rows.mask, scale, keys, values)), None
         if head is not None:
             if torch.is_grad_enabled() or dropout:
                 raise ValueError("a shared head is for inference: no gradients, no dropout")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from tunesmith.model.attention import SharedHead, takes_shared_head
+from tunesmith.model.attention import PackedRows, SharedHead, takes_shared_head
 
 # prompts sharing at least this many leading tokens have them computed once (below it the copy costs more)
 MIN_SHARED = 16
@@ -75,6 +75,18 @@ class PreallocatedLayer(DynamicLayer):
                 buffer[:, :, : self.length].copy_(old[:, :, : self.length].expand(rows, -1, -1, -1))
                 setattr(new, name, buffer)
             new.length, new.device, new.is_initialized = self.length, self.device, True
+            new._views()
+        return new
+
+    @staticmethod
+    def unpacked(layer: PreallocatedLayer, rows: PackedRows) -> PreallocatedLayer:
+        """A new layer holding a packed prefill's `layer` (one row of every prompt's tokens end to end) as a batch,
+        each row right-aligned at the longest (zeros on the left, where the attention mask hides them)."""
+        new = PreallocatedLayer(rows.width)
+        if layer.is_initialized:
+            new.key_buffer = rows.unpack(layer.key_buffer[:, :, : layer.length])
+            new.value_buffer = rows.unpack(layer.value_buffer[:, :, : layer.length])
+            new.length, new.device, new.is_initialized = rows.width, layer.device, True
             new._views()
         return new
 
@@ -192,7 +204,8 @@ def passes(widths: Sequence[int]) -> list[range]:
     return out
 
 
-Forward = Callable[[Cache, torch.Tensor, torch.Tensor | None, torch.Tensor, range, SharedHead | None], torch.Tensor]
+# forward(cache, ids, mask, positions, rows, head[, packed]): next-token logits of `rows`
+Forward = Callable[..., torch.Tensor]
 
 
 def head_layers(forward: Forward, new_cache: Callable[[int], Cache], tokens: Sequence[int], device) -> list:
@@ -212,6 +225,7 @@ def prefill(
     device,
     split: bool = False,
     known: list[PreallocatedLayer] | None = None,
+    packed: bool = False,
 ) -> tuple[torch.Tensor, list, torch.Tensor, torch.Tensor, SharedHead | None]:
     """Compute `prompts`: their first `shared` tokens once, the rest in passes of rows of similar length (`passes`),
     each left-padded to its own widest. `forward(cache, ids, mask, positions, rows, head)` runs the model on `cache`
@@ -221,15 +235,36 @@ def prefill(
     every row's attention reads (the layers and mask then hold each row's own tokens). `known`: those tokens'
     layers already computed (`head_layers`), one row of exactly `shared` positions. Returns the next-token
     logits, the batch's cache layers (every row right-aligned at the longest, with room for `room` more positions),
-    the attention mask, every row's next position (each counted from the row's first token), and the head."""
+    the attention mask, every row's next position (each counted from the row's first token), and the head.
+
+    With `packed` (the model attends through tunesmith's attention, which takes `packed_rows`), a pass lays its rows'
+    own tokens end to end (`PackedRows`): the linear layers then compute no padding at all (only attention does, in
+    the pass's left-padded layout), and `forward` gets the layout as a seventh argument. Not with a head copied to
+    every row (`split` off)."""
     layers: list[PreallocatedLayer] = []
     head = None
     if shared:
         layers = known if known is not None else head_layers(forward, new_cache, prompts[0][:shared], device)
         head = SharedHead([la.key_buffer for la in layers], [la.value_buffer for la in layers]) if split else None
     kept = 0 if head is not None else shared  # the shared tokens each row's own cache holds
-    logits, parts, masks, positions = [], [], [], []
-    for rows in passes([len(prompts[i]) - shared for i in range(len(prompts))]):
+    logits, masks, positions = [], [], []
+    parts: list[list] = []
+    own = [len(prompts[i]) - shared for i in range(len(prompts))]
+    packed = packed and not kept
+    for rows in passes(own):
+        if packed:
+            layout = PackedRows([own[i] for i in rows], device)
+            ids = torch.tensor([[t for i in rows for t in prompts[i][shared:]]], dtype=torch.long, device=device)
+            at = layout.column - (layout.width - layout.lengths)[layout.row] + shared  # each row's own positions
+            cache = new_cache(ids.shape[1])
+            logits.append(forward(cache, ids, None, at[None], rows, head, layout))
+            _check_head(head, cache)
+            parts.append(
+                [PreallocatedLayer.unpacked(la, layout) for la in cache.layers if isinstance(la, PreallocatedLayer)]
+            )
+            masks.append(layout.valid.long())
+            positions.append(layout.lengths[:, None] + shared)
+            continue
         width = max(len(prompts[i]) for i in rows) - shared
         ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), kept + width), dtype=torch.long)
@@ -244,10 +279,7 @@ def prefill(
         ids, mask = ids.to(device), mask.to(device)
         position = (mask.cumsum(-1) - 1).clamp(min=0) + (shared - kept)
         logits.append(forward(cache, ids, mask, position[:, kept:], rows, head))
-        if head is not None and head.calls != len(cache.layers):
-            raise RuntimeError(f"{head.calls} of {len(cache.layers)} layers attended to the shared head")
-        if head is not None:
-            head.calls = 0
+        _check_head(head, cache)
         parts.append(cache.layers)
         masks.append(mask)
         positions.append(position[:, -1:] + 1)
@@ -255,6 +287,14 @@ def prefill(
     stacked = [PreallocatedLayer.stacked(layer, longest + room) for layer in zip(*parts)]
     mask = torch.cat([torch.cat([m.new_zeros((m.shape[0], longest - m.shape[1])), m], 1) for m in masks])
     return torch.cat(logits), stacked, mask, torch.cat(positions), head
+
+
+def _check_head(head: SharedHead | None, cache: Cache) -> None:
+    """Every layer of a pass attended to the shared head (a model whose attention drops the keyword is caught)."""
+    if head is not None and head.calls != len(cache.layers):
+        raise RuntimeError(f"{head.calls} of {len(cache.layers)} layers attended to the shared head")
+    if head is not None:
+        head.calls = 0
 
 
 @torch.no_grad()
@@ -288,10 +328,13 @@ def decode(
     shared = shared if shared >= MIN_SHARED else 0
     arg = cache_argument(model)
 
-    def forward(cache: Cache, ids, mask, positions, rows: range, head: SharedHead | None) -> torch.Tensor:
+    def forward(cache: Cache, ids, mask, positions, rows: range, head, packed: PackedRows | None = None):
         kw = {arg: cache, "attention_mask": mask, "position_ids": positions.to(device)}
         if head is not None:
             kw["shared_head"] = head
+        if packed is not None:  # every row's last token's logits, in row order
+            kw["packed_rows"] = packed
+            return model(input_ids=ids, use_cache=True, logits_to_keep=packed.ends, **kw).logits[0].float()
         keep = last_positions(ids.shape[1], 1, device)
         return model(input_ids=ids, use_cache=True, logits_to_keep=keep, **kw).logits[:, -1].float()
 
@@ -300,9 +343,9 @@ def decode(
 
     order = sorted(range(n), key=lambda i: -len(prompts[i]))  # passes of similar length waste little padding
     ordered = [prompts[i] for i in order]
-    split = bool(shared) and takes_shared_head(model)
+    ours = takes_shared_head(model)  # tunesmith's attention: the head kept once, the prefill packed
     logits, layers, mask, positions, head = prefill(
-        forward, new_cache, ordered, shared, pad_id, max_new_tokens, device, split
+        forward, new_cache, ordered, shared, pad_id, max_new_tokens, device, split=bool(shared) and ours, packed=ours
     )
     cache = Cache(layers=layers)
     stops, alive = set(stop_ids), order
