@@ -43,7 +43,7 @@ class _Module(torch.nn.Module):
     num_key_value_groups = 2
 
 
-@pytest.mark.parametrize("case", ["mask", "no_grad", "decode", "dropout", "softcap", "too_long", "sliding"])
+@pytest.mark.parametrize("case", ["mask", "no_grad", "decode", "dropout", "too_long", "sliding"])
 def test_other_cases_go_to_sdpa(case, monkeypatch):
     s = attention.MAX_LENGTH + 1 if case == "too_long" else 12
     q, k, v = _qkv(1, 4, 2, s, 8, dtype=torch.float32)
@@ -54,8 +54,6 @@ def test_other_cases_go_to_sdpa(case, monkeypatch):
         q = q[:, :, -1:]
     elif case == "dropout":
         dropout = 0.1
-    elif case == "softcap":
-        kwargs["softcap"] = 30.0
     elif case == "sliding":
         kwargs["sliding_window"] = 4
     calls = []
@@ -63,6 +61,14 @@ def test_other_cases_go_to_sdpa(case, monkeypatch):
     with torch.set_grad_enabled(case != "no_grad"):
         BlockedAttention()(_Module(), q, k, v, mask, dropout=dropout, **kwargs)
     assert calls == [1]
+
+
+def test_soft_capped_logits_without_an_eager_attention_to_go_to_are_refused(monkeypatch):
+    """SDPA would drop the cap; a layer whose modeling file has no eager attention gets a clear error instead."""
+    q, k, v = _qkv(1, 4, 2, 12, 8, dtype=torch.float32)
+    monkeypatch.setattr(attention, "sdpa_attention_forward", lambda *a, **kw: pytest.fail("went to SDPA"))
+    with pytest.raises(ValueError, match="asks for softcap.*set model.attention to eager"):
+        BlockedAttention()(_Module(), q, k, v, None, softcap=30.0)
 
 
 def test_eligible_case_does_not_go_to_sdpa(monkeypatch):
@@ -273,3 +279,37 @@ def test_shared_head_attention_matches_sdpa_over_a_copy_per_row(s, masking):
     ).transpose(1, 2)
     assert out.shape == (b, s, h, d)
     assert (out - ref).abs().max() < 1e-12
+
+
+def test_soft_capped_attention_goes_to_the_models_own_eager_attention(chatml_tok):
+    """Gemma2's soft-capped logits, which SDPA would drop: training's forward and gradients through tunesmith's
+    attention are those of the model's own eager attention, on a left-padded batch."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=len(chatml_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=6,
+        attn_logit_softcapping=2.0,
+        max_position_embeddings=64,
+    )
+    ids = torch.randint(3, len(chatml_tok), (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0
+    results = {}
+    for name in ("eager", attention.register()):
+        torch.manual_seed(0)
+        model = Gemma2ForCausalLM(config).train()
+        model.set_attn_implementation(name)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        logits[mask.bool()].square().sum().backward()
+        results[name] = (logits.detach(), model.model.layers[0].self_attn.q_proj.weight.grad)
+    (a, ga), (b, gb) = results["eager"], results[attention.NAME]
+    assert (a - b)[mask.bool()].abs().max() <= 1e-5
+    assert (ga - gb).abs().max() <= 1e-5 * (ga.abs().max() + 1)

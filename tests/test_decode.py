@@ -373,3 +373,85 @@ def test_a_model_whose_attention_ignores_the_shared_head_is_caught(chatml_tok):
     batch = [[5] * MIN_SHARED + [6, 7], [5] * MIN_SHARED + [8]]
     with pytest.raises(RuntimeError, match="0 of 2 layers attended to the shared head"), torch.no_grad():
         prefill(forward, lambda c: preallocated_cache(model, c), batch, MIN_SHARED, 0, 4, "cpu", split=True)
+
+
+def windowed_or_capped(tok, which: str):
+    """A tiny Mistral with an 8-token sliding window, or a tiny Gemma2 (soft-capped attention logits, every other
+    layer windowed): attention that is not plain causal."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(4)
+    shape = dict(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        sliding_window=8,
+        pad_token_id=tok.pad_token_id,
+    )
+    if which == "mistral":
+        return MistralForCausalLM(MistralConfig(**shape)).eval()
+    return Gemma2ForCausalLM(Gemma2Config(head_dim=8, attn_logit_softcapping=5.0, **shape)).eval()
+
+
+@pytest.mark.parametrize("which", ["mistral", "gemma2"])
+def test_attention_that_is_not_plain_causal_is_decoded_as_transformers_does(chatml_tok, which):
+    """A sliding window or soft-capped logits: the shared head and the packed prefill (which compute plain causal
+    attention) are not used, and the decode loop gives transformers' own logits and greedy tokens (its SDPA, or its
+    eager attention for Gemma2, which has no SDPA), with prompts that share a head longer than the window."""
+    from tunesmith.model import attention
+    from tunesmith.model.attention import plain_causal, takes_shared_head
+
+    rng = random.Random(5)
+    head = [rng.randrange(3, len(chatml_tok)) for _ in range(MIN_SHARED + 4)]
+    batch = [head + p for p in prompts(chatml_tok, 5, seed=17)]
+    out, seen = {}, {}
+    reference = "sdpa" if which == "mistral" else "eager"
+    for name in (reference, attention.register()):
+        model = spread(windowed_or_capped(chatml_tok, which))
+        model.set_attn_implementation(name)
+        assert not plain_causal(model) and not takes_shared_head(model)
+        seen[name] = []
+
+        def keep(logits, rows, generated, name=name):
+            seen[name].append(logits[torch.tensor(rows).argsort()].clone())
+            return logits.argmax(-1).tolist()
+
+        out[name] = decode(model, batch, stop_ids=[], pad_id=chatml_tok.pad_token_id, max_new_tokens=5, pick=keep)
+    assert out[attention.NAME] == out[reference] == tiny.hf_generate(model, chatml_tok, batch, 5, [-1])
+    for a, b in zip(seen[reference], seen[attention.NAME]):
+        assert (a - b).abs().max() <= 1e-5
+    from tunesmith.model.decode import Batch
+
+    with torch.no_grad():  # serve's batch, told the head every request starts with: each row as transformers has it
+        served = Batch(model, chatml_tok.pad_token_id)
+        got = [[int(row.argmax())] for row in served.join_many(batch, [None] * len(batch), 5, head=len(head))]
+        for _ in range(4):
+            for row, logits in zip(got, served.step([row[-1] for row in got])):
+                row.append(int(logits.argmax()))
+    assert got == out[reference]
+
+
+def test_plain_causal_attention_is_told_from_windows_caps_and_sinks(chatml_tok):
+    from tunesmith.model.attention import plain_causal
+
+    assert plain_causal(tiny.llama(chatml_tok)) and plain_causal(tiny.gpt2(chatml_tok))
+    assert not plain_causal(windowed_or_capped(chatml_tok, "mistral"))
+    assert not plain_causal(windowed_or_capped(chatml_tok, "gemma2"))
+    sinks = tiny.llama(chatml_tok)
+    sinks.model.layers[0].self_attn.sinks = torch.nn.Parameter(torch.zeros(4))  # as gpt-oss's attention has
+    assert not plain_causal(sinks)
+
+
+def test_a_shared_head_refuses_attention_it_does_not_compute():
+    from tunesmith.model.attention import BlockedAttention, SharedHead
+
+    q = k = v = torch.zeros(1, 2, 1, 4)
+    head = SharedHead([torch.zeros(1, 2, 3, 4)], [torch.zeros(1, 2, 3, 4)])
+    module = torch.nn.Module()
+    module.layer_idx = 0
+    with pytest.raises(ValueError, match="without softcap"), torch.no_grad():
+        BlockedAttention()(module, q, k, v, None, shared_head=head, softcap=5.0)

@@ -9,6 +9,7 @@ unchanged. `register()` adds it to transformers' `AttentionInterface` under `NAM
 from __future__ import annotations
 
 import itertools
+import sys
 import weakref
 
 import torch
@@ -32,6 +33,7 @@ def _eligible(module, query, key, dropout, kwargs) -> bool:
         and kwargs.get("softcap") is None
         and kwargs.get("position_bias") is None
         and kwargs.get("sliding_window") is None
+        and kwargs.get("s_aux") is None
         and not kwargs.get("output_attentions", False)
         and query.shape[1] % key.shape[1] == 0
     )
@@ -82,11 +84,34 @@ class SharedHead:
         return self.keys[0].shape[2] if self.keys else 0
 
 
+def _text_config(model):
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
+
+def windowed(model) -> bool:
+    """Whether some layer of `model` attends through a sliding window (in its config, or in its layer types): a
+    window counts cache positions, so a row's tokens must then lie together in the cache, with no padding between."""
+    config = _text_config(model)
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return any(t != "full_attention" for t in types)
+    return bool(getattr(config, "sliding_window", None)) and bool(getattr(config, "use_sliding_window", True))
+
+
+def plain_causal(model) -> bool:
+    """Whether every layer of `model` attends to all earlier tokens and nothing else: no sliding window, no
+    soft-capped attention logits, no attention sinks. The shared head and the packed prefill compute exactly that,
+    and nothing more."""
+    capped = getattr(_text_config(model), "attn_logit_softcapping", None) is not None
+    return not windowed(model) and not capped and not any(hasattr(m, "sinks") for m in model.modules())
+
+
 def takes_shared_head(model) -> bool:
-    """Whether `model` attends through tunesmith's attention on a CPU, which takes a `SharedHead`."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    """Whether `model` attends through tunesmith's attention on a CPU, which takes a `SharedHead` and a packed
+    prefill (`PackedRows`), and its attention is plain causal attention (`plain_causal`)."""
     device = model.get_input_embeddings().weight.device
-    return getattr(config, "_attn_implementation", None) == NAME and runs_blocked(device)
+    ours = getattr(_text_config(model), "_attn_implementation", None) == NAME
+    return ours and runs_blocked(device) and plain_causal(model)
 
 
 def shared_head_attention(
@@ -271,6 +296,28 @@ def packed_causal_attention(
     return out[sample, offset].unsqueeze(0)
 
 
+def fallback(module, extra: list[str]):
+    """What computes attention where tunesmith's own does not apply: transformers' SDPA, or, where the layer asks for
+    what SDPA would drop (`extra`: soft-capped logits, attention sinks), the model's own eager attention (the
+    `eager_attention_forward` of its modeling file)."""
+    if not {"softcap", "s_aux"} & set(extra):
+        return sdpa_attention_forward
+    eager = getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+    if eager is None:
+        raise ValueError(
+            f"{type(module).__name__} asks for {', '.join(extra)}, which SDPA does not compute, and its modeling file "
+            "has no eager attention: set model.attention to eager"
+        )
+
+    def additive(module, query, key, value, attention_mask, **kwargs):  # eager adds its mask; ours are boolean
+        if attention_mask is not None and attention_mask.dtype == torch.bool:
+            low = torch.finfo(query.dtype).min
+            attention_mask = torch.zeros_like(attention_mask, dtype=query.dtype).masked_fill_(~attention_mask, low)
+        return eager(module, query, key, value, attention_mask, **kwargs)
+
+    return additive
+
+
 class BlockedAttention:
     """transformers' attention-function signature; SDPA wherever the blocked path does not apply."""
 
@@ -282,6 +329,9 @@ class BlockedAttention:
     ):
         head = kwargs.pop("shared_head", None)
         rows = kwargs.pop("packed_rows", None)
+        extra = [k for k in ("softcap", "sliding_window", "position_bias", "s_aux") if kwargs.get(k) is not None]
+        if (head is not None or rows is not None) and extra:  # `takes_shared_head` keeps such models off this path
+            raise ValueError(f"a shared head or a packed prefill attends plainly, without {', '.join(extra)}")
         if rows is not None:  # a packed prefill: attended as a left-padded batch of its rows
             if torch.is_grad_enabled() or dropout:
                 raise ValueError("a packed prefill is for inference: no gradients, no dropout")
@@ -316,7 +366,7 @@ class BlockedAttention:
             or (blocked and max(e - s for s, e in segments) > MAX_LENGTH)
             or (not blocked and len(segments) == 1)
         ):
-            return sdpa_attention_forward(
+            return fallback(module, extra)(
                 module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
             )
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5

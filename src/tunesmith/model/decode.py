@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from tunesmith.model.attention import PackedRows, SharedHead, takes_shared_head
+from tunesmith.model.attention import PackedRows, SharedHead, takes_shared_head, windowed
 
 # prompts sharing at least this many leading tokens have them computed once (below it the copy costs more)
 MIN_SHARED = 16
@@ -324,7 +324,7 @@ def decode(
             progress(n, 0)
         return out
     device = model.get_input_embeddings().weight.device
-    shared = shared_prefix(prompts) if share_prefix else 0
+    shared = shared_prefix(prompts) if share_prefix and not windowed(model) else 0  # a copied head pads mid-row
     shared = shared if shared >= MIN_SHARED else 0
     arg = cache_argument(model)
 
@@ -420,7 +420,7 @@ class Batch:
         computed again for later prompts that start with them: a request pays only for its own tokens."""
         device = self.model.get_input_embeddings().weight.device
         names = [a if a is not None else "__base__" for a in adapters]
-        same = len(set(names)) == 1
+        same = len(set(names)) == 1 and not windowed(self.model)  # a copied head pads mid-row: no window allows it
         shared = shared_prefix(prompts) if same else 0
         key = (names[0], tuple(prompts[0][:head]))
         kept = same and head >= MIN_SHARED and all(len(p) > head and tuple(p[:head]) == key[1] for p in prompts)
