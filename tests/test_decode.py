@@ -359,6 +359,19 @@ def test_a_shared_head_kept_once_answers_as_a_copy_per_row(chatml_tok, monkeypat
     assert out[attention.NAME] == [decode(model, [p], **args)[0] for p in batch]
 
 
+def test_a_model_whose_attention_ignores_the_packed_rows_is_caught(chatml_tok):
+    from tunesmith.model.decode import prefill
+
+    model = tiny.llama(chatml_tok).eval()  # SDPA: drops the unknown keyword, and the rows would see each other
+
+    def forward(cache, ids, mask, positions, rows, head, packed=None):
+        kw = {"packed_rows": packed} if packed is not None else {}
+        return model(input_ids=ids, cache=cache, attention_mask=mask, position_ids=positions, **kw).logits[0]
+
+    with pytest.raises(RuntimeError, match="0 of 2 layers attended to the packed rows apart"), torch.no_grad():
+        prefill(forward, lambda c: preallocated_cache(model, c), [[5, 6, 7], [8, 9]], 0, 0, 4, "cpu", packed=True)
+
+
 def test_a_model_whose_attention_ignores_the_shared_head_is_caught(chatml_tok):
     from tunesmith.model.decode import prefill
 

@@ -155,9 +155,12 @@ class PackedRows:
     """A prefill pass's prompts laid end to end in one sequence (`lengths` tokens each, in order): the linear layers
     see their tokens and no padding, and attention sees them as a left-padded batch, each row right-aligned at the
     longest (`unpack`, `pack`). Given to the model's forward as `packed_rows=`, with position ids that count each
-    row's own positions. `ends`: the packed position of every row's last token (`logits_to_keep`)."""
+    row's own positions. `ends`: the packed position of every row's last token (`logits_to_keep`). `calls` counts
+    the layers that attended this way, so a model whose attention ignored the layout (and let rows see each other)
+    is caught."""
 
     def __init__(self, lengths: list[int], device=None):
+        self.calls = 0
         self.lengths = n = torch.tensor(lengths, device=device)
         self.rows_n, self.width, total = len(lengths), int(n.max()), int(n.sum())
         self.row = torch.repeat_interleave(torch.arange(len(lengths), device=device), n)
@@ -340,6 +343,7 @@ class BlockedAttention:
             if head is not None:
                 keys, values = head.keys[module.layer_idx], head.values[module.layer_idx]
                 head.calls += 1
+            rows.calls += 1
             q, k, v = rows.unpack(query), rows.unpack(key), rows.unpack(value)
             return rows.pack(shared_head_attention(q, k, v, rows.mask, scale, keys, values)), None
         if head is not None:

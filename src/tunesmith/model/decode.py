@@ -258,6 +258,8 @@ def prefill(
             at = layout.column - (layout.width - layout.lengths)[layout.row] + shared  # each row's own positions
             cache = new_cache(ids.shape[1])
             logits.append(forward(cache, ids, None, at[None], rows, head, layout))
+            if layout.calls != len(cache.layers):
+                raise RuntimeError(f"{layout.calls} of {len(cache.layers)} layers attended to the packed rows apart")
             _check_head(head, cache)
             parts.append(
                 [PreallocatedLayer.unpacked(la, layout) for la in cache.layers if isinstance(la, PreallocatedLayer)]
