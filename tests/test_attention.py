@@ -282,30 +282,14 @@ def test_shared_head_attention_matches_sdpa_over_a_copy_per_row(s, masking):
 
 
 def test_soft_capped_attention_goes_to_the_models_own_eager_attention(chatml_tok):
-    """Gemma2's soft-capped logits, which SDPA would drop: training's forward and gradients through tunesmith's
-    attention are those of the model's own eager attention, on a left-padded batch."""
-    from transformers import Gemma2Config, Gemma2ForCausalLM
-
-    torch.manual_seed(0)
-    config = Gemma2Config(
-        vocab_size=len(chatml_tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        sliding_window=6,
-        attn_logit_softcapping=2.0,
-        max_position_embeddings=64,
-    )
-    ids = torch.randint(3, len(chatml_tok), (2, 12))
+    """Gemma2's soft-capped logits, which transformers' SDPA refuses: training's forward and gradients through
+    tunesmith's attention are those of the model's own eager attention, on a left-padded batch."""
+    ids = torch.randint(3, len(chatml_tok), (2, 12), generator=torch.Generator().manual_seed(1))
     mask = torch.ones_like(ids)
     mask[1, :4] = 0
     results = {}
     for name in ("eager", attention.register()):
-        torch.manual_seed(0)
-        model = Gemma2ForCausalLM(config).train()
+        model = tiny.windowed(chatml_tok, "gemma2", seed=0, window=6).train()
         model.set_attn_implementation(name)
         logits = model(input_ids=ids, attention_mask=mask).logits
         logits[mask.bool()].square().sum().backward()

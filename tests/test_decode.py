@@ -388,28 +388,6 @@ def test_a_model_whose_attention_ignores_the_shared_head_is_caught(chatml_tok):
         prefill(forward, lambda c: preallocated_cache(model, c), batch, MIN_SHARED, 0, 4, "cpu", split=True)
 
 
-def windowed_or_capped(tok, which: str):
-    """A tiny Mistral with an 8-token sliding window, or a tiny Gemma2 (soft-capped attention logits, every other
-    layer windowed): attention that is not plain causal."""
-    from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(4)
-    shape = dict(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        sliding_window=8,
-        pad_token_id=tok.pad_token_id,
-    )
-    if which == "mistral":
-        return MistralForCausalLM(MistralConfig(**shape)).eval()
-    return Gemma2ForCausalLM(Gemma2Config(head_dim=8, attn_logit_softcapping=5.0, **shape)).eval()
-
-
 @pytest.mark.parametrize("which", ["mistral", "gemma2"])
 def test_attention_that_is_not_plain_causal_is_decoded_as_transformers_does(chatml_tok, which):
     """A sliding window or soft-capped logits: the shared head and the packed prefill (which compute plain causal
@@ -424,7 +402,7 @@ def test_attention_that_is_not_plain_causal_is_decoded_as_transformers_does(chat
     out, seen = {}, {}
     reference = "sdpa" if which == "mistral" else "eager"
     for name in (reference, attention.register()):
-        model = spread(windowed_or_capped(chatml_tok, which))
+        model = spread(tiny.windowed(chatml_tok, which))
         model.set_attn_implementation(name)
         assert not plain_causal(model) and not takes_shared_head(model)
         seen[name] = []
@@ -452,8 +430,8 @@ def test_plain_causal_attention_is_told_from_windows_caps_and_sinks(chatml_tok):
     from tunesmith.model.attention import plain_causal
 
     assert plain_causal(tiny.llama(chatml_tok)) and plain_causal(tiny.gpt2(chatml_tok))
-    assert not plain_causal(windowed_or_capped(chatml_tok, "mistral"))
-    assert not plain_causal(windowed_or_capped(chatml_tok, "gemma2"))
+    assert not plain_causal(tiny.windowed(chatml_tok, "mistral"))
+    assert not plain_causal(tiny.windowed(chatml_tok, "gemma2"))
     sinks = tiny.llama(chatml_tok)
     sinks.model.layers[0].self_attn.sinks = torch.nn.Parameter(torch.zeros(4))  # as gpt-oss's attention has
     assert not plain_causal(sinks)

@@ -79,6 +79,28 @@ def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
     return LlamaForCausalLM(cfg).eval()
 
 
+def windowed(tokenizer, kind: str = "mistral", seed: int = 4, window: int = 8):
+    """Attention that is not plain causal: a tiny Mistral with a `window`-token sliding window, or (`gemma2`) a tiny
+    Gemma2 with soft-capped attention logits and every other layer windowed."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM
+
+    torch.manual_seed(seed)
+    shape = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        sliding_window=window,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    if kind == "mistral":
+        return MistralForCausalLM(MistralConfig(**shape)).eval()
+    return Gemma2ForCausalLM(Gemma2Config(head_dim=8, attn_logit_softcapping=5.0, **shape)).eval()
+
+
 def gpt2(tokenizer, seed: int = 0) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     cfg = GPT2Config(
