@@ -60,10 +60,9 @@ def base_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
-    """Hidden size 32 by default; 4-bit quantization (blocks of 64 weights) needs at least 64."""
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
+def _shape(tokenizer, hidden: int = 32) -> dict:
+    """The tiny decoders' common size: 2 layers, 4 query heads over 2 KV heads, 256 positions."""
+    return dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=2 * hidden,
@@ -71,12 +70,15 @@ def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return LlamaForCausalLM(cfg).eval()
+
+
+def llama(tokenizer, seed: int = 0, hidden: int = 32) -> LlamaForCausalLM:
+    """Hidden size 32 by default; 4-bit quantization (blocks of 64 weights) needs at least 64."""
+    torch.manual_seed(seed)
+    ends = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(LlamaConfig(tie_word_embeddings=True, **ends, **_shape(tokenizer, hidden))).eval()
 
 
 def windowed(tokenizer, kind: str = "mistral", seed: int = 4, window: int = 8):
@@ -85,17 +87,7 @@ def windowed(tokenizer, kind: str = "mistral", seed: int = 4, window: int = 8):
     from transformers import Gemma2Config, Gemma2ForCausalLM, MistralConfig, MistralForCausalLM
 
     torch.manual_seed(seed)
-    shape = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        sliding_window=window,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    shape = dict(sliding_window=window, **_shape(tokenizer))
     if kind == "mistral":
         return MistralForCausalLM(MistralConfig(**shape)).eval()
     return Gemma2ForCausalLM(Gemma2Config(head_dim=8, attn_logit_softcapping=5.0, **shape)).eval()
