@@ -18,7 +18,7 @@ import torch
 
 from tunesmith.data.types import Message
 from tunesmith.errors import RunError
-from tunesmith.model.attention import takes_shared_head
+from tunesmith.model.attention import takes_shared_head, text_config
 from tunesmith.model.decode import MIN_SHARED, cache_argument, decode, preallocated_cache, shared_prefix
 from tunesmith.model.inference import for_inference
 from tunesmith.model.load import device_of
@@ -254,7 +254,7 @@ CACHE_BUDGET = 1 << 30  # ... while their KV cache stays under 1 GiB (SmolLM2 fp
 
 def cache_bytes_per_token(model) -> int:
     """Bytes of KV cache one token takes in `model` (every layer's keys and values, in the model's dtype)."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    config = text_config(model)
     heads = getattr(config, "num_attention_heads", 1) or 1
     kv_heads = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads

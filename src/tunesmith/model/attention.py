@@ -84,14 +84,15 @@ class SharedHead:
         return self.keys[0].shape[2] if self.keys else 0
 
 
-def _text_config(model):
+def text_config(model):
+    """The config of `model`'s language model (a multimodal model's text part; the config itself otherwise)."""
     return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
 
 
 def windowed(model) -> bool:
     """Whether some layer of `model` attends through a sliding window (in its config, or in its layer types): a
     window counts cache positions, so a row's tokens must then lie together in the cache, with no padding between."""
-    config = _text_config(model)
+    config = text_config(model)
     types = getattr(config, "layer_types", None)
     if types is not None:
         return any(t != "full_attention" for t in types)
@@ -102,7 +103,7 @@ def plain_causal(model) -> bool:
     """Whether every layer of `model` attends to all earlier tokens and nothing else: no sliding window, no
     soft-capped attention logits, no attention sinks. The shared head and the packed prefill compute exactly that,
     and nothing more."""
-    capped = getattr(_text_config(model), "attn_logit_softcapping", None) is not None
+    capped = getattr(text_config(model), "attn_logit_softcapping", None) is not None
     return not windowed(model) and not capped and not any(hasattr(m, "sinks") for m in model.modules())
 
 
@@ -110,7 +111,7 @@ def takes_shared_head(model) -> bool:
     """Whether `model` attends through tunesmith's attention on a CPU, which takes a `SharedHead` and a packed
     prefill (`PackedRows`), and its attention is plain causal attention (`plain_causal`)."""
     device = model.get_input_embeddings().weight.device
-    ours = getattr(_text_config(model), "_attn_implementation", None) == NAME
+    ours = getattr(text_config(model), "_attn_implementation", None) == NAME
     return ours and runs_blocked(device) and plain_causal(model)
 
 
@@ -152,31 +153,41 @@ def shared_head_attention(
 
 
 class PackedRows:
-    """A prefill pass's prompts laid end to end in one sequence (`lengths` tokens each, in order): the linear layers
-    see their tokens and no padding, and attention sees them as a left-padded batch, each row right-aligned at the
-    longest (`unpack`, `pack`). Given to the model's forward as `packed_rows=`, with position ids that count each
-    row's own positions. `ends`: the packed position of every row's last token (`logits_to_keep`). `calls` counts
-    the layers that attended this way, so a model whose attention ignored the layout (and let rows see each other)
-    is caught."""
+    """Samples laid end to end in one sequence (`lengths` tokens each, in order), seen by attention alone as a padded
+    batch (`unpack`, `pack`): the linear layers around it see their tokens and no padding. Rows are right-padded
+    (training's causal kernels: a real token never sees the padding after it) or, with `left`, right-aligned at the
+    longest (a packed prefill, whose cache decoding goes on from). Given to the model's forward as `packed_rows=`
+    with position ids that count each row's own positions (`offset`); `ends`: the packed position of every row's
+    last token (`logits_to_keep`). `calls` counts the layers that attended this way, so a model whose attention
+    ignored the layout (and let rows see each other) is caught."""
 
-    def __init__(self, lengths: list[int], device=None):
+    def __init__(self, lengths: list[int], device=None, left: bool = False):
         self.calls = 0
         self.lengths = n = torch.tensor(lengths, device=device)
-        self.rows_n, self.width, total = len(lengths), int(n.max()), int(n.sum())
+        self.rows_n, self.width = len(lengths), int(n.max())
         self.row = torch.repeat_interleave(torch.arange(len(lengths), device=device), n)
-        starts = n.cumsum(0) - n
-        self.column = torch.arange(total, device=device) - starts[self.row] + (self.width - n)[self.row]
+        self.offset = torch.arange(int(n.sum()), device=device) - (n.cumsum(0) - n)[self.row]  # within its row
+        self.pad = (self.width - n) if left else torch.zeros_like(n)  # padding before each row
+        self.column = self.offset + self.pad[self.row]
         self.ends = n.cumsum(0) - 1
-        columns = torch.arange(self.width, device=device)
-        self.valid = columns[None, :] >= (self.width - n)[:, None]  # (rows, width): False on the left padding
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """(rows, width): True on the real tokens."""
+        columns = torch.arange(self.width, device=self.lengths.device)
+        return (columns[None, :] >= self.pad[:, None]) & (columns[None, :] < (self.pad + self.lengths)[:, None])
+
+    def mask(self) -> torch.Tensor:
+        """(rows, 1, width, width), boolean: each query sees its row's earlier tokens; a padding query sees itself
+        alone (its output is dropped)."""
+        device = self.lengths.device
         causal = torch.ones(self.width, self.width, dtype=torch.bool, device=device).tril_()
-        # each query sees its row's earlier tokens; a padding query sees itself alone (its output is dropped)
-        self.mask = ((causal[None] & self.valid[:, None, :]) | torch.eye(self.width, dtype=torch.bool, device=device))[
+        return ((causal[None] & self.valid[:, None, :]) | torch.eye(self.width, dtype=torch.bool, device=device))[
             :, None
         ]
 
     def unpack(self, t: torch.Tensor) -> torch.Tensor:
-        """(1, heads, tokens, dim) packed -> (rows, heads, width, dim), zeros on the left padding."""
+        """(1, heads, tokens, dim) packed -> (rows, heads, width, dim), zeros on the padding."""
         out = t.new_zeros(self.rows_n, t.shape[1], self.width, t.shape[3])
         out[self.row, :, self.column] = t[0].transpose(0, 1)
         return out
@@ -281,22 +292,12 @@ def packed_causal_attention(
 ) -> torch.Tensor:
     """Attention within each sample of one packed row: (1, H, S, D) -> (1, S, H, D).
 
-    The samples are laid out as the rows of a right-padded batch for attention alone (the linear layers
-    around it still see no padding), so every sample is attended in the same few batched matmuls of a
+    The samples are laid out as the rows of a right-padded batch for attention alone (`PackedRows`; the linear
+    layers around it still see no padding), so every sample is attended in the same few batched matmuls of a
     causal `kernel`: a real token never sees the padding after it, and the padded positions are dropped.
     """
-    sample = _sample_of_position(segments, query.device)
-    starts = torch.tensor([a for a, _ in segments], device=query.device)
-    offset = torch.arange(query.shape[2], device=query.device) - starts[sample]
-    width = max(e - a for a, e in segments)
-
-    def unpack(t: torch.Tensor) -> torch.Tensor:
-        rows = t.new_zeros(len(segments), width, t.shape[1], t.shape[3])
-        rows[sample, offset] = t[0].transpose(0, 1)
-        return rows.transpose(1, 2)
-
-    out = kernel(unpack(query), unpack(key), unpack(value), scaling)  # (n, width, H, D)
-    return out[sample, offset].unsqueeze(0)
+    rows = PackedRows([e - a for a, e in segments], query.device)
+    return rows.pack(kernel(rows.unpack(query), rows.unpack(key), rows.unpack(value), scaling))  # (n, width, H, D)
 
 
 def fallback(module, extra: list[str]):
@@ -345,7 +346,7 @@ class BlockedAttention:
                 head.calls += 1
             rows.calls += 1
             q, k, v = rows.unpack(query), rows.unpack(key), rows.unpack(value)
-            return rows.pack(shared_head_attention(q, k, v, rows.mask, scale, keys, values)), None
+            return rows.pack(shared_head_attention(q, k, v, rows.mask(), scale, keys, values)), None
         if head is not None:
             if torch.is_grad_enabled() or dropout:
                 raise ValueError("a shared head is for inference: no gradients, no dropout")

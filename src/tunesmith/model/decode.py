@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-from tunesmith.model.attention import PackedRows, SharedHead, takes_shared_head, windowed
+from tunesmith.model.attention import PackedRows, SharedHead, takes_shared_head, text_config, windowed
 
 # prompts sharing at least this many leading tokens have them computed once (below it the copy costs more)
 MIN_SHARED = 16
@@ -148,8 +148,7 @@ class PreallocatedLayer(DynamicLayer):
 
 def preallocated_cache(model, capacity: int) -> Cache:
     """A cache of `PreallocatedLayer`s, one per decoder layer of `model`."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return Cache(layers=[PreallocatedLayer(capacity) for _ in range(config.num_hidden_layers)])
+    return Cache(layers=[PreallocatedLayer(capacity) for _ in range(text_config(model).num_hidden_layers)])
 
 
 def cache_argument(model) -> str:
@@ -253,11 +252,10 @@ def prefill(
     packed = packed and not kept
     for rows in passes(own):
         if packed:
-            layout = PackedRows([own[i] for i in rows], device)
+            layout = PackedRows([own[i] for i in rows], device, left=True)
             ids = torch.tensor([[t for i in rows for t in prompts[i][shared:]]], dtype=torch.long, device=device)
-            at = layout.column - (layout.width - layout.lengths)[layout.row] + shared  # each row's own positions
             cache = new_cache(ids.shape[1])
-            logits.append(forward(cache, ids, None, at[None], rows, head, layout))
+            logits.append(forward(cache, ids, None, (layout.offset + shared)[None], rows, head, layout))
             if layout.calls != len(cache.layers):
                 raise RuntimeError(f"{layout.calls} of {len(cache.layers)} layers attended to the packed rows apart")
             _check_head(head, cache)
